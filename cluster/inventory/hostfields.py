@@ -1,0 +1,129 @@
+"""Per-host connection fields, shared by `defaults`, `hosts` and Ansible host vars."""
+
+from __future__ import annotations
+
+import getpass
+import re
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from cluster.inventory.model import Host, Secret
+from cluster.inventory.yamlread import ENV_REF, Loc, Reader
+
+SECRET_FIELDS = ("password", "key_passphrase")
+CONNECTION_FIELDS = (
+    "user",
+    "port",
+    "key_file",
+    "known_hosts",
+    "host_key_checking",
+    "python",
+    *SECRET_FIELDS,
+)
+HOST_FIELDS = ("address", "connection", "via", "labels", *CONNECTION_FIELDS)
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
+_SECRET_WHY = (
+    "inline secrets are refused: the inventory is kept in git, so everyone with the "
+    "repository would have it. Prefer key-based auth (key_file), or reference an "
+    "environment variable, e.g. {field}: ${{SSH_PASSWORD}}"
+)
+
+
+@dataclass
+class HostSpec:
+    """A host as written, before defaults fill the gaps."""
+
+    name: str
+    loc: Loc
+    values: dict[str, object] = field(default_factory=dict)
+    groups: tuple[str, ...] = ()
+
+
+def read_field(reader: Reader, name: str, node: yaml.Node, path: str, base: Path) -> object:
+    """Read one host field by our name; returns None (and records a problem) when invalid."""
+    if name in ("user", "python", "address", "via"):
+        value = reader.string(node, path)
+        if value is not None and (not value.strip() or any(c.isspace() for c in value)):
+            reader.fail(node, path, "must be non-empty and contain no spaces")
+            return None
+        return value
+    if name == "port":
+        return reader.integer(node, path, 1, 65535)
+    if name in ("key_file", "known_hosts"):
+        return reader.path(node, path, base)
+    if name == "host_key_checking":
+        return reader.boolean(node, path)
+    if name == "connection":
+        value = reader.string(node, path)
+        if value is not None and value not in ("ssh", "local"):
+            reader.fail(node, path, f"must be 'ssh' or 'local', got '{value}'")
+            return None
+        return value
+    if name == "labels":
+        return reader.string_map(node, path)
+    if name in SECRET_FIELDS:
+        return read_secret(reader, node, path, name)
+    raise AssertionError(f"no reader for host field {name}")
+
+
+def read_secret(reader: Reader, node: yaml.Node, path: str, name: str) -> Secret | None:
+    """Only a whole `${VAR}` reference is accepted; the value is never echoed back."""
+    raw = node.value if isinstance(node, yaml.ScalarNode) else None
+    if not isinstance(raw, str) or not ENV_REF.fullmatch(raw):
+        reader.fail(node, path, _SECRET_WHY.format(field=name))
+        return None
+    value = reader.string(node, path)
+    return Secret(value) if value is not None else None
+
+
+def read_fields(
+    reader: Reader,
+    pairs: dict[str, tuple[yaml.Node, yaml.Node]],
+    path: str,
+    base: Path,
+) -> dict[str, object]:
+    values: dict[str, object] = {}
+    for key, (_, value_node) in pairs.items():
+        value = read_field(reader, key, value_node, f"{path}.{key}", base)
+        if value is not None:
+            values[key] = value
+    return values
+
+
+def resolve(spec: HostSpec, defaults: dict[str, object]) -> Host:
+    """A Host with every setting filled: the host's own value, else defaults, else built-ins."""
+
+    def pick(key: str, fallback: object) -> object:
+        return spec.values.get(key, defaults.get(key, fallback))
+
+    connection = str(spec.values.get("connection", "ssh"))
+    local = connection == "local"
+    # The local host runs under this very interpreter unless told otherwise; remote
+    # defaults describe remote machines, so they do not apply to it.
+    python = spec.values.get("python", sys.executable) if local else pick("python", "python3")
+    key_file = pick("key_file", None)
+    known_hosts = pick("known_hosts", None)
+    labels = spec.values.get("labels", {})
+    password = pick("password", None)
+    passphrase = pick("key_passphrase", None)
+    via = spec.values.get("via")
+    return Host(
+        name=spec.name,
+        address=str(spec.values.get("address", "127.0.0.1" if local else spec.name)),
+        connection="local" if local else "ssh",
+        user=str(pick("user", getpass.getuser())),
+        port=int(str(pick("port", 22))),
+        key_file=key_file if isinstance(key_file, Path) else None,
+        known_hosts=known_hosts if isinstance(known_hosts, Path) else None,
+        verify_host_key=bool(pick("host_key_checking", True)),
+        via=str(via) if via is not None else None,
+        python=str(python),
+        labels=dict(labels) if isinstance(labels, dict) else {},
+        groups=spec.groups,
+        password=password if isinstance(password, Secret) else None,
+        key_passphrase=passphrase if isinstance(passphrase, Secret) else None,
+        loc=spec.loc,
+    )

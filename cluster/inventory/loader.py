@@ -1,0 +1,481 @@
+"""Load and validate an inventory file; nothing runs until all of it is known good."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+
+import yaml
+
+from cluster.errors import InventoryError, Problem
+from cluster.gates import GateSyntaxError, parse_gate
+from cluster.inventory.ansible import read_ansible
+from cluster.inventory.hostfields import (
+    CONNECTION_FIELDS,
+    HOST_FIELDS,
+    NAME_RE,
+    HostSpec,
+    read_field,
+    read_fields,
+    resolve,
+)
+from cluster.inventory.model import App, Host, Inventory, RayPorts, Rollout, Settings, Target
+from cluster.inventory.yamlread import Reader, suggest
+
+TOP_KEYS = ("defaults", "hosts", "targets", "apps", "ansible_inventory")
+SETTING_KEYS = (
+    "concurrency",
+    "connect_timeout",
+    "keepalive_interval",
+    "command_timeout",
+    "model_store",
+    "ray",
+)
+DEFAULT_KEYS = CONNECTION_FIELDS + SETTING_KEYS
+RAY_KEYS = ("port", "dashboard_port", "metrics_port", "serve_port")
+TARGET_KEYS = ("topology", "host", "head", "workers", "hosts", "rollout")
+TOPOLOGY_KEYS = {
+    "single": ("topology", "host"),
+    "cluster": ("topology", "head", "workers"),
+    "edge": ("topology", "hosts", "rollout"),
+}
+APP_KEYS = ("target", "model", "replicas", "route", "gates", "num_cpus")
+MODEL_RE = re.compile(r"^(?P<name>[A-Za-z0-9][A-Za-z0-9._-]*)(?::(?P<version>[A-Za-z0-9._-]+))?$")
+ROUTE_RE = re.compile(r"^/[A-Za-z0-9._~/-]*$")
+
+
+def load_inventory(path: Path | str, env: Mapping[str, str] | None = None) -> Inventory:
+    """The validated inventory, or InventoryError listing every problem with its place."""
+    path = Path(path)
+    file = str(path)
+    reader = Reader(file, dict(os.environ if env is None else env))
+    text = _read_text(path)
+    root = reader.compose(text)
+    reader.raise_if_problems()
+    if root is None:
+        raise InventoryError(
+            [Problem(file, 1, 1, "", "the inventory is empty; see inventory.example.yaml")]
+        )
+    top = reader.mapping(root, "", TOP_KEYS)
+    reader.raise_if_problems()
+    assert top is not None
+    base = path.resolve().parent
+
+    defaults, settings = _read_defaults(reader, top, base)
+    specs = _read_hosts(reader, top, base)
+    hosts = _resolve_hosts(reader, specs, defaults)
+    targets = _read_targets(reader, top, hosts)
+    apps = _read_apps(reader, top, targets)
+    reader.raise_if_problems()
+    warnings = tuple(
+        f"host key checking is OFF for {h.name} ({h.endpoint}): a man-in-the-middle would go "
+        f"unnoticed (set host_key_checking: true in {file})"
+        for h in hosts.values()
+        if h.connection == "ssh" and not h.verify_host_key
+    )
+    return Inventory(path, settings, hosts, targets, apps, warnings)
+
+
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise InventoryError([Problem(str(path), 1, 1, "", "no such inventory file")]) from None
+    except IsADirectoryError:
+        raise InventoryError(
+            [Problem(str(path), 1, 1, "", "is a directory, not an inventory file")]
+        ) from None
+    except UnicodeDecodeError as exc:
+        raise InventoryError(
+            [Problem(str(path), 1, 1, "", f"not UTF-8 text ({exc.reason})")]
+        ) from None
+    except OSError as exc:
+        raise InventoryError(
+            [Problem(str(path), 1, 1, "", f"cannot read: {exc.strerror}")]
+        ) from None
+
+
+def _read_defaults(
+    reader: Reader, top: dict[str, tuple[yaml.Node, yaml.Node]], base: Path
+) -> tuple[dict[str, object], Settings]:
+    if "defaults" not in top:
+        return {}, Settings(model_store=base / "models")
+    pairs = reader.mapping(top["defaults"][1], "defaults", DEFAULT_KEYS) or {}
+    conn_pairs = {k: v for k, v in pairs.items() if k in CONNECTION_FIELDS}
+    defaults = read_fields(reader, conn_pairs, "defaults", base)
+    kw: dict[str, object] = {"model_store": base / "models"}
+    for key, (_, node) in pairs.items():
+        path = f"defaults.{key}"
+        if key == "concurrency":
+            kw[key] = reader.integer(node, path, 1, 4096)
+        elif key in ("connect_timeout", "keepalive_interval", "command_timeout"):
+            kw[key] = reader.number(node, path, 0.1, 86400)
+        elif key == "model_store":
+            kw[key] = reader.path(node, path, base)
+        elif key == "ray":
+            kw[key] = _read_ray(reader, node)
+    clean = {k: v for k, v in kw.items() if v is not None}
+    return defaults, Settings(**clean)  # type: ignore[arg-type]
+
+
+def _read_ray(reader: Reader, node: yaml.Node) -> RayPorts | None:
+    pairs = reader.mapping(node, "defaults.ray", RAY_KEYS)
+    if pairs is None:
+        return None
+    names = {
+        "port": "gcs",
+        "dashboard_port": "dashboard",
+        "metrics_port": "metrics",
+        "serve_port": "serve_http",
+    }
+    ports: dict[str, int] = {}
+    for key, (_, value_node) in pairs.items():
+        value = reader.integer(value_node, f"defaults.ray.{key}", 1, 65535)
+        if value is not None:
+            ports[names[key]] = value
+    result = RayPorts(**ports)
+    values = [result.gcs, result.dashboard, result.metrics, result.serve_http]
+    if len(set(values)) != len(values):
+        reader.fail(node, "defaults.ray", f"Ray ports must differ from each other, got {values}")
+    return result
+
+
+def _read_hosts(
+    reader: Reader, top: dict[str, tuple[yaml.Node, yaml.Node]], base: Path
+) -> list[HostSpec]:
+    specs: list[HostSpec] = []
+    if "hosts" in top:
+        pairs = reader.mapping(top["hosts"][1], "hosts") or {}
+        for name, (key_node, value_node) in pairs.items():
+            path = f"hosts.{name}"
+            if not NAME_RE.match(name):
+                reader.fail(key_node, path, "host names use letters, digits, '.', '_' and '-'")
+                continue
+            spec = HostSpec(name, reader.loc(key_node))
+            if (
+                isinstance(value_node, yaml.ScalarNode)
+                and value_node.value != ""
+                and value_node.tag != "tag:yaml.org,2002:null"
+            ):
+                address = read_field(reader, "address", value_node, path, base)  # `name: address`
+                if address is not None:
+                    spec.values["address"] = address
+            else:
+                host_pairs = reader.mapping(value_node, path, HOST_FIELDS) or {}
+                spec.values = read_fields(reader, host_pairs, path, base)
+            specs.append(spec)
+    if "ansible_inventory" in top:
+        specs.extend(_read_ansible_file(reader, top["ansible_inventory"][1], base))
+    return specs
+
+
+def _read_ansible_file(reader: Reader, node: yaml.Node, base: Path) -> list[HostSpec]:
+    path = reader.path(node, "ansible_inventory", base)
+    if path is None:
+        return []
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        reader.fail(node, "ansible_inventory", f"cannot read {path}: {exc}")
+        return []
+    sub = Reader(str(path), reader.env)
+    root = sub.compose(text)
+    specs = read_ansible(sub, root, path.parent) if root is not None else []
+    if root is None and not sub.problems:
+        sub.fail(node, "", "the Ansible inventory is empty")
+    reader.problems.extend(sub.problems)
+    return specs
+
+
+def _resolve_hosts(
+    reader: Reader, specs: list[HostSpec], defaults: dict[str, object]
+) -> dict[str, Host]:
+    hosts: dict[str, Host] = {}
+    endpoints: dict[tuple[str, int], Host] = {}
+    for spec in specs:
+        host = resolve(spec, defaults)
+        if spec.name in hosts:
+            first = hosts[spec.name].loc
+            reader.problems.append(
+                Problem(
+                    spec.loc.file,
+                    spec.loc.line,
+                    spec.loc.column,
+                    f"hosts.{spec.name}",
+                    f"duplicate host '{spec.name}' (first defined at {first})",
+                )
+            )
+            continue
+        if host.connection == "ssh":
+            key = (host.address, host.port)
+            if key in endpoints:
+                other = endpoints[key]
+                reader.problems.append(
+                    Problem(
+                        spec.loc.file,
+                        spec.loc.line,
+                        spec.loc.column,
+                        f"hosts.{spec.name}",
+                        f"duplicate host: same address and port as '{other.name}' "
+                        f"({host.address}:{host.port}, defined at {other.loc})",
+                    )
+                )
+                continue
+            endpoints[key] = host
+        hosts[spec.name] = host
+    for host in hosts.values():
+        _check_via(reader, host, hosts)
+    return hosts
+
+
+def _check_via(reader: Reader, host: Host, hosts: dict[str, Host]) -> None:
+    if host.via is None or host.loc is None:
+        return
+    loc = host.loc
+    path = f"hosts.{host.name}.via"
+
+    def fail(msg: str) -> None:
+        reader.problems.append(Problem(loc.file, loc.line, loc.column, path, msg))
+
+    if host.connection == "local":
+        fail("a local host is not reached through a jump host")
+        return
+    seen = [host.name]
+    cur: Host | None = host
+    while cur is not None and cur.via is not None:
+        if cur.via not in hosts:
+            fail(f"jump host '{cur.via}' is not a host{suggest(cur.via, list(hosts))}")
+            return
+        nxt = hosts[cur.via]
+        if nxt.connection == "local":
+            fail(f"jump host '{nxt.name}' is local; a jump host must be reached over SSH")
+            return
+        if nxt.name in seen:
+            fail(f"jump hosts form a loop: {' -> '.join([*seen, nxt.name])}")
+            return
+        seen.append(nxt.name)
+        cur = nxt
+
+
+def _read_targets(
+    reader: Reader, top: dict[str, tuple[yaml.Node, yaml.Node]], hosts: dict[str, Host]
+) -> dict[str, Target]:
+    targets: dict[str, Target] = {}
+    owner: dict[str, str] = {}
+    pairs = reader.mapping(top["targets"][1], "targets") if "targets" in top else {}
+    for name, (key_node, value_node) in (pairs or {}).items():
+        path = f"targets.{name}"
+        if not NAME_RE.match(name):
+            reader.fail(key_node, path, "target names use letters, digits, '.', '_' and '-'")
+            continue
+        target = _read_target(reader, name, value_node, path, hosts)
+        if target is None:
+            continue
+        for host in target.hosts:
+            if host in owner and owner[host] != name:
+                reader.fail(
+                    value_node,
+                    path,
+                    f"host '{host}' is already in target '{owner[host]}'; "
+                    "a host runs one Ray, so it belongs to one target",
+                )
+            owner.setdefault(host, name)
+        targets[name] = target
+    return targets
+
+
+def _read_target(
+    reader: Reader, name: str, node: yaml.Node, path: str, hosts: dict[str, Host]
+) -> Target | None:
+    pairs = reader.mapping(node, path, TARGET_KEYS)
+    if pairs is None:
+        return None
+    if "topology" not in pairs:
+        reader.fail(node, f"{path}.topology", "missing; one of: single, cluster, edge")
+        return None
+    topo_node = pairs["topology"][1]
+    topology = reader.string(topo_node, f"{path}.topology")
+    if topology not in TOPOLOGY_KEYS:
+        if topology is not None:
+            reader.fail(
+                topo_node,
+                f"{path}.topology",
+                f"unknown topology '{topology}'{suggest(topology, list(TOPOLOGY_KEYS))}",
+            )
+        return None
+    allowed = TOPOLOGY_KEYS[topology]
+    for key, (key_node, _) in pairs.items():
+        if key not in allowed:
+            reader.fail(
+                key_node,
+                f"{path}.{key}",
+                f"'{key}' does not apply to topology {topology} (it takes: {', '.join(allowed[1:])})",
+            )
+
+    def host_ref(n: yaml.Node, p: str) -> str | None:
+        ref = reader.string(n, p)
+        if ref is not None and ref not in hosts:
+            reader.fail(n, p, f"'{ref}' is not a host{suggest(ref, list(hosts))}")
+            return None
+        return ref
+
+    def host_list(key: str) -> tuple[str, ...]:
+        items = reader.sequence(pairs[key][1], f"{path}.{key}") or []
+        refs = [host_ref(n, f"{path}.{key}[{i}]") for i, n in enumerate(items)]
+        out: list[str] = []
+        for i, ref in enumerate(refs):
+            if ref is None:
+                continue
+            if ref in out:
+                reader.fail(items[i], f"{path}.{key}[{i}]", f"'{ref}' is listed twice")
+                continue
+            out.append(ref)
+        return tuple(out)
+
+    def required(key: str) -> bool:
+        if key not in pairs:
+            reader.fail(node, f"{path}.{key}", f"missing; topology {topology} needs '{key}'")
+            return False
+        return True
+
+    loc = reader.loc(node)
+    if topology == "single":
+        head = host_ref(pairs["host"][1], f"{path}.host") if required("host") else None
+        return Target(name, "single", head=head, loc=loc) if head else None
+    if topology == "cluster":
+        head = host_ref(pairs["head"][1], f"{path}.head") if required("head") else None
+        workers = host_list("workers") if "workers" in pairs else ()
+        if head and head in workers:
+            reader.fail(
+                pairs["workers"][1],
+                f"{path}.workers",
+                f"'{head}' is the head; it cannot also be a worker",
+            )
+        return Target(name, "cluster", head=head, workers=workers, loc=loc) if head else None
+    edge_hosts = host_list("hosts") if required("hosts") else ()
+    if "hosts" in pairs and not edge_hosts:
+        reader.fail(pairs["hosts"][1], f"{path}.hosts", "an edge target needs at least one host")
+    rollout = (
+        _read_rollout(reader, pairs["rollout"][1], f"{path}.rollout")
+        if "rollout" in pairs
+        else Rollout()
+    )
+    return Target(name, "edge", edge_hosts=edge_hosts, rollout=rollout, loc=loc)
+
+
+def _read_rollout(reader: Reader, node: yaml.Node, path: str) -> Rollout:
+    pairs = reader.mapping(node, path, ("batch", "max_failures")) or {}
+    batch = (
+        reader.integer(pairs["batch"][1], f"{path}.batch", 1, 10000) if "batch" in pairs else None
+    )
+    fails = (
+        reader.integer(pairs["max_failures"][1], f"{path}.max_failures", 0, 10000)
+        if "max_failures" in pairs
+        else None
+    )
+    return Rollout(batch=batch or 1, max_failures=fails or 0)
+
+
+def _read_apps(
+    reader: Reader, top: dict[str, tuple[yaml.Node, yaml.Node]], targets: dict[str, Target]
+) -> dict[str, App]:
+    apps: dict[str, App] = {}
+    routes: dict[tuple[str, str], str] = {}
+    pairs = reader.mapping(top["apps"][1], "apps") if "apps" in top else {}
+    for name, (key_node, node) in (pairs or {}).items():
+        path = f"apps.{name}"
+        if not NAME_RE.match(name):
+            reader.fail(key_node, path, "app names use letters, digits, '.', '_' and '-'")
+            continue
+        app = _read_app(reader, name, node, path, targets)
+        if app is None:
+            continue
+        key = (app.target, app.route)
+        if key in routes:
+            reader.fail(
+                node,
+                f"{path}.route",
+                f"route '{app.route}' is already used by app '{routes[key]}' on target '{app.target}'",
+            )
+            continue
+        routes[key] = name
+        apps[name] = app
+    return apps
+
+
+def _read_app(
+    reader: Reader, name: str, node: yaml.Node, path: str, targets: dict[str, Target]
+) -> App | None:
+    pairs = reader.mapping(node, path, APP_KEYS)
+    if pairs is None:
+        return None
+    ok = True
+    target = model = version = None
+    for key in ("target", "model"):
+        if key not in pairs:
+            reader.fail(node, f"{path}.{key}", f"missing; an app needs a '{key}'")
+            ok = False
+    if "target" in pairs:
+        t_node = pairs["target"][1]
+        target = reader.string(t_node, f"{path}.target")
+        if target is not None and target not in targets:
+            reader.fail(
+                t_node,
+                f"{path}.target",
+                f"no target named '{target}'{suggest(target, list(targets))}",
+            )
+            target = None
+    if "model" in pairs:
+        m_node = pairs["model"][1]
+        text = reader.string(m_node, f"{path}.model")
+        match = MODEL_RE.match(text) if text is not None else None
+        if text is not None and match is None:
+            reader.fail(m_node, f"{path}.model", f"write NAME or NAME:VERSION, got '{text}'")
+        if match:
+            model, version = match["name"], match["version"]
+    replicas = (
+        reader.integer(pairs["replicas"][1], f"{path}.replicas", 1, 1000)
+        if "replicas" in pairs
+        else 1
+    )
+    num_cpus = (
+        reader.number(pairs["num_cpus"][1], f"{path}.num_cpus", 0, 256)
+        if "num_cpus" in pairs
+        else 0.5
+    )
+    route: str | None = f"/{name}"
+    if "route" in pairs:
+        r_node = pairs["route"][1]
+        route = reader.string(r_node, f"{path}.route")
+        if route is not None and not ROUTE_RE.match(route):
+            reader.fail(
+                r_node,
+                f"{path}.route",
+                f"a route starts with '/' and uses URL-safe characters, got '{route}'",
+            )
+            route = None
+    gates = []
+    if "gates" in pairs:
+        items = reader.sequence(pairs["gates"][1], f"{path}.gates") or []
+        for i, g_node in enumerate(items):
+            text = reader.string(g_node, f"{path}.gates[{i}]")
+            if text is None:
+                continue
+            try:
+                gates.append(parse_gate(text))
+            except GateSyntaxError as exc:
+                reader.fail(g_node, f"{path}.gates[{i}]", str(exc))
+    if (
+        not ok
+        or target is None
+        or model is None
+        or replicas is None
+        or route is None
+        or num_cpus is None
+    ):
+        return None
+    return App(
+        name, target, model, version, replicas, route, num_cpus, tuple(gates), reader.loc(node)
+    )

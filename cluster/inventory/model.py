@@ -1,0 +1,147 @@
+"""The validated inventory: plain frozen dataclasses every operation reads from."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from cluster.gates import Gate
+from cluster.inventory.yamlread import Loc
+
+Topology = Literal["single", "cluster", "edge"]
+Connection = Literal["ssh", "local"]
+
+
+class Secret:
+    """A value that must never be printed: repr and str show only asterisks."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('********')"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+
+@dataclass(frozen=True)
+class RayPorts:
+    """Ports a Ray node binds on its host's own address."""
+
+    gcs: int = 6379
+    dashboard: int = 8265
+    metrics: int = 8080
+    serve_http: int = 8000
+
+
+@dataclass(frozen=True)
+class Host:
+    """One machine, with every connection setting already resolved from defaults."""
+
+    name: str
+    address: str
+    connection: Connection
+    user: str
+    port: int
+    key_file: Path | None
+    known_hosts: Path | None
+    verify_host_key: bool
+    via: str | None
+    python: str
+    labels: dict[str, str] = field(default_factory=dict)
+    groups: tuple[str, ...] = ()
+    password: Secret | None = None
+    key_passphrase: Secret | None = None
+    loc: Loc | None = field(default=None, compare=False)
+
+    @property
+    def endpoint(self) -> str:
+        return "local" if self.connection == "local" else f"{self.user}@{self.address}:{self.port}"
+
+
+@dataclass(frozen=True)
+class Rollout:
+    """How an edge fleet is changed: `batch` hosts at a time, stop past `max_failures`."""
+
+    batch: int = 1
+    max_failures: int = 0
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where apps run: one host, a head with workers, or independent edge hosts."""
+
+    name: str
+    topology: Topology
+    head: str | None = None
+    workers: tuple[str, ...] = ()
+    edge_hosts: tuple[str, ...] = ()
+    rollout: Rollout = Rollout()
+    loc: Loc | None = field(default=None, compare=False)
+
+    @property
+    def hosts(self) -> tuple[str, ...]:
+        if self.topology == "edge":
+            return self.edge_hosts
+        return ((self.head,) if self.head else ()) + self.workers
+
+
+@dataclass(frozen=True)
+class App:
+    """A model served under a route on a target, with the gates its swaps must pass."""
+
+    name: str
+    target: str
+    model: str
+    model_version: str | None
+    replicas: int
+    route: str
+    num_cpus: float
+    gates: tuple[Gate, ...] = ()
+    loc: Loc | None = field(default=None, compare=False)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Run-wide settings from `defaults` that are not per-host."""
+
+    concurrency: int = 32
+    connect_timeout: float = 10.0
+    keepalive_interval: float = 15.0
+    command_timeout: float = 120.0
+    model_store: Path = Path("models")
+    ray: RayPorts = RayPorts()
+
+
+@dataclass(frozen=True)
+class Inventory:
+    """Everything the operator declared, validated and cross-checked."""
+
+    path: Path
+    settings: Settings
+    hosts: dict[str, Host]
+    targets: dict[str, Target]
+    apps: dict[str, App]
+    warnings: tuple[str, ...] = ()
+
+    def hosts_of(self, target_names: list[str] | None = None) -> list[Host]:
+        """Hosts of the named targets (all hosts when none named), in inventory order."""
+        if not target_names:
+            return list(self.hosts.values())
+        wanted: dict[str, None] = {}
+        for name in target_names:
+            for host in self.targets[name].hosts:
+                wanted[host] = None
+        return [self.hosts[h] for h in wanted]

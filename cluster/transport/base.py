@@ -1,0 +1,130 @@
+"""What every way of reaching a host offers: run a command, upload with checksums, forward a port."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import secrets
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+from cluster.errors import TransferError
+from cluster.inventory.model import Host
+from cluster.remote import script
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    """A finished command: exit status and captured output, decoded as UTF-8."""
+
+    argv: tuple[str, ...]
+    exit_status: int
+    stdout: str
+    stderr: str
+    duration_s: float
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_status == 0
+
+    def tail(self, lines: int = 5) -> str:
+        """The last lines of stderr (or stdout), for error messages."""
+        text = (self.stderr or self.stdout).strip()
+        return "\n".join(text.splitlines()[-lines:])
+
+
+@dataclass(frozen=True)
+class UploadReport:
+    """What arrived where, verified by sha256 on the far side."""
+
+    local: Path
+    remote: str
+    files: int
+    bytes: int
+    duration_s: float
+
+
+class Transport(ABC):
+    """One open way to a host. Commands are argument lists: never shell strings."""
+
+    def __init__(self, host: Host, command_timeout: float) -> None:
+        self.host = host
+        self.command_timeout = command_timeout
+
+    @abstractmethod
+    async def run(
+        self, argv: Sequence[str], *, timeout: float | None = None, input: str | None = None
+    ) -> CommandResult:
+        """Run argv on the host and wait for it; CommandTimeout past `timeout`."""
+
+    @abstractmethod
+    def forward(
+        self, remote_host: str, remote_port: int
+    ) -> AbstractAsyncContextManager[tuple[str, int]]:
+        """A local (host, port) that reaches remote_host:remote_port as seen from the host."""
+
+    @abstractmethod
+    async def _stage(self, local: Path, staging: str) -> None:
+        """Copy `local` (file or directory) to `staging` on the host."""
+
+    @abstractmethod
+    async def close(self) -> None:
+        """Release the connection; safe to call twice."""
+
+    async def upload(self, local: Path, remote: str) -> UploadReport:
+        """Copy to a staging path, verify every file's sha256 there, then move into place.
+
+        A failed or corrupted transfer never replaces what was at `remote` before.
+        """
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        if not local.exists():
+            raise TransferError(self.host.name, f"nothing to upload: {local} does not exist")
+        expected, size = await asyncio.to_thread(local_manifest, local)
+        staging = f"{remote.rstrip('/')}.partial-{secrets.token_hex(4)}"
+        parent = str(PurePosixPath(remote).parent)
+        made = await self.run(["mkdir", "-p", parent])
+        if not made.ok:
+            raise TransferError(self.host.name, f"cannot create {parent}: {made.tail()}")
+        await self._stage(local, staging)
+        result = await self.run(
+            [self.host.python, "-c", script("place"), staging, remote], input=json.dumps(expected)
+        )
+        if not result.ok:
+            raise TransferError(self.host.name, f"verifying {remote} failed: {result.tail()}")
+        verdict = json.loads(result.stdout)
+        if not verdict.get("ok"):
+            bad = (
+                verdict.get("mismatch", []) + verdict.get("missing", []) + verdict.get("extra", [])
+            )
+            names = ", ".join(b or local.name for b in bad[:5])
+            raise TransferError(
+                self.host.name,
+                f"upload of {local} to {remote} arrived with different contents "
+                f"(sha256 mismatch: {names}); nothing was replaced",
+            )
+        return UploadReport(local, remote, len(expected), size, loop.time() - start)
+
+
+def local_manifest(root: Path) -> tuple[dict[str, str], int]:
+    """sha256 of every file under root (keyed by relative POSIX path) and the total size."""
+    if root.is_file():
+        return {"": _sha256(root)}, root.stat().st_size
+    out: dict[str, str] = {}
+    total = 0
+    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+        out[path.relative_to(root).as_posix()] = _sha256(path)
+        total += path.stat().st_size
+    return out, total
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()

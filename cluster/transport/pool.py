@@ -1,0 +1,88 @@
+"""Connections for one run: opened on first use, shared by every step, closed together."""
+
+from __future__ import annotations
+
+import asyncio
+from types import TracebackType
+
+from cluster.errors import HostUnreachable, TransportError
+from cluster.inventory.model import Inventory
+from cluster.transport.base import Transport
+from cluster.transport.local import LocalTransport
+from cluster.transport.ssh import SshTransport, open_ssh
+
+
+class Connections:
+    """At most one transport per host; jump hosts are connected once and tunnelled through.
+
+    A failed connection is remembered for the run, so twenty steps on a dead host fail
+    fast instead of waiting for twenty connect timeouts.
+    """
+
+    def __init__(self, inventory: Inventory) -> None:
+        self.inventory = inventory
+        self._open: dict[str, Transport] = {}
+        self._failed: dict[str, TransportError] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    async def __aenter__(self) -> Connections:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def get(self, name: str) -> Transport:
+        if name in self._open:
+            return self._open[name]
+        lock = self._locks.setdefault(name, asyncio.Lock())
+        async with lock:
+            if name in self._open:
+                return self._open[name]
+            if name in self._failed:
+                raise self._failed[name]
+            try:
+                transport = await self._connect(name)
+            except TransportError as exc:
+                self._failed[name] = exc
+                raise
+            self._open[name] = transport
+            return transport
+
+    async def _connect(self, name: str) -> Transport:
+        host = self.inventory.hosts[name]
+        settings = self.inventory.settings
+        if host.connection == "local":
+            return LocalTransport(host, settings.command_timeout)
+        tunnel: SshTransport | None = None
+        if host.via is not None:
+            try:
+                jump = await self.get(host.via)
+            except TransportError as exc:
+                raise HostUnreachable(
+                    name, f"jump host {host.via} is unreachable: {exc.reason}"
+                ) from None
+            assert isinstance(jump, SshTransport)
+            tunnel = jump
+        return await open_ssh(
+            host,
+            connect_timeout=settings.connect_timeout,
+            keepalive_interval=settings.keepalive_interval,
+            command_timeout=settings.command_timeout,
+            tunnel=tunnel,
+        )
+
+    def forget(self, name: str) -> None:
+        """Allow a new connection attempt to a host that failed earlier in this run."""
+        self._failed.pop(name, None)
+
+    async def aclose(self) -> None:
+        # Close tunnelled connections before the jump hosts they ride on.
+        order = sorted(self._open.values(), key=lambda t: t.host.via is None)
+        self._open.clear()
+        for transport in order:
+            await transport.close()

@@ -1,0 +1,156 @@
+"""The SSH transport (asyncssh): host keys verified, key-only auth, SFTP uploads, port forwards."""
+
+from __future__ import annotations
+
+import asyncio
+import shlex
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import asyncssh
+
+from cluster.errors import (
+    AuthenticationFailed,
+    CommandTimeout,
+    HostKeyMismatch,
+    HostUnreachable,
+    TransferError,
+)
+from cluster.inventory.model import Host
+from cluster.transport.base import CommandResult, Transport
+
+
+class SshTransport(Transport):
+    """One asyncssh connection, reused for every command, upload and forward of a run."""
+
+    def __init__(
+        self, host: Host, conn: asyncssh.SSHClientConnection, command_timeout: float
+    ) -> None:
+        super().__init__(host, command_timeout)
+        self._conn = conn
+
+    async def run(
+        self, argv: Sequence[str], *, timeout: float | None = None, input: str | None = None
+    ) -> CommandResult:
+        limit = self.command_timeout if timeout is None else timeout
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        command = shlex.join(argv)  # the remote shell sees exactly these arguments
+        try:
+            done = await self._conn.run(command, check=False, timeout=limit, input=input)
+        except asyncssh.TimeoutError:
+            raise CommandTimeout(
+                self.host.name, f"'{argv[0]}' ran longer than {limit:g}s and was stopped"
+            ) from None
+        except (asyncssh.Error, OSError) as exc:
+            raise HostUnreachable(
+                self.host.name, f"connection lost while running '{argv[0]}': {exc}"
+            ) from None
+        status = done.exit_status if done.exit_status is not None else 255
+        return CommandResult(
+            tuple(argv), status, _text(done.stdout), _text(done.stderr), loop.time() - start
+        )
+
+    @asynccontextmanager
+    async def forward(self, remote_host: str, remote_port: int) -> AsyncIterator[tuple[str, int]]:
+        try:
+            listener = await self._conn.forward_local_port("127.0.0.1", 0, remote_host, remote_port)
+        except (asyncssh.Error, OSError) as exc:
+            raise HostUnreachable(
+                self.host.name, f"cannot forward to {remote_host}:{remote_port}: {exc}"
+            ) from None
+        try:
+            yield "127.0.0.1", listener.get_port()
+        finally:
+            listener.close()
+            await listener.wait_closed()
+
+    async def _stage(self, local: Path, staging: str) -> None:
+        try:
+            async with self._conn.start_sftp_client() as sftp:
+                await sftp.put(str(local), staging, recurse=local.is_dir(), preserve=True)
+        except (asyncssh.Error, OSError) as exc:
+            raise TransferError(
+                self.host.name, f"SFTP upload of {local} to {staging} failed: {exc}"
+            ) from None
+
+    async def close(self) -> None:
+        self._conn.close()
+        await self._conn.wait_closed()
+
+
+async def open_ssh(
+    host: Host,
+    *,
+    connect_timeout: float,
+    keepalive_interval: float,
+    command_timeout: float,
+    tunnel: SshTransport | None = None,
+) -> SshTransport:
+    """Connect and authenticate, turning asyncssh's errors into ones that say what to fix."""
+    options: dict[str, object] = {
+        "username": host.user,
+        "port": host.port,
+        "config": None,  # the inventory is the source of truth, not ~/.ssh/config
+        "connect_timeout": connect_timeout,
+        "keepalive_interval": keepalive_interval,
+        "keepalive_count_max": 3,
+        "known_hosts": _known_hosts(host),
+    }
+    if host.key_file is not None:
+        options["client_keys"] = [str(host.key_file)]
+        options["agent_path"] = None
+    if host.key_passphrase is not None:
+        options["passphrase"] = host.key_passphrase.reveal()
+    if host.password is not None:
+        options["password"] = host.password.reveal()
+    else:
+        options["password_auth"] = False
+        options["kbdint_auth"] = False
+    if tunnel is not None:
+        options["tunnel"] = tunnel._conn
+    where = f"{host.address}:{host.port}" + (f" via {tunnel.host.name}" if tunnel else "")
+    try:
+        conn = await asyncio.wait_for(
+            asyncssh.connect(host.address, **options),
+            connect_timeout + 1,
+        )
+    except asyncssh.HostKeyNotVerifiable as exc:
+        known = host.known_hosts or "~/.ssh/known_hosts"
+        raise HostKeyMismatch(
+            host.name,
+            f"host key of {where} is not trusted by {known} ({exc.reason}). If the host was "
+            "rebuilt, check its new key out of band and update known_hosts; otherwise "
+            "someone may be intercepting the connection",
+        ) from None
+    except asyncssh.PermissionDenied:
+        key = host.key_file or "the default keys"
+        raise AuthenticationFailed(host.name, f"{host.user}@{where} refused {key}") from None
+    except asyncssh.KeyImportError as exc:
+        raise AuthenticationFailed(host.name, f"cannot read key {host.key_file}: {exc}") from None
+    except (TimeoutError, asyncssh.ConnectionLost) as exc:
+        reason = "timed out" if isinstance(exc, TimeoutError) else str(exc)
+        raise HostUnreachable(host.name, f"no SSH connection to {where}: {reason}") from None
+    except ConnectionRefusedError:
+        raise HostUnreachable(
+            host.name, f"connection to {where} refused (is sshd running?)"
+        ) from None
+    except (asyncssh.Error, OSError) as exc:
+        text = getattr(exc, "reason", None) or getattr(exc, "strerror", None) or str(exc)
+        raise HostUnreachable(host.name, f"no SSH connection to {where}: {text}") from None
+    return SshTransport(host, conn, command_timeout)
+
+
+def _known_hosts(host: Host) -> object:
+    if not host.verify_host_key:
+        return None  # the loader already warned about this host
+    if host.known_hosts is not None:
+        return str(host.known_hosts)
+    return ()  # asyncssh's default: ~/.ssh/known_hosts
+
+
+def _text(data: object) -> str:
+    if isinstance(data, bytes):
+        return data.decode("utf-8", "replace")
+    return data if isinstance(data, str) else ""

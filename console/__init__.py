@@ -1,0 +1,1 @@
+"""Presentation: the Textual app and the headless CLI, rendering `cluster` events."""

@@ -1,0 +1,64 @@
+"""The `mlops-tui` command: subcommands for CI, the Textual app when run bare on a terminal."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Sequence
+
+from rich.console import Console
+
+from cluster.errors import InventoryError, MlopsError, UsageError
+from console import exit_codes
+from console.commands import check
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but bad arguments exit 2 with one clear line instead of a usage dump."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(exit_codes.INVALID, f"{self.prog}: error: {message}\n(see {self.prog} --help)\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="mlops-tui", description="Terminal ops console for ML model deployments on Ray Serve."
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    check.add_parser(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return exit_codes.INVALID
+    # Logs and pipes are not 80 columns wide; don't squeeze tables meant for them.
+    out = Console() if sys.stdout.isatty() else Console(width=160)
+    err = Console(stderr=True)
+    try:
+        code: int = asyncio.run(args.run(args, out, err))
+    except InventoryError as exc:
+        err.print(
+            f"[red]error:[/] invalid inventory ({len(exc.problems)} problem(s)):", highlight=False
+        )
+        for problem in exc.problems:
+            err.print(f"  {problem}", highlight=False, markup=False)
+        return exit_codes.INVALID
+    except UsageError as exc:
+        err.print(f"[red]error:[/] {exc}", highlight=False)
+        return exit_codes.INVALID
+    except MlopsError as exc:
+        err.print(f"[red]error:[/] {exc}", highlight=False)
+        return exit_codes.FAILED
+    except KeyboardInterrupt:
+        err.print("interrupted")
+        return exit_codes.INTERRUPTED
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

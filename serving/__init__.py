@@ -1,0 +1,1 @@
+"""Code that runs on the hosts inside Ray Serve. It never imports `console` or `cluster`."""

@@ -1,0 +1,36 @@
+"""Shared fixtures: real sshd test hosts (session-scoped) and inventory files."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support.sshd import SshdFleet, sshd_fleet
+
+
+@pytest.fixture(scope="session")
+def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SshdFleet]:
+    """Three real sshd hosts on 127.0.0.11-13, for the whole test session."""
+    with sshd_fleet(tmp_path_factory.mktemp("sshd"), 3) as f:
+        yield f
+
+
+@pytest.fixture
+def venv_python() -> str:
+    """The interpreter the test hosts run (they are this machine, reached over SSH)."""
+    return sys.executable
+
+
+@pytest.fixture
+def write_inventory(tmp_path: Path):  # type: ignore[no-untyped-def]
+    """Write inventory text to a temp file and return its path."""
+
+    def write(text: str, name: str = "inventory.yaml") -> Path:
+        path = tmp_path / name
+        path.write_text(text)
+        return path
+
+    return write

@@ -1,0 +1,186 @@
+"""Real OpenSSH test hosts: one `sshd -D` per loopback address (127.0.0.11, .12, ...).
+
+Each host gets its own host key; every host accepts one generated client key; a
+known_hosts file lists them all. Used by pytest fixtures and by the benchmarks.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import asyncssh
+
+SSHD = "/usr/sbin/sshd"
+FIRST_OCTET = 11
+
+
+@dataclass
+class SshdHost:
+    """One running sshd; `stop()` and `start()` let tests take it down and bring it back."""
+
+    name: str
+    address: str
+    port: int
+    workdir: Path
+    host_key_public: str
+    proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def config(self) -> Path:
+        return self.workdir / "sshd_config"
+
+    def start(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            return
+        log = (self.workdir / "sshd.log").open("ab")
+        self.proc = subprocess.Popen(
+            [SSHD, "-D", "-e", "-f", str(self.config)], stdout=log, stderr=log
+        )
+        log.close()
+        _wait_listening(self.address, self.port, self.proc, self.workdir / "sshd.log")
+
+    def stop(self) -> None:
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+
+@dataclass
+class SshdFleet:
+    """N test hosts sharing a client key and a known_hosts file."""
+
+    root: Path
+    client_key: Path
+    known_hosts: Path
+    hosts: list[SshdHost] = field(default_factory=list)
+
+    def by_name(self, name: str) -> SshdHost:
+        return next(h for h in self.hosts if h.name == name)
+
+    def stop(self) -> None:
+        for host in self.hosts:
+            host.stop()
+
+
+def _free_port(address: str) -> int:
+    with socket.socket() as s:
+        s.bind((address, 0))
+        return int(s.getsockname()[1])
+
+
+def _wait_listening(address: str, port: int, proc: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(
+                f"sshd on {address}:{port} exited {proc.returncode}: {log.read_text()[-2000:]}"
+            )
+        try:
+            with socket.create_connection((address, port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.02)
+    proc.kill()
+    raise RuntimeError(f"sshd on {address}:{port} did not start listening within 10 s")
+
+
+def _write_key(key: asyncssh.SSHKey, path: Path) -> None:
+    key.write_private_key(str(path))
+    os.chmod(path, 0o600)
+
+
+@contextmanager
+def sshd_fleet(root: Path, count: int, first_octet: int = FIRST_OCTET) -> Iterator[SshdFleet]:
+    """Start `count` sshd hosts under `root`; all are stopped on exit, whatever happens."""
+    if not Path(SSHD).exists():
+        raise RuntimeError(f"{SSHD} is missing: apt-get install openssh-server (.ci/run does this)")
+    Path("/run/sshd").mkdir(parents=True, exist_ok=True)  # sshd's privilege-separation dir
+    root.mkdir(parents=True, exist_ok=True)
+    client = asyncssh.generate_private_key("ssh-ed25519")
+    client_key = root / "client_ed25519"
+    _write_key(client, client_key)
+    authorized = root / "authorized_keys"
+    authorized.write_bytes(client.export_public_key())
+    fleet = SshdFleet(root, client_key, root / "known_hosts")
+    try:
+        lines = []
+        for i in range(count):
+            address = f"127.0.0.{first_octet + i}"
+            workdir = root / f"host{i + 1}"
+            workdir.mkdir(exist_ok=True)
+            host_key = asyncssh.generate_private_key("ssh-ed25519")
+            _write_key(host_key, workdir / "host_ed25519")
+            public = host_key.export_public_key().decode().strip()
+            port = _free_port(address)
+            (workdir / "sshd_config").write_text(
+                "\n".join(
+                    [
+                        f"ListenAddress {address}",
+                        f"Port {port}",
+                        f"HostKey {workdir / 'host_ed25519'}",
+                        f"PidFile {workdir / 'sshd.pid'}",
+                        f"AuthorizedKeysFile {authorized}",
+                        "PasswordAuthentication no",
+                        "KbdInteractiveAuthentication no",
+                        "PermitRootLogin prohibit-password",
+                        "StrictModes no",
+                        "UsePAM no",
+                        "AllowTcpForwarding yes",
+                        "MaxStartups 200:30:400",
+                        "MaxSessions 100",
+                        "Subsystem sftp internal-sftp",
+                        "",
+                    ]
+                )
+            )
+            host = SshdHost(f"node{i + 1}", address, port, workdir, public)
+            fleet.hosts.append(host)
+            lines.append(f"[{address}]:{port} {public}")
+        fleet.known_hosts.write_text("\n".join(lines) + "\n")
+        for host in fleet.hosts:
+            host.start()
+        yield fleet
+    finally:
+        fleet.stop()
+
+
+def ssh_inventory_yaml(fleet: SshdFleet, python: str, extra: str = "") -> str:
+    """An inventory naming every test host, connecting with the fleet's key and known_hosts."""
+    hosts = "\n".join(
+        f"  {h.name}:\n    address: {h.address}\n    port: {h.port}" for h in fleet.hosts
+    )
+    return (
+        "defaults:\n"
+        f"  user: {_user()}\n"
+        f"  key_file: {fleet.client_key}\n"
+        f"  known_hosts: {fleet.known_hosts}\n"
+        f"  python: {python}\n"
+        "  connect_timeout: 5\n"
+        f"hosts:\n{hosts}\n{extra}"
+    )
+
+
+def _user() -> str:
+    import getpass
+
+    return getpass.getuser()
+
+
+def cleanup(root: Path) -> None:
+    shutil.rmtree(root, ignore_errors=True)
