@@ -38,7 +38,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exit_codes.INVALID
     # Logs and pipes are not 80 columns wide; don't squeeze tables meant for them.
     out = Console() if sys.stdout.isatty() else Console(width=160)
-    err = Console(stderr=True)
+    err = Console(stderr=True, soft_wrap=True)  # error lines stay whole for grep and editors
     try:
         code: int = asyncio.run(args.run(args, out, err))
     except InventoryError as exc:

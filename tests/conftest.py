@@ -34,3 +34,19 @@ def write_inventory(tmp_path: Path):  # type: ignore[no-untyped-def]
         return path
 
     return write
+
+
+@pytest.fixture
+def fleet_inventory(fleet: SshdFleet, tmp_path: Path, venv_python: str):  # type: ignore[no-untyped-def]
+    """Write an inventory for the running fleet (plus any extra YAML) and return its path."""
+    from tests.support.sshd import ssh_inventory_yaml
+
+    def write(extra: str = "", hosts_extra: dict[str, str] | None = None) -> Path:
+        text = (
+            ssh_inventory_yaml(fleet, venv_python, extra="", host_lines=hosts_extra or {}) + extra
+        )
+        path = tmp_path / "fleet.yaml"
+        path.write_text(text)
+        return path
+
+    return write

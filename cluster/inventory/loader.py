@@ -66,8 +66,8 @@ def load_inventory(path: Path | str, env: Mapping[str, str] | None = None) -> In
     defaults, settings = _read_defaults(reader, top, base)
     specs = _read_hosts(reader, top, base)
     hosts = _resolve_hosts(reader, specs, defaults)
-    targets = _read_targets(reader, top, hosts)
-    apps = _read_apps(reader, top, targets)
+    targets, declared = _read_targets(reader, top, hosts)
+    apps = _read_apps(reader, top, targets, declared)
     reader.raise_if_problems()
     warnings = tuple(
         f"host key checking is OFF for {h.name} ({h.endpoint}): a man-in-the-middle would go "
@@ -261,11 +261,12 @@ def _check_via(reader: Reader, host: Host, hosts: dict[str, Host]) -> None:
 
 def _read_targets(
     reader: Reader, top: dict[str, tuple[yaml.Node, yaml.Node]], hosts: dict[str, Host]
-) -> dict[str, Target]:
+) -> tuple[dict[str, Target], set[str]]:
+    """Valid targets, and the names of all declared ones (valid or not)."""
     targets: dict[str, Target] = {}
     owner: dict[str, str] = {}
-    pairs = reader.mapping(top["targets"][1], "targets") if "targets" in top else {}
-    for name, (key_node, value_node) in (pairs or {}).items():
+    pairs = (reader.mapping(top["targets"][1], "targets") if "targets" in top else {}) or {}
+    for name, (key_node, value_node) in pairs.items():
         path = f"targets.{name}"
         if not NAME_RE.match(name):
             reader.fail(key_node, path, "target names use letters, digits, '.', '_' and '-'")
@@ -283,7 +284,7 @@ def _read_targets(
                 )
             owner.setdefault(host, name)
         targets[name] = target
-    return targets
+    return targets, set(pairs)
 
 
 def _read_target(
@@ -379,8 +380,12 @@ def _read_rollout(reader: Reader, node: yaml.Node, path: str) -> Rollout:
 
 
 def _read_apps(
-    reader: Reader, top: dict[str, tuple[yaml.Node, yaml.Node]], targets: dict[str, Target]
+    reader: Reader,
+    top: dict[str, tuple[yaml.Node, yaml.Node]],
+    targets: dict[str, Target],
+    declared: set[str],
 ) -> dict[str, App]:
+    """Apps; a reference to a declared target that had its own problems is not reported twice."""
     apps: dict[str, App] = {}
     routes: dict[tuple[str, str], str] = {}
     pairs = reader.mapping(top["apps"][1], "apps") if "apps" in top else {}
@@ -389,7 +394,7 @@ def _read_apps(
         if not NAME_RE.match(name):
             reader.fail(key_node, path, "app names use letters, digits, '.', '_' and '-'")
             continue
-        app = _read_app(reader, name, node, path, targets)
+        app = _read_app(reader, name, node, path, targets, declared)
         if app is None:
             continue
         key = (app.target, app.route)
@@ -406,7 +411,12 @@ def _read_apps(
 
 
 def _read_app(
-    reader: Reader, name: str, node: yaml.Node, path: str, targets: dict[str, Target]
+    reader: Reader,
+    name: str,
+    node: yaml.Node,
+    path: str,
+    targets: dict[str, Target],
+    declared: set[str],
 ) -> App | None:
     pairs = reader.mapping(node, path, APP_KEYS)
     if pairs is None:
@@ -421,11 +431,9 @@ def _read_app(
         t_node = pairs["target"][1]
         target = reader.string(t_node, f"{path}.target")
         if target is not None and target not in targets:
-            reader.fail(
-                t_node,
-                f"{path}.target",
-                f"no target named '{target}'{suggest(target, list(targets))}",
-            )
+            if target not in declared:
+                hint = suggest(target, sorted(declared))
+                reader.fail(t_node, f"{path}.target", f"no target named '{target}'{hint}")
             target = None
     if "model" in pairs:
         m_node = pairs["model"][1]

@@ -145,6 +145,11 @@ def sshd_fleet(root: Path, count: int, first_octet: int = FIRST_OCTET) -> Iterat
                         "MaxStartups 200:30:400",
                         "MaxSessions 100",
                         "Subsystem sftp internal-sftp",
+                        # bash sources ~/.bashrc for commands it runs for sshd when SHLVL < 2.
+                        # Root's .bashrc on these machines runs `pyenv init` (about 100
+                        # processes, 0.1 s of CPU) per command; a fleet's service account
+                        # does not. SHLVL=1 skips it, so tests measure this tool, not dotfiles.
+                        "SetEnv SHLVL=1",
                         "",
                     ]
                 )
@@ -160,10 +165,18 @@ def sshd_fleet(root: Path, count: int, first_octet: int = FIRST_OCTET) -> Iterat
         fleet.stop()
 
 
-def ssh_inventory_yaml(fleet: SshdFleet, python: str, extra: str = "") -> str:
-    """An inventory naming every test host, connecting with the fleet's key and known_hosts."""
+def ssh_inventory_yaml(
+    fleet: SshdFleet, python: str, extra: str = "", host_lines: dict[str, str] | None = None
+) -> str:
+    """An inventory naming every test host, connecting with the fleet's key and known_hosts.
+
+    `host_lines` adds YAML lines (already indented under the host) to named hosts.
+    """
+    more = host_lines or {}
     hosts = "\n".join(
-        f"  {h.name}:\n    address: {h.address}\n    port: {h.port}" for h in fleet.hosts
+        f"  {h.name}:\n    address: {h.address}\n    port: {h.port}"
+        + (f"\n{more[h.name]}" if h.name in more else "")
+        for h in fleet.hosts
     )
     return (
         "defaults:\n"

@@ -1,0 +1,87 @@
+"""The headless CLI: exit codes, default inventory, clear errors and no tracebacks."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from console.cli import main
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_local_target_of_the_example(capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(
+        ["check", "-i", str(ROOT / "inventory.example.yaml"), "--target", "local", "--json"]
+    )
+    doc = json.loads(capsys.readouterr().out)
+    assert code == 0
+    [host] = doc["hosts"]
+    assert host["name"] == "laptop" and host["endpoint"] == "local"
+    assert host["facts"]["python_path"] == sys.executable
+
+
+def test_invalid_inventory_exits_2_with_every_problem(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("hosts:\n  a: {adress: x}\ntargets:\n  t: {topology: single, host: b}\n")
+    assert main(["check", "-i", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert "invalid inventory (2 problem(s))" in err
+    assert f"{bad}:2:7: hosts.a.adress: unknown key 'adress' (did you mean 'address'?)" in err
+    assert "targets.t.host: 'b' is not a host" in err
+
+
+def test_unknown_target_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["check", "-i", str(ROOT / "inventory.example.yaml"), "--target", "nope"]) == 2
+    assert "no target named 'nope'" in capsys.readouterr().err
+
+
+def test_default_inventory_lookup(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MLOPS_INVENTORY", raising=False)
+    assert main(["check"]) == 2
+    assert (
+        "no inventory: pass -i PATH, set $MLOPS_INVENTORY, or create ./inventory.yaml"
+        in capsys.readouterr().err
+    )
+    inv = tmp_path / "mine.yaml"
+    inv.write_text("hosts:\n  me: {connection: local}\n")
+    monkeypatch.setenv("MLOPS_INVENTORY", str(inv))
+    assert main(["check", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["inventory"] == str(inv)
+    monkeypatch.delenv("MLOPS_INVENTORY")
+    (tmp_path / "inventory.yaml").write_text("hosts:\n  here: {connection: local}\n")
+    assert main(["check", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["hosts"][0]["name"] == "here"
+
+
+def test_bad_arguments_exit_2_without_traceback() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "console.cli", "check", "--tagret", "x"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
+    assert proc.returncode == 2
+    assert "unrecognized arguments: --tagret x" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_missing_python_on_a_host_is_a_failed_host(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    inv = tmp_path / "i.yaml"
+    inv.write_text("hosts:\n  me:\n    connection: local\n    python: /nonexistent/python3\n")
+    assert main(["check", "-i", str(inv), "--json"]) == 1
+    [host] = json.loads(capsys.readouterr().out)["hosts"]
+    assert (
+        host["error"] == "python not found at '/nonexistent/python3' (set python: in the inventory)"
+    )

@@ -1,0 +1,223 @@
+"""The inventory loader: valid files load, and every mistake is named with its place."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from cluster.errors import InventoryError
+from cluster.inventory import load_inventory
+
+EXAMPLE = Path(__file__).resolve().parent.parent / "inventory.example.yaml"
+
+BASE = """\
+hosts:
+  a: 127.0.0.11
+  b:
+    address: 127.0.0.12
+    port: 2200
+targets:
+  one:
+    topology: single
+    host: a
+apps:
+  m:
+    target: one
+    model: cancer:2
+"""
+
+
+def problems(path: Path, env: dict[str, str] | None = None) -> list[str]:
+    with pytest.raises(InventoryError) as info:
+        load_inventory(path, env=env or {})
+    return [str(p) for p in info.value.problems]
+
+
+def test_example_inventory_loads_all_three_topologies() -> None:
+    inv = load_inventory(EXAMPLE, env={})
+    assert {t.topology for t in inv.targets.values()} == {"single", "cluster", "edge"}
+    assert inv.targets["local"].hosts == ("laptop",)
+    assert inv.hosts["laptop"].connection == "local"
+    assert inv.targets["prod"].workers == ("gpu-worker-1", "gpu-worker-2")
+    assert inv.targets["shops"].rollout.batch == 2
+    assert inv.hosts["gpu-head"].via == "bastion"
+    assert inv.hosts["shop-17"].port == 2222 and inv.hosts["shop-18"].port == 22
+    fraud = inv.apps["fraud"]
+    assert (fraud.model, fraud.model_version, fraud.replicas) == ("fraud", "3", 4)
+    assert [g.text for g in fraud.gates] == [
+        "accuracy>=blue-0.02",
+        "p95_ms<=50",
+        "error_rate<=0.01",
+    ]
+    assert inv.warnings == ()
+
+
+def test_defaults_fill_hosts_and_paths_resolve_next_to_the_file(write_inventory) -> None:
+    path = write_inventory("defaults:\n  user: ops\n  port: 2022\n  key_file: keys/id\n" + BASE)
+    inv = load_inventory(path, env={})
+    a, b = inv.hosts["a"], inv.hosts["b"]
+    assert (a.user, a.port, a.address) == ("ops", 2022, "127.0.0.11")
+    assert b.port == 2200
+    assert a.key_file == path.parent / "keys" / "id"
+    assert inv.apps["m"].route == "/m"
+    assert inv.settings.model_store == path.parent / "models"
+
+
+def test_unknown_key_suggests_the_nearest_name(write_inventory) -> None:
+    path = write_inventory(BASE.replace("    port: 2200", "    prot: 2200"))
+    assert problems(path) == [
+        f"{path}:5:5: hosts.b.prot: unknown key 'prot' (did you mean 'port'?)"
+    ]
+
+
+def test_unknown_top_level_key_lists_or_suggests(write_inventory) -> None:
+    path = write_inventory("target:\n  x: {}\n")
+    [msg] = problems(path)
+    assert msg.startswith(f"{path}:1:1: target: unknown key 'target'")
+    assert "did you mean 'targets'" in msg
+
+
+def test_every_problem_is_reported_at_once(write_inventory) -> None:
+    text = (
+        BASE.replace("host: a", "host: zz")
+        .replace("target: one", "target: two")
+        .replace("port: 2200", "port: 99999")
+    )
+    msgs = problems(write_inventory(text))
+    assert len(msgs) == 3
+    assert any("hosts.b.port: must be between 1 and 65535, got 99999" in m for m in msgs)
+    assert any(":9:11: targets.one.host: 'zz' is not a host" in m for m in msgs)
+    assert any("apps.m.target: no target named 'two'; expected one of: one" in m for m in msgs)
+
+
+def test_cluster_worker_must_be_a_host_and_not_the_head(write_inventory) -> None:
+    text = BASE + "  c:\n    target: grid\n    model: x\n"
+    text = text.replace(
+        "targets:\n",
+        "targets:\n  grid:\n    topology: cluster\n    head: b\n    workers: [b, ghost]\n",
+    )
+    msgs = problems(write_inventory(text))
+    assert any("targets.grid.workers[1]: 'ghost' is not a host" in m for m in msgs)
+    assert any("'b' is the head; it cannot also be a worker" in m for m in msgs)
+
+
+def test_options_of_another_topology_are_refused(write_inventory) -> None:
+    text = BASE.replace("    host: a\n", "    host: a\n    workers: [b]\n")
+    [msg] = problems(write_inventory(text))
+    assert "targets.one.workers: 'workers' does not apply to topology single" in msg
+
+
+def test_unknown_topology_is_named(write_inventory) -> None:
+    # The app on that target is not reported again: the target's own problem says it all.
+    [msg] = problems(write_inventory(BASE.replace("topology: single", "topology: singel")))
+    assert "unknown topology 'singel' (did you mean 'single'?)" in msg
+
+
+def test_duplicate_host_names_in_yaml_are_caught(write_inventory) -> None:
+    text = BASE.replace("  b:\n", "  a: 127.0.0.99\n  b:\n")
+    [msg] = problems(write_inventory(text))
+    assert ":3:3: hosts.a: duplicate key 'a' (first defined at line 2)" in msg
+
+
+def test_two_hosts_with_one_address_are_duplicates(write_inventory) -> None:
+    text = BASE.replace("  a: 127.0.0.11\n", "  a: 127.0.0.11\n  a2: 127.0.0.11\n")
+    [msg] = problems(write_inventory(text))
+    assert "hosts.a2: duplicate host: same address and port as 'a'" in msg
+
+
+def test_a_host_belongs_to_one_target(write_inventory) -> None:
+    text = BASE.replace("targets:\n", "targets:\n  other:\n    topology: edge\n    hosts: [a, b]\n")
+    [msg] = problems(write_inventory(text))
+    assert "host 'a' is already in target 'other'" in msg
+
+
+def test_env_references_resolve_and_missing_ones_are_named(write_inventory) -> None:
+    path = write_inventory(BASE.replace("127.0.0.11", "${A_ADDR}"))
+    assert load_inventory(path, env={"A_ADDR": "127.0.0.50"}).hosts["a"].address == "127.0.0.50"
+    [msg] = problems(path, env={})
+    assert msg == f"{path}:2:6: hosts.a: environment variable ${{A_ADDR}} is not set"
+
+
+def test_inline_password_is_refused_without_echoing_it(write_inventory) -> None:
+    path = write_inventory(
+        BASE.replace("    port: 2200\n", "    port: 2200\n    password: hunter2\n")
+    )
+    [msg] = problems(path)
+    assert "hosts.b.password: inline secrets are refused" in msg
+    assert "kept in git" in msg
+    assert "hunter2" not in msg
+
+
+def test_password_from_environment_is_kept_secret(write_inventory) -> None:
+    path = write_inventory(
+        BASE.replace("    port: 2200\n", "    port: 2200\n    password: ${PW}\n")
+    )
+    host = load_inventory(path, env={"PW": "hunter2"}).hosts["b"]
+    assert host.password is not None and host.password.reveal() == "hunter2"
+    assert "hunter2" not in repr(host)
+
+
+def test_jump_host_loops_and_unknown_jump_hosts(write_inventory) -> None:
+    text = BASE.replace("  a: 127.0.0.11\n", "  a:\n    address: 127.0.0.11\n    via: b\n").replace(
+        "    port: 2200\n", "    port: 2200\n    via: a\n"
+    )
+    msgs = problems(write_inventory(text))
+    assert any("jump hosts form a loop: a -> b -> a" in m for m in msgs)
+    text2 = BASE.replace("    port: 2200\n", "    port: 2200\n    via: bastoin\n")
+    [msg] = problems(write_inventory(text2))
+    assert "jump host 'bastoin' is not a host" in msg
+
+
+def test_bad_gate_and_model_and_route(write_inventory) -> None:
+    text = BASE + "    route: no-slash\n    gates: ['acuracy>=0.9', 'p95_ms<=fast']\n"
+    text = text.replace("model: cancer:2", "model: 'bad name'")
+    msgs = problems(write_inventory(text))
+    assert any("apps.m.model: write NAME or NAME:VERSION" in m for m in msgs)
+    assert any("apps.m.route: a route starts with '/'" in m for m in msgs)
+    assert any("apps.m.gates[0]: unknown metric 'acuracy'" in m for m in msgs)
+    assert any(
+        "apps.m.gates[1]: 'fast' in gate 'p95_ms<=fast' is neither a number" in m for m in msgs
+    )
+
+
+def test_wrong_types_name_what_was_found(write_inventory) -> None:
+    msgs = problems(
+        write_inventory("defaults:\n  port: [22]\n  concurrency: lots\nhosts: [a, b]\n")
+    )
+    assert (
+        f"{msgs[0].split(':')[0]}:2:9: defaults.port: expected a whole number, got a list" in msgs
+    )
+    assert any("defaults.concurrency: expected a whole number, got 'lots'" in m for m in msgs)
+    assert any(":4:8: hosts: expected a mapping, got a list" in m for m in msgs)
+
+
+def test_yaml_syntax_error_has_a_location(write_inventory) -> None:
+    path = write_inventory("hosts:\n  a: [unclosed\n")
+    [msg] = problems(path)
+    assert msg.startswith(f"{path}:3:1: invalid YAML")
+
+
+def test_empty_and_missing_files(write_inventory, tmp_path: Path) -> None:
+    assert problems(write_inventory("")) == [
+        f"{tmp_path / 'inventory.yaml'}:1:1: the inventory is empty; see inventory.example.yaml"
+    ]
+    assert problems(tmp_path / "nope.yaml") == [
+        f"{tmp_path / 'nope.yaml'}:1:1: no such inventory file"
+    ]
+
+
+def test_merge_keys_are_honoured(write_inventory) -> None:
+    text = "hosts:\n  a: &base\n    address: 127.0.0.11\n    port: 2201\n  b:\n    <<: *base\n    address: 127.0.0.12\n"
+    inv = load_inventory(write_inventory(text), env={})
+    assert (inv.hosts["b"].address, inv.hosts["b"].port) == ("127.0.0.12", 2201)
+
+
+def test_turning_off_host_key_checks_is_explicit_and_warns(write_inventory) -> None:
+    path = write_inventory(
+        BASE.replace("    port: 2200\n", "    port: 2200\n    host_key_checking: false\n")
+    )
+    inv = load_inventory(path, env={})
+    assert not inv.hosts["b"].verify_host_key and inv.hosts["a"].verify_host_key
+    [warning] = inv.warnings
+    assert "host key checking is OFF for b" in warning

@@ -1,0 +1,202 @@
+"""End to end over real OpenSSH servers on 127.0.0.11-13: check, keys, jump hosts, SFTP, forwards."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import asyncssh
+import pytest
+
+from cluster.errors import HostKeyMismatch, HostUnreachable, TransferError
+from cluster.fanout import fan_out
+from cluster.inventory import load_inventory
+from cluster.transport import Connections
+from cluster.transport.ssh import SshTransport
+from console.cli import main
+from tests.support.sshd import SshdFleet
+
+pytestmark = pytest.mark.e2e
+
+
+def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_check_three_hosts_json(fleet_inventory, capsys, venv_python: str) -> None:
+    code, out, _ = run_cli(capsys, "check", "-i", str(fleet_inventory()), "--json")
+    doc = json.loads(out)
+    assert code == 0 and doc["ok"] and doc["healthy"] == 3 and doc["failed"] == 0
+    assert [h["name"] for h in doc["hosts"]] == ["node1", "node2", "node3"]
+    for host in doc["hosts"]:
+        facts = host["facts"]
+        assert facts["python_path"] == venv_python
+        assert facts["ray"] == "2.60.0" and facts["onnxruntime"]
+        assert facts["cpus"] >= 1 and facts["memory_total"] > 0
+
+
+def test_check_table_on_a_target(fleet_inventory, capsys) -> None:
+    path = fleet_inventory(
+        "targets:\n  pair:\n    topology: cluster\n    head: node1\n    workers: [node2]\n"
+    )
+    code, out, _ = run_cli(capsys, "check", "-i", str(path), "--target", "pair")
+    assert code == 0
+    assert "node1" in out and "node2" in out and "node3" not in out
+    assert "2 healthy, 0 failed" in out
+
+
+def test_a_stopped_host_fails_alone(fleet: SshdFleet, fleet_inventory, capsys) -> None:
+    node2 = fleet.by_name("node2")
+    node2.stop()
+    try:
+        code, out, _ = run_cli(capsys, "check", "-i", str(fleet_inventory()), "--json")
+    finally:
+        node2.start()
+    doc = json.loads(out)
+    assert code == 1 and not doc["ok"] and doc["healthy"] == 2
+    by_name = {h["name"]: h for h in doc["hosts"]}
+    assert by_name["node1"]["ok"] and by_name["node3"]["ok"]
+    assert by_name["node2"]["error_type"] == "HostUnreachable"
+    assert f"connection to {node2.address}:{node2.port} refused" in by_name["node2"]["error"]
+
+
+def test_a_wrong_host_key_is_refused(
+    fleet: SshdFleet, fleet_inventory, tmp_path: Path, capsys
+) -> None:
+    impostor = asyncssh.generate_private_key("ssh-ed25519").export_public_key().decode().strip()
+    node2 = fleet.by_name("node2")
+    bad = tmp_path / "known_hosts_bad"
+    bad.write_text(f"[{node2.address}]:{node2.port} {impostor}\n")
+    path = fleet_inventory(hosts_extra={"node2": f"    known_hosts: {bad}"})
+    code, out, _ = run_cli(capsys, "check", "-i", str(path), "--json")
+    doc = json.loads(out)
+    node = {h["name"]: h for h in doc["hosts"]}["node2"]
+    assert code == 1 and node["error_type"] == "HostKeyMismatch"
+    assert f"host key of {node2.address}:{node2.port} is not trusted by {bad}" in node["error"]
+    assert "intercepting" in node["error"]
+
+
+async def test_host_key_mismatch_raises_before_any_command(
+    fleet: SshdFleet, fleet_inventory, tmp_path: Path
+) -> None:
+    impostor = asyncssh.generate_private_key("ssh-ed25519").export_public_key().decode().strip()
+    node1 = fleet.by_name("node1")
+    bad = tmp_path / "kh"
+    bad.write_text(f"[{node1.address}]:{node1.port} {impostor}\n")
+    inv = load_inventory(fleet_inventory(hosts_extra={"node1": f"    known_hosts: {bad}"}))
+    async with Connections(inv) as conns:
+        with pytest.raises(HostKeyMismatch):
+            await conns.get("node1")
+
+
+def test_disabled_host_key_checking_warns_every_run(fleet_inventory, capsys) -> None:
+    path = fleet_inventory(hosts_extra={"node3": "    host_key_checking: false"})
+    code, _, err = run_cli(capsys, "check", "-i", str(path), "--json")
+    assert code == 0
+    assert "warning:" in err and "host key checking is OFF for node3" in err
+
+
+async def test_jump_host(fleet: SshdFleet, fleet_inventory) -> None:
+    inv = load_inventory(fleet_inventory(hosts_extra={"node3": "    via: node1"}))
+    async with Connections(inv) as conns:
+        t3 = await conns.get("node3")
+        result = await t3.run(["echo", "through the jump host"])
+        assert result.stdout.strip() == "through the jump host"
+        assert await conns.get("node3") is t3  # reused within the run
+    node1 = fleet.by_name("node1")
+    node1.stop()
+    try:
+        async with Connections(inv) as conns:
+            with pytest.raises(HostUnreachable, match="jump host node1 is unreachable"):
+                await conns.get("node3")
+    finally:
+        node1.start()
+
+
+async def test_commands_are_quoted_not_interpreted(fleet_inventory, tmp_path: Path) -> None:
+    marker = tmp_path / "pwned"
+    inv = load_inventory(fleet_inventory())
+    async with Connections(inv) as conns:
+        t = await conns.get("node1")
+        r = await t.run(["printf", "%s|", f"; touch {marker}", "$(id)", "a'b\"c"])
+    assert r.stdout == f"; touch {marker}|$(id)|a'b\"c|"
+    assert not marker.exists()
+
+
+async def test_sftp_upload_verified_on_the_far_side(fleet_inventory, tmp_path: Path) -> None:
+    src = tmp_path / "pkg"
+    (src / "inner").mkdir(parents=True)
+    (src / "x.py").write_text("print('x')\n")
+    (src / "inner" / "weights.bin").write_bytes(b"\x00\x01" * 50_000)
+    dest = tmp_path / "far" / "pkg"
+    inv = load_inventory(fleet_inventory())
+    async with Connections(inv) as conns:
+        t = await conns.get("node2")
+        report = await t.upload(src, str(dest))
+    assert report.files == 2 and report.bytes == 11 + 100_000
+    assert (dest / "inner" / "weights.bin").read_bytes() == b"\x00\x01" * 50_000
+
+
+class TamperingSsh(SshTransport):
+    """Changes the staged file on the host between transfer and verification."""
+
+    async def _stage(self, local: Path, staging: str) -> None:
+        await super()._stage(local, staging)
+        await self.run(["sh", "-c", 'printf X >> "$1"', "sh", staging])
+
+
+async def test_tampered_upload_is_refused(fleet_inventory, tmp_path: Path) -> None:
+    src = tmp_path / "model.onnx"
+    src.write_bytes(b"onnx bytes")
+    dest = tmp_path / "far" / "model.onnx"
+    inv = load_inventory(fleet_inventory())
+    async with Connections(inv) as conns:
+        real = await conns.get("node1")
+        assert isinstance(real, SshTransport)
+        tampering = TamperingSsh(real.host, real._conn, 30)
+        with pytest.raises(TransferError, match="sha256 mismatch"):
+            await tampering.upload(src, str(dest))
+    assert not dest.exists()
+    assert list(dest.parent.iterdir()) == []
+
+
+async def test_port_forward_reaches_a_service_behind_the_host(fleet_inventory) -> None:
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        name = await reader.readline()
+        writer.write(b"hello " + name)
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(answer, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    inv = load_inventory(fleet_inventory())
+    try:
+        async with Connections(inv) as conns:
+            t = await conns.get("node2")
+            async with t.forward("127.0.0.1", port) as (lhost, lport):
+                assert lport != port
+                reader, writer = await asyncio.open_connection(lhost, lport)
+                writer.write(b"operator\n")
+                await writer.drain()
+                assert await reader.readline() == b"hello operator\n"
+                writer.close()
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
+async def test_fan_out_many_commands_over_reused_connections(fleet_inventory) -> None:
+    inv = load_inventory(fleet_inventory())
+    names = [f"node{1 + i % 3}" for i in range(20)]
+    async with Connections(inv) as conns:
+
+        async def work(i: int) -> str:
+            t = await conns.get(names[i])
+            return (await t.run(["echo", str(i)])).stdout.strip()
+
+        results = {i: r async for i, r in fan_out(range(20), work, limit=8)}
+        assert len(conns._open) == 3
+    assert results == {i: str(i) for i in range(20)}

@@ -1,0 +1,89 @@
+"""The local transport: argv never meets a shell, timeouts stop the process, uploads verify."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from pathlib import Path
+
+import pytest
+
+from cluster.errors import CommandTimeout, TransferError
+from cluster.inventory.hostfields import HostSpec, resolve
+from cluster.inventory.yamlread import Loc
+from cluster.transport.local import LocalTransport
+
+
+def local_transport() -> LocalTransport:
+    host = resolve(HostSpec("me", Loc("t", 1, 1), {"connection": "local"}), {})
+    return LocalTransport(host, command_timeout=30)
+
+
+async def test_arguments_reach_the_program_verbatim(tmp_path: Path) -> None:
+    marker = tmp_path / "pwned"
+    t = local_transport()
+    r = await t.run(["printf", "%s|", "a b", f"$(touch {marker})", "; rm -rf /"])
+    assert r.ok and r.stdout == f"a b|$(touch {marker})|; rm -rf /|"
+    assert not marker.exists()
+
+
+async def test_exit_status_and_missing_programs() -> None:
+    t = local_transport()
+    assert (await t.run([sys.executable, "-c", "import sys; sys.exit(3)"])).exit_status == 3
+    missing = await t.run(["definitely-not-a-program-xyz"])
+    assert missing.exit_status == 127 and "not found" in missing.stderr
+
+
+async def test_timeout_stops_the_command(tmp_path: Path) -> None:
+    t = local_transport()
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    with pytest.raises(CommandTimeout, match=r"longer than 0\.3s"):
+        await t.run(["sh", "-c", f"sleep 0.6; touch {tmp_path / 'late'}"], timeout=0.3)
+    assert loop.time() - start < 2
+    await asyncio.sleep(0.6)
+    assert not (tmp_path / "late").exists()  # the whole process group was stopped
+
+
+async def test_upload_directory_verifies_and_replaces(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    (src / "sub").mkdir(parents=True)
+    (src / "a.txt").write_text("alpha")
+    (src / "sub" / "b.bin").write_bytes(bytes(range(256)) * 100)
+    dest = tmp_path / "remote" / "pkg"
+    dest.mkdir(parents=True)
+    (dest / "stale.txt").write_text("old version")
+    report = await local_transport().upload(src, str(dest))
+    assert report.files == 2 and report.bytes == 5 + 25600
+    assert sorted(p.name for p in dest.rglob("*") if p.is_file()) == ["a.txt", "b.bin"]
+    assert list((tmp_path / "remote").iterdir()) == [dest]  # no staging or backup left behind
+
+
+class CorruptingTransport(LocalTransport):
+    """Flips a byte after copying, as a bad disk or a tampering middlebox would."""
+
+    async def _stage(self, local: Path, staging: str) -> None:
+        await super()._stage(local, staging)
+        staged = Path(staging)
+        victim = staged if staged.is_file() else next(p for p in staged.rglob("*") if p.is_file())
+        data = bytearray(victim.read_bytes())
+        data[0] ^= 0xFF
+        victim.write_bytes(bytes(data))
+
+
+async def test_a_corrupted_upload_replaces_nothing(tmp_path: Path) -> None:
+    src = tmp_path / "model.onnx"
+    src.write_bytes(b"new model bytes")
+    dest = tmp_path / "remote" / "model.onnx"
+    dest.parent.mkdir()
+    dest.write_bytes(b"old model")
+    t = CorruptingTransport(local_transport().host, 30)
+    with pytest.raises(TransferError, match=r"sha256 mismatch: model.onnx\); nothing was replaced"):
+        await t.upload(src, str(dest))
+    assert dest.read_bytes() == b"old model"
+    assert [p.name for p in dest.parent.iterdir()] == ["model.onnx"]
+
+
+async def test_forward_is_the_address_itself() -> None:
+    async with local_transport().forward("127.0.0.1", 8265) as (host, port):
+        assert (host, port) == ("127.0.0.1", 8265)
