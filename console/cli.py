@@ -11,7 +11,7 @@ from rich.console import Console
 
 from cluster.errors import InventoryError, MlopsError, UsageError
 from console import exit_codes
-from console.commands import check
+from console.commands import check, models
 
 
 class _Parser(argparse.ArgumentParser):
@@ -27,6 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     check.add_parser(sub)
+    models.add_parser(sub)
     return parser
 
 

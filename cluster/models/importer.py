@@ -1,0 +1,178 @@
+"""`models import`: pickle -> ONNX -> parity check -> a new immutable version in the store."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from cluster.models.convert import check_parity, load_estimator, task_of, to_onnx_bytes
+from cluster.models.errors import ModelError
+from cluster.models.profile import holdout_metrics, reference_histograms
+from cluster.models.store import ModelStore
+from serving.artifacts import FORMAT
+
+LABEL_COLUMNS = ("label", "target", "y")
+HOLDOUT_ROWS = 500
+SYNTHETIC_ROWS = 256
+
+
+@dataclass(frozen=True)
+class Sample:
+    """Rows to check parity on; with labels, they also give holdout metrics."""
+
+    X: np.ndarray
+    y: np.ndarray | None
+    feature_names: list[str] | None
+    source: str
+
+
+@dataclass(frozen=True)
+class ImportResult:
+    """The version written (or found identical), and the evidence it is right."""
+
+    name: str
+    version: str
+    created: bool
+    path: Path
+    sha256: str
+    task: str
+    parity_rows: int
+    max_proba_diff: float | None
+    metrics: dict[str, float]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**self.__dict__, "path": str(self.path)}
+
+
+def read_sample_csv(path: Path, n_features: int) -> Sample:
+    """A CSV with a header; a column named label/target/y is the ground truth."""
+    try:
+        with path.open(newline="", encoding="utf-8") as fh:
+            rows = list(csv.reader(fh))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ModelError(f"{path}: cannot read sample: {exc}") from None
+    if len(rows) < 2:
+        raise ModelError(f"{path}: the sample needs a header line and at least one row")
+    header = [h.strip() for h in rows[0]]
+    label_idx = next((i for i, h in enumerate(header) if h.lower() in LABEL_COLUMNS), None)
+    feature_idx = [i for i in range(len(header)) if i != label_idx]
+    if len(feature_idx) != n_features:
+        raise ModelError(
+            f"{path}: {len(feature_idx)} feature columns, but the model expects {n_features}"
+        )
+    X = np.empty((len(rows) - 1, n_features), dtype=np.float64)
+    labels: list[str] = []
+    for r, row in enumerate(rows[1:], start=2):
+        if len(row) != len(header):
+            raise ModelError(f"{path}:{r}: {len(row)} columns, the header has {len(header)}")
+        try:
+            X[r - 2] = [float(row[i]) for i in feature_idx]
+        except ValueError as exc:
+            raise ModelError(f"{path}:{r}: {exc}") from None
+        if label_idx is not None:
+            labels.append(row[label_idx])
+    y = _labels(labels) if label_idx is not None else None
+    return Sample(X, y, [header[i] for i in feature_idx], str(path))
+
+
+def _labels(raw: list[str]) -> np.ndarray:
+    try:
+        values = [float(v) for v in raw]
+    except ValueError:
+        return np.asarray(raw)
+    if all(v.is_integer() for v in values):
+        return np.asarray([int(v) for v in values])
+    return np.asarray(values)
+
+
+def synthetic_sample(n_features: int, seed: int = 0) -> Sample:
+    """Without a sample, parity is still checked on random rows (no holdout metrics then)."""
+    rng = np.random.default_rng(seed)
+    return Sample(rng.normal(size=(SYNTHETIC_ROWS, n_features)) * 10, None, None, "synthetic")
+
+
+def import_model(
+    store: ModelStore, source: Path, name: str, sample: Sample | None = None
+) -> ImportResult:
+    estimator = load_estimator(source)
+    n_features = int(estimator.n_features_in_)
+    task = task_of(estimator)
+    sample = sample or synthetic_sample(n_features)
+    if sample.X.shape[1] != n_features:
+        raise ModelError(
+            f"{sample.source}: {sample.X.shape[1]} features, the model expects {n_features}"
+        )
+    onnx_bytes = to_onnx_bytes(estimator, n_features, source)
+    parity = check_parity(estimator, onnx_bytes, sample.X, task, source)
+    sha = hashlib.sha256(onnx_bytes).hexdigest()
+    metrics = holdout_metrics(task, estimator, sample.X, sample.y) if sample.y is not None else {}
+    existing = store.find_identical(name, sha)
+    if existing is not None:
+        found = store.get(name, existing)
+        return ImportResult(
+            name,
+            existing,
+            False,
+            found.path,
+            sha,
+            task,
+            parity.rows,
+            parity.max_proba_diff,
+            metrics,
+        )
+    names = getattr(estimator, "feature_names_in_", None)
+    feature_names = [str(n) for n in names] if names is not None else sample.feature_names
+    classes = [_plain(c) for c in estimator.classes_] if task == "classifier" else None
+    meta = {
+        "format": FORMAT,
+        "sha256": sha,
+        "task": task,
+        "input": {"n_features": n_features, "feature_names": feature_names, "dtype": "float32"},
+        "classes": classes,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "source": {
+            "path": str(source),
+            "sha256": hashlib.sha256(source.read_bytes()).hexdigest(),
+            "estimator": _describe(estimator),
+        },
+        "parity": {
+            "rows": parity.rows,
+            "sample": sample.source,
+            "max_proba_diff": parity.max_proba_diff,
+        },
+        "metrics": metrics,
+        "reference": reference_histograms(sample.X, feature_names),
+    }
+    holdout = None
+    if sample.y is not None:
+        k = min(HOLDOUT_ROWS, len(sample.X))
+        holdout = {"X": sample.X[:k].tolist(), "y": [_plain(v) for v in sample.y[:k]]}
+    version = store.add(name, onnx_bytes, meta, holdout)
+    return ImportResult(
+        name,
+        version,
+        True,
+        store.root / name / version,
+        sha,
+        task,
+        parity.rows,
+        parity.max_proba_diff,
+        metrics,
+    )
+
+
+def _plain(value: Any) -> Any:
+    return value.item() if hasattr(value, "item") else value
+
+
+def _describe(estimator: Any) -> str:
+    steps = getattr(estimator, "steps", None)
+    if steps:
+        return "Pipeline(" + ", ".join(type(s).__name__ for _, s in steps) + ")"
+    return type(estimator).__name__

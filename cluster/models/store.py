@@ -1,0 +1,107 @@
+"""The model store: NAME/VERSION directories of immutable, checksummed ONNX versions."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cluster.models.errors import ModelError
+from serving.artifacts import (
+    HOLDOUT_FILE,
+    META_FILE,
+    MODEL_FILE,
+    ArtifactError,
+    ModelMeta,
+    read_meta,
+    verify,
+)
+
+
+@dataclass(frozen=True)
+class StoredVersion:
+    """A version in the store and where it lives."""
+
+    name: str
+    version: str
+    path: Path
+    meta: ModelMeta
+
+
+class ModelStore:
+    """Versions are numbered 1, 2, 3...; a version is never rewritten once written."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def names(self) -> list[str]:
+        if not self.root.is_dir():
+            return []
+        return sorted(
+            p.name for p in self.root.iterdir() if p.is_dir() and not p.name.startswith(".")
+        )
+
+    def versions(self, name: str) -> list[str]:
+        base = self.root / name
+        if not base.is_dir():
+            return []
+        found = [p.name for p in base.iterdir() if p.is_dir() and p.name.isdigit()]
+        return sorted(found, key=int)
+
+    def get(self, name: str, version: str | None = None, *, check: bool = True) -> StoredVersion:
+        """A version (the latest when none is named), its sha256 verified unless check=False."""
+        versions = self.versions(name)
+        if not versions:
+            known = ", ".join(self.names()) or "none yet (try: mlops-tui models example)"
+            raise ModelError(f"no model named '{name}' in {self.root} (models: {known})")
+        version = version or versions[-1]
+        if version not in versions:
+            raise ModelError(
+                f"{name} has no version {version} in {self.root} (versions: {', '.join(versions)})"
+            )
+        path = self.root / name / version
+        try:
+            meta = verify(path) if check else read_meta(path)
+        except ArtifactError as exc:
+            raise ModelError(str(exc)) from None
+        return StoredVersion(name, version, path, meta)
+
+    def find_identical(self, name: str, sha256: str) -> str | None:
+        for version in self.versions(name):
+            try:
+                if read_meta(self.root / name / version).sha256 == sha256:
+                    return version
+            except ArtifactError:
+                continue
+        return None
+
+    def add(
+        self, name: str, onnx_bytes: bytes, meta: dict[str, Any], holdout: dict[str, Any] | None
+    ) -> str:
+        """Write a new version atomically (temp dir, then rename) and return its number."""
+        base = self.root / name
+        base.mkdir(parents=True, exist_ok=True)
+        tmp = base / f".incoming-{secrets.token_hex(4)}"
+        tmp.mkdir()
+        try:
+            (tmp / MODEL_FILE).write_bytes(onnx_bytes)
+            if holdout is not None:
+                (tmp / HOLDOUT_FILE).write_text(json.dumps(holdout))
+            for _ in range(100):
+                version = str(int(self.versions(name)[-1]) + 1 if self.versions(name) else 1)
+                (tmp / META_FILE).write_text(
+                    json.dumps({**meta, "name": name, "version": version}, indent=2)
+                )
+                try:
+                    os.rename(tmp, base / version)  # fails if another import took the number
+                    return version
+                except OSError:
+                    continue
+            raise ModelError(f"could not allocate a version number under {base}")
+        finally:
+            if tmp.exists():
+                shutil.rmtree(tmp)

@@ -1,0 +1,131 @@
+"""The Serve declarative config for one app: a monitor application plus one application per
+live version. Built as plain dicts and sent whole (Serve removes what a config leaves out).
+
+Names and routes:
+    APP--monitor   no HTTP route; joins predictions and labels
+    APP--VERSION   the live version on ROUTE; any other version on ROUTE/__v/VERSION (preview)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+MONITOR_SUFFIX = "--monitor"
+PREVIEW = "/__v/"
+
+
+def serve_app_name(app: str, version: str) -> str:
+    return f"{app}--{version}"
+
+
+def preview_route(route: str, version: str) -> str:
+    return f"{route.rstrip('/')}{PREVIEW}{version}"
+
+
+@dataclass(frozen=True)
+class VersionSpec:
+    """One model version deployed for an app, with where its files are on the hosts."""
+
+    version: str
+    model_dir: str
+    replicas: int = 1
+    num_cpus: float = 0.5
+
+
+@dataclass(frozen=True)
+class AppSpec:
+    """What should run for one app: its versions, which one is live, and how traffic is shared."""
+
+    app: str
+    route: str
+    state_dir: str
+    live: str
+    versions: tuple[VersionSpec, ...]
+    canary: tuple[str, float] | None = None  # (version, fraction of live traffic)
+    shadow: tuple[str, float] | None = None  # (version, fraction mirrored)
+    max_rows: int = 1024
+    monitor_settings: dict[str, Any] = field(default_factory=dict)
+
+    def version(self, version: str) -> VersionSpec:
+        for v in self.versions:
+            if v.version == version:
+                return v
+        raise KeyError(f"{self.app} has no deployed version {version}")
+
+
+def traffic_config(spec: AppSpec) -> dict[str, Any]:
+    """The live deployment's user_config: changing it reconfigures replicas without restart."""
+    traffic: dict[str, Any] = {}
+    for key, split in (("canary", spec.canary), ("shadow", spec.shadow)):
+        if split is not None:
+            version, fraction = split
+            traffic[key] = {
+                "app": serve_app_name(spec.app, version),
+                "version": version,
+                "fraction": fraction,
+            }
+    return {"traffic": traffic}
+
+
+def applications(spec: AppSpec) -> list[dict[str, Any]]:
+    """The Serve applications for one app, monitor first."""
+    for ref in (spec.canary, spec.shadow):
+        if ref is not None:
+            spec.version(ref[0])
+    spec.version(spec.live)
+    apps: list[dict[str, Any]] = [
+        {
+            "name": spec.app + MONITOR_SUFFIX,
+            "route_prefix": None,
+            "import_path": "serving.app:monitor_app",
+            "args": {
+                "app": spec.app,
+                "state_dir": spec.state_dir,
+                "settings": spec.monitor_settings,
+            },
+            "deployments": [
+                # One replica on the head node: its SQLite file must not move between nodes.
+                {
+                    "name": "Monitor",
+                    "num_replicas": 1,
+                    "ray_actor_options": {
+                        "num_cpus": 0,
+                        "resources": {"node:__internal_head__": 0.001},
+                    },
+                }
+            ],
+        }
+    ]
+    for v in spec.versions:
+        live = v.version == spec.live
+        deployment: dict[str, Any] = {
+            "name": "ModelServer",
+            "num_replicas": v.replicas,
+            "ray_actor_options": {"num_cpus": v.num_cpus},
+            "user_config": traffic_config(spec) if live else {"traffic": {}},
+        }
+        apps.append(
+            {
+                "name": serve_app_name(spec.app, v.version),
+                "route_prefix": spec.route if live else preview_route(spec.route, v.version),
+                "import_path": "serving.app:model_app",
+                "args": {
+                    "app": spec.app,
+                    "version": v.version,
+                    "model_dir": v.model_dir,
+                    "max_rows": spec.max_rows,
+                },
+                "deployments": [deployment],
+            }
+        )
+    return apps
+
+
+def serve_config(specs: list[AppSpec], http_host: str, http_port: int) -> dict[str, Any]:
+    """The whole declarative config for a cluster: every app, a proxy on every node."""
+    return {
+        "proxy_location": "EveryNode",
+        "http_options": {"host": http_host, "port": http_port},
+        "applications": [a for spec in specs for a in applications(spec)],
+    }

@@ -1,0 +1,178 @@
+"""`mlops-tui models import|list|show|example`: the model store on the operator's machine."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from cluster.errors import UsageError
+from console import exit_codes
+from console.inventory_path import open_inventory
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "models", help="import scikit-learn models as ONNX versions; list and show them"
+    )
+    p.add_argument(
+        "--store",
+        help="model store directory (default: the inventory's model_store, else ./models)",
+    )
+    p.add_argument("-i", "--inventory", help="inventory whose model_store to use")
+    msub = p.add_subparsers(dest="models_command", metavar="ACTION", required=True)
+    imp = msub.add_parser(
+        "import", help="convert a joblib/pickle scikit-learn model and store a new version"
+    )
+    imp.add_argument("path", help="joblib or pickle file of a fitted estimator or pipeline")
+    imp.add_argument("--name", required=True, help="model name in the store")
+    imp.add_argument(
+        "--sample", help="CSV with a header (a label/target column gives holdout metrics)"
+    )
+    imp.add_argument("--json", action="store_true")
+    ls = msub.add_parser("list", help="every model and version")
+    ls.add_argument("--json", action="store_true")
+    show = msub.add_parser("show", help="one version's metadata, after verifying its sha256")
+    show.add_argument("ref", metavar="NAME[:VERSION]")
+    show.add_argument("--json", action="store_true")
+    ex = msub.add_parser(
+        "example",
+        help="train demo models on scikit-learn's breast-cancer data (v1 good, v2 better, v3 bad)",
+    )
+    ex.add_argument("--name", default="breast-cancer")
+    ex.add_argument("--json", action="store_true")
+    p.set_defaults(run=run)
+
+
+def store_root(args: argparse.Namespace) -> Path:
+    if args.store:
+        return Path(args.store)
+    if args.inventory or os.environ.get("MLOPS_INVENTORY") or Path("inventory.yaml").exists():
+        return open_inventory(args.inventory).settings.model_store
+    return Path("models")
+
+
+async def run(args: argparse.Namespace, out: Console, err: Console) -> int:
+    # scikit-learn and skl2onnx take a second to import: only the models commands pay for it.
+    from cluster.models.store import ModelStore
+
+    store = ModelStore(store_root(args))
+    action = args.models_command
+    if action == "import":
+        return await asyncio.to_thread(_import, store, args, out, err)
+    if action == "example":
+        return await asyncio.to_thread(_example, store, args, out, err)
+    if action == "list":
+        return _list(store, args, out)
+    return _show(store, args, out)
+
+
+def _import(store: Any, args: argparse.Namespace, out: Console, err: Console) -> int:
+    from cluster.models.convert import load_estimator
+    from cluster.models.importer import import_model, read_sample_csv
+
+    source = Path(args.path)
+    with err.status(f"importing {source}: convert, check parity, store", spinner="dots"):
+        sample = None
+        if args.sample:
+            n_features = int(load_estimator(source).n_features_in_)
+            sample = read_sample_csv(Path(args.sample), n_features)
+        result = import_model(store, source, args.name, sample)
+    _report([result], args, out)
+    return exit_codes.OK
+
+
+def _example(store: Any, args: argparse.Namespace, out: Console, err: Console) -> int:
+    from cluster.models.examples import make_examples
+
+    with err.status(
+        "training breast-cancer examples v1 (good), v2 (better), v3 (bad)", spinner="dots"
+    ):
+        results = make_examples(store, args.name)
+    _report(results, args, out)
+    return exit_codes.OK
+
+
+def _report(results: list[Any], args: argparse.Namespace, out: Console) -> None:
+    if args.json:
+        sys.stdout.write(json.dumps([r.to_dict() for r in results], indent=2) + "\n")
+        return
+    for r in results:
+        what = "stored new version" if r.created else "identical to existing version"
+        acc = r.metrics.get("accuracy")
+        extra = f", holdout accuracy {acc:.3f}" if acc is not None else ""
+        out.print(
+            f"{r.name}:{r.version}  {what} ({r.task}, parity on {r.parity_rows} rows{extra})  {r.path}",
+            highlight=False,
+        )
+
+
+def _list(store: Any, args: argparse.Namespace, out: Console) -> int:
+    rows = []
+    for name in store.names():
+        for version in store.versions(name):
+            v = store.get(name, version, check=False)
+            rows.append(
+                {
+                    "name": name,
+                    "version": version,
+                    "task": v.meta.task,
+                    "features": v.meta.n_features,
+                    "sha256": v.meta.sha256,
+                    "created": v.meta.raw.get("created"),
+                    "estimator": v.meta.raw.get("source", {}).get("estimator"),
+                    "metrics": v.meta.raw.get("metrics", {}),
+                }
+            )
+    if args.json:
+        sys.stdout.write(json.dumps({"store": str(store.root), "models": rows}, indent=2) + "\n")
+        return exit_codes.OK
+    if not rows:
+        out.print(f"no models in {store.root} yet: try `mlops-tui models example`")
+        return exit_codes.OK
+    table = Table(title=f"Models in {store.root}", title_justify="left")
+    for col in (
+        "model",
+        "version",
+        "task",
+        "features",
+        "estimator",
+        "accuracy",
+        "created",
+        "sha256",
+    ):
+        table.add_column(col, no_wrap=True)
+    for r in rows:
+        acc = r["metrics"].get("accuracy")
+        table.add_row(
+            r["name"],
+            r["version"],
+            r["task"],
+            str(r["features"]),
+            r["estimator"] or "",
+            f"{acc:.3f}" if acc is not None else "",
+            r["created"] or "",
+            r["sha256"][:12],
+        )
+    out.print(table)
+    return exit_codes.OK
+
+
+def _show(store: Any, args: argparse.Namespace, out: Console) -> int:
+    name, _, version = args.ref.partition(":")
+    if not name:
+        raise UsageError(f"'{args.ref}' is not NAME or NAME:VERSION")
+    found = store.get(name, version or None)  # verifies sha256
+    doc = {**found.meta.raw, "path": str(found.path), "verified": True}
+    if args.json:
+        sys.stdout.write(json.dumps(doc, indent=2) + "\n")
+    else:  # reference histograms are for machines; people get the summary
+        out.print_json(json.dumps({k: v for k, v in doc.items() if k != "reference"}))
+    return exit_codes.OK

@@ -1,0 +1,285 @@
+"""The model deployment: one Serve application per live version of an app.
+
+The live version answers on the app's public route and may forward a canary share to, or
+mirror a shadow share to, another version's application (see traffic.py). Requests are
+validated before they reach onnxruntime, batched across concurrent callers, and every
+prediction is reported to the app's monitor in the background.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import logging
+import secrets
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from ray import serve
+from ray.serve.handle import DeploymentHandle
+from ray.util import metrics
+from starlette.requests import Request
+from starlette.responses import Response
+
+from serving.onnx_model import OnnxModel, Prediction
+from serving.traffic import Traffic, TrafficConfigError
+from serving.validation import BadRequest, parse_instances, parse_json
+
+log = logging.getLogger("ray.serve")
+FLUSH_EVERY_S = 0.2
+MAX_BUFFERED = 50_000  # prediction records kept for the monitor if it is slow or away
+
+
+def json_response(body: dict[str, Any], status: int = 200) -> Response:
+    return Response(json.dumps(body), status_code=status, media_type="application/json")
+
+
+@serve.deployment(
+    ray_actor_options={"num_cpus": 0.5}, max_ongoing_requests=64, health_check_period_s=5
+)
+class ModelServer:
+    """Serves one model version; a failing load keeps the replica (and its version) unhealthy."""
+
+    def __init__(
+        self, app: str, version: str, model_dir: str, max_rows: int = 1024, monitor: bool = True
+    ) -> None:
+        self.app = app
+        self.version = version
+        self.model = OnnxModel(Path(model_dir))
+        self.max_rows = max_rows
+        self.traffic = Traffic()
+        self._handles: dict[str, DeploymentHandle] = {}
+        self._monitor = (
+            serve.get_deployment_handle("Monitor", app_name=f"{app}--monitor") if monitor else None
+        )
+        self._buffer: list[tuple[Any, ...]] = []
+        self._flusher: asyncio.Task[None] | None = None
+        self._registered = False
+        self._ids = itertools.count()
+        self._id_prefix = secrets.token_hex(4)
+        self._background: set[asyncio.Task[Any]] = set()
+        tags = ("app", "version", "status")
+        self._requests = metrics.Counter(
+            "mlops_requests", description="Predict requests by HTTP status", tag_keys=tags
+        )
+        self._rows = metrics.Counter(
+            "mlops_rows", description="Rows predicted", tag_keys=("app", "version", "role")
+        )
+        self._tags = {"app": app, "version": version}
+
+    # -- configuration --------------------------------------------------------------
+    def reconfigure(self, config: dict[str, Any]) -> None:
+        """Weights and shadow arrive here (user_config): no restart, effective at once."""
+        try:
+            self.traffic = Traffic.from_config(config.get("traffic"))
+        except TrafficConfigError as exc:
+            log.error("ignoring invalid traffic config for %s v%s: %s", self.app, self.version, exc)
+
+    def check_health(self) -> None:
+        if self.model is None:
+            raise RuntimeError("model not loaded")
+
+    # -- HTTP -----------------------------------------------------------------------
+    async def __call__(self, request: Request) -> Response:
+        path = _subpath(request)
+        method = request.method
+        try:
+            if path == "/predict" and method == "POST":
+                return await self._predict_http(request)
+            if path == "/feedback" and method == "POST":
+                return await self._feedback_http(request)
+            if path == "/version" and method == "GET":
+                return json_response(self.describe())
+            if path == "/monitor" and method == "GET":
+                return await self._monitor_http()
+            if path in ("/healthz", "/-/healthz") and method == "GET":
+                return json_response({"ok": True, "version": self.version})
+        except BadRequest as exc:
+            self._requests.inc(tags={**self._tags, "status": str(exc.status)})
+            return json_response({"error": exc.message}, exc.status)
+        known = ("POST /predict", "POST /feedback", "GET /version", "GET /monitor", "GET /healthz")
+        return json_response(
+            {"error": f"no route {method} {path}; try one of: {', '.join(known)}"}, 404
+        )
+
+    async def _predict_http(self, request: Request) -> Response:
+        rows = parse_instances(
+            parse_json(await request.body()), self.model.meta.n_features, self.max_rows
+        )
+        if self.traffic.pick_canary():
+            assert self.traffic.canary is not None
+            body = await self._handle(self.traffic.canary.app).predict_rows.remote(
+                rows, None, "canary"
+            )
+        else:
+            body = await self.predict_rows(rows, None, "live")
+            if self.traffic.pick_shadow():
+                self._mirror(rows, body["request_ids"])
+        self._requests.inc(tags={**self._tags, "status": "200"})
+        return json_response(body)
+
+    async def _feedback_http(self, request: Request) -> Response:
+        payload = parse_json(await request.body())
+        items = payload if isinstance(payload, list) else [payload]
+        if not items:
+            raise BadRequest(
+                'no feedback records: send {"request_id": ..., "label": ...} or a list of them'
+            )
+        pairs: list[tuple[str, Any]] = []
+        for i, item in enumerate(items):
+            where = f"record {i}" if isinstance(payload, list) else "the record"
+            if not isinstance(item, dict) or "request_id" not in item or "label" not in item:
+                raise BadRequest(f"{where} needs 'request_id' and 'label'")
+            if not isinstance(item["request_id"], str):
+                raise BadRequest(f"{where}: 'request_id' must be a string")
+            label = item["label"]
+            if not isinstance(label, str | int | float) or isinstance(label, bool):
+                raise BadRequest(f"{where}: 'label' must be a number or a string")
+            pairs.append((item["request_id"], label))
+        if self._monitor is None:
+            raise BadRequest("this deployment runs without a monitor", status=409)
+        await self._flush()  # our own recent predictions reach the monitor before the labels
+        result = await self._monitor.feedback.remote(pairs)
+        return json_response(result)
+
+    async def _monitor_http(self) -> Response:
+        if self._monitor is None:
+            return json_response({"error": "this deployment runs without a monitor"}, 409)
+        return json_response(await self._monitor.summary.remote())
+
+    def describe(self) -> dict[str, Any]:
+        meta = self.model.meta
+        versions: list[dict[str, Any]] = [
+            {"version": self.version, "role": "live", "app": f"{self.app}--{self.version}"}
+        ]
+        if self.traffic.canary:
+            versions.append(
+                {
+                    "version": self.traffic.canary.version,
+                    "role": "canary",
+                    "weight": self.traffic.canary.fraction,
+                }
+            )
+        if self.traffic.shadow:
+            versions.append(
+                {
+                    "version": self.traffic.shadow.version,
+                    "role": "shadow",
+                    "fraction": self.traffic.shadow.fraction,
+                }
+            )
+        canary_share = self.traffic.canary.fraction if self.traffic.canary else 0.0
+        versions[0]["weight"] = 1.0 - canary_share
+        return {
+            "app": self.app,
+            "version": self.version,
+            "versions": versions,
+            "model": {
+                "name": meta.name,
+                "version": meta.version,
+                "sha256": meta.sha256,
+                "task": meta.task,
+                "n_features": meta.n_features,
+                "feature_names": list(meta.feature_names) if meta.feature_names else None,
+                "classes": list(meta.classes) if meta.classes is not None else None,
+                "created": meta.raw.get("created"),
+                "metrics": meta.raw.get("metrics"),
+            },
+            "max_rows": self.max_rows,
+        }
+
+    # -- prediction -----------------------------------------------------------------
+    async def predict_rows(
+        self, rows: np.ndarray, request_ids: list[str] | None, role: str
+    ) -> dict[str, Any]:
+        """Predict and report to the monitor; also the entry point for canary and shadow calls."""
+        result: Prediction = await self._infer(rows)
+        ids = request_ids or [f"{self._id_prefix}-{next(self._ids):x}" for _ in range(len(rows))]
+        body: dict[str, Any] = {
+            "predictions": result.labels,
+            "version": self.version,
+            "request_ids": ids,
+        }
+        probas = result.probabilities.tolist() if result.probabilities is not None else None
+        if probas is not None:
+            body["probabilities"] = probas
+        if self._monitor is not None:
+            now = time.time()
+            for i, rid in enumerate(ids):
+                self._buffer.append(
+                    (rid, self.version, role, result.labels[i], probas[i] if probas else None, now)
+                )
+            if len(self._buffer) > MAX_BUFFERED:
+                del self._buffer[: len(self._buffer) - MAX_BUFFERED]
+            self._ensure_flusher()
+        self._rows.inc(len(rows), tags={**self._tags, "role": role})
+        return body
+
+    @serve.batch(max_batch_size=32, batch_wait_timeout_s=0.0)
+    async def _infer(self, batches: list[np.ndarray]) -> list[Prediction]:
+        """One onnxruntime call for every request waiting at this moment."""
+        if len(batches) == 1:
+            return [self.model.predict(batches[0])]
+        merged = self.model.predict(np.concatenate(batches))
+        out, start = [], 0
+        for batch in batches:
+            end = start + len(batch)
+            probas = merged.probabilities[start:end] if merged.probabilities is not None else None
+            out.append(Prediction(merged.labels[start:end], probas))
+            start = end
+        return out
+
+    def _mirror(self, rows: np.ndarray, request_ids: list[str]) -> None:
+        """Send a copy to the shadow version; its answer is recorded there, never returned."""
+        assert self.traffic.shadow is not None
+        task = asyncio.create_task(self._call_shadow(self.traffic.shadow.app, rows, request_ids))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _call_shadow(self, app: str, rows: np.ndarray, request_ids: list[str]) -> None:
+        try:
+            await self._handle(app).predict_rows.remote(rows, request_ids, "shadow")
+        except Exception as exc:  # noqa: BLE001 - a failing shadow must never affect live traffic
+            log.warning("shadow call to %s failed: %s", app, exc)
+
+    def _handle(self, app: str) -> DeploymentHandle:
+        if app not in self._handles:
+            self._handles[app] = serve.get_deployment_handle("ModelServer", app_name=app)
+        return self._handles[app]
+
+    # -- monitor feed ---------------------------------------------------------------
+    def _ensure_flusher(self) -> None:
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._flush_forever())
+
+    async def _flush_forever(self) -> None:
+        while True:
+            await asyncio.sleep(FLUSH_EVERY_S)
+            await self._flush()
+
+    async def _flush(self) -> None:
+        if self._monitor is None or not self._buffer:
+            return
+        batch, self._buffer = self._buffer, []
+        try:
+            if not self._registered:
+                meta = self.model.meta
+                classes = list(meta.classes) if meta.classes is not None else None
+                await self._monitor.register.remote(self.version, meta.task, classes)
+                self._registered = True
+            await self._monitor.record.remote(batch)
+        except Exception as exc:  # noqa: BLE001 - keep the records for the next try, bounded
+            log.warning("monitor unavailable (%s); keeping %d records", exc, len(batch))
+            self._buffer = (batch + self._buffer)[-MAX_BUFFERED:]
+
+
+def _subpath(request: Request) -> str:
+    """The path below the app's route prefix, whichever way the ASGI server reports it."""
+    path: str = request.scope.get("path", "/")
+    root: str = request.scope.get("root_path", "")
+    if root and path.startswith(root):
+        path = path[len(root) :]
+    return path.rstrip("/") or "/"

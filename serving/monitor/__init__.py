@@ -1,0 +1,1 @@
+"""Accuracy monitoring: predictions joined with ground-truth labels that arrive later."""

@@ -1,0 +1,70 @@
+"""The monitor as a Serve deployment: one replica per app, pinned to the head node where its
+SQLite file lives, fed in batches by the model replicas and asked for summaries by the console."""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+from ray import serve
+from ray.util import metrics
+
+from serving.monitor.store import PredictionRecord
+from serving.monitor.tracker import AccuracyTracker, MonitorSettings
+
+log = logging.getLogger("ray.serve")
+_SCORES = ("accuracy", "precision", "recall", "f1", "roc_auc", "mse", "mae")
+
+
+@serve.deployment(num_replicas=1, ray_actor_options={"num_cpus": 0}, max_ongoing_requests=1000)
+class Monitor:
+    """Joins predictions with labels for every version of one app."""
+
+    def __init__(self, app: str, state_dir: str, settings: dict[str, Any] | None = None) -> None:
+        self.app = app
+        self.tracker = AccuracyTracker(
+            Path(state_dir) / f"{app}.sqlite", MonitorSettings(**(settings or {}))
+        )
+        self._gauge = metrics.Gauge(
+            "mlops_model_score",
+            description="Model quality over the last-N labelled predictions, per version",
+            tag_keys=("app", "version", "metric"),
+        )
+        self._labelled = metrics.Gauge(
+            "mlops_labelled_predictions",
+            description="Labelled predictions in the window",
+            tag_keys=("app", "version"),
+        )
+        self._last_export = 0.0
+        log.info("monitor for %s: %s", app, self.tracker.store.path)
+
+    def register(self, version: str, task: str, classes: list[Any] | None) -> None:
+        self.tracker.register(version, task, classes)
+
+    def record(self, rows: list[tuple[Any, ...]]) -> None:
+        self.tracker.record([PredictionRecord(*row) for row in rows])
+        self._export()
+
+    def feedback(self, items: list[tuple[str, Any]]) -> dict[str, int]:
+        result = self.tracker.feedback(items)
+        self._export()
+        return result
+
+    def summary(self) -> dict[str, Any]:
+        return self.tracker.summary()
+
+    def _export(self, every_s: float = 2.0) -> None:
+        now = time.monotonic()
+        if now - self._last_export < every_s:
+            return
+        self._last_export = now
+        for version, info in self.tracker.summary()["versions"].items():
+            self._labelled.set(info["last_n"]["n"], tags={"app": self.app, "version": version})
+            for name in _SCORES:
+                value = info["last_n"].get(name)
+                if value is not None:
+                    self._gauge.set(
+                        value, tags={"app": self.app, "version": version, "metric": name}
+                    )

@@ -1,0 +1,157 @@
+"""A real Ray head started with `ray start` for tests and benchmarks, and stopped by the
+processes it owns (never `ray stop`, which would stop every Ray on the machine)."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+
+def free_port(address: str = "127.0.0.1") -> int:
+    with socket.socket() as s:
+        s.bind((address, 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class RayHead:
+    """One head node bound to `address`; `token` is its auth token (auth is on)."""
+
+    address: str
+    temp_dir: Path
+    gcs_port: int
+    dashboard_port: int
+    metrics_port: int
+    serve_port: int
+    token: str
+
+    @property
+    def dashboard_url(self) -> str:
+        return f"http://{self.address}:{self.dashboard_port}"
+
+    @property
+    def serve_url(self) -> str:
+        return f"http://{self.address}:{self.serve_port}"
+
+    def env(self) -> dict[str, str]:
+        token_file = self.temp_dir / "auth_token"
+        return {
+            **os.environ,
+            "RAY_AUTH_MODE": "token",
+            "RAY_AUTH_TOKEN_PATH": str(token_file),
+            "RAY_DEDUP_LOGS": "1",
+            "RAY_USAGE_STATS_ENABLED": "0",
+        }
+
+    def stop(self) -> None:
+        stop_processes_under(self.temp_dir)
+
+
+def start_head(address: str = "127.0.0.1", num_cpus: int = 2) -> RayHead:
+    """Start a head with token auth; its processes are found again through `temp_dir`."""
+    temp_dir = Path(
+        tempfile.mkdtemp(prefix="mlr-", dir="/tmp")
+    )  # short: Ray has socket path limits
+    head = RayHead(
+        address=address,
+        temp_dir=temp_dir,
+        gcs_port=free_port(address),
+        dashboard_port=free_port(address),
+        metrics_port=free_port(address),
+        serve_port=free_port(address),
+        token=secrets.token_hex(32),
+    )
+    token_file = temp_dir / "auth_token"
+    token_file.write_text(head.token)
+    token_file.chmod(0o600)
+    ray = str(Path(sys.executable).parent / "ray")
+    cmd = [
+        ray, "start", "--head",
+        f"--node-ip-address={address}",
+        f"--port={head.gcs_port}",
+        f"--dashboard-host={address}",
+        f"--dashboard-port={head.dashboard_port}",
+        f"--metrics-export-port={head.metrics_port}",
+        f"--num-cpus={num_cpus}",
+        f"--temp-dir={temp_dir}",
+        "--disable-usage-stats",
+        "--include-dashboard=true",
+    ]  # fmt: skip
+    result = subprocess.run(cmd, env=head.env(), capture_output=True, text=True, timeout=120)
+    if result.returncode != 0:
+        head.stop()
+        raise RuntimeError(
+            f"ray start failed ({result.returncode}):\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+        )
+    return head
+
+
+def _descendants(roots: set[int]) -> set[int]:
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as fh:
+                ppid = int(fh.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        children.setdefault(ppid, []).append(int(entry))
+    out, stack = set(), list(roots)
+    while stack:
+        pid = stack.pop()
+        if pid in out:
+            continue
+        out.add(pid)
+        stack.extend(children.get(pid, ()))
+    return out
+
+
+def processes_under(temp_dir: Path) -> set[int]:
+    """PIDs whose command line names temp_dir, and all their descendants (Ray workers)."""
+    marker = str(temp_dir).encode()
+    roots = set()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == os.getpid():
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as fh:
+                if marker in fh.read():
+                    roots.add(int(entry))
+        except OSError:
+            continue
+    return _descendants(roots) - {os.getpid()} if roots else set()
+
+
+def stop_processes_under(temp_dir: Path, grace_s: float = 5.0) -> None:
+    pids = processes_under(temp_dir)
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        for pid in pids:
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                continue
+        deadline = time.monotonic() + grace_s
+        while time.monotonic() < deadline and any(_alive(p) for p in pids):
+            time.sleep(0.1)
+        pids = {p for p in pids if _alive(p)}
+        if not pids:
+            break
+    shutil.rmtree(temp_dir, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
