@@ -50,3 +50,33 @@ def fleet_inventory(fleet: SshdFleet, tmp_path: Path, venv_python: str):  # type
         return path
 
     return write
+
+
+@pytest.fixture(scope="session")
+def example_store(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    """The breast-cancer example versions 1 (good), 2 (better), 3 (bad), made once."""
+    from cluster.models.examples import make_examples
+    from cluster.models.store import ModelStore
+
+    store = ModelStore(tmp_path_factory.mktemp("models"))
+    make_examples(store)
+    return store
+
+
+@pytest.fixture(scope="session")
+def ray_head():  # type: ignore[no-untyped-def]
+    """One real Ray head (token auth on) for the whole session; its processes are stopped after."""
+    from tests.support.ray_node import start_head
+
+    head = start_head()
+    try:
+        yield head
+    finally:
+        head.stop()
+
+
+@pytest.fixture(scope="session")
+def serve_env(ray_head, example_store, tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    from tests.support.serve_env import ServeEnv
+
+    return ServeEnv(ray_head, example_store, tmp_path_factory.mktemp("monitor-state"))

@@ -3,6 +3,7 @@ SQLite file lives, fed in batches by the model replicas and asked for summaries 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from pathlib import Path
@@ -22,7 +23,9 @@ _SCORES = ("accuracy", "precision", "recall", "f1", "roc_auc", "mse", "mae")
 class Monitor:
     """Joins predictions with labels for every version of one app."""
 
-    def __init__(self, app: str, state_dir: str, settings: dict[str, Any] | None = None) -> None:
+    async def __init__(
+        self, app: str, state_dir: str, settings: dict[str, Any] | None = None
+    ) -> None:
         self.app = app
         self.tracker = AccuracyTracker(
             Path(state_dir) / f"{app}.sqlite", MonitorSettings(**(settings or {}))
@@ -38,6 +41,8 @@ class Monitor:
             tag_keys=("app", "version"),
         )
         self._last_export = 0.0
+        # Gauges are refreshed on a timer too, so they stay current when no request comes.
+        self._exporter = asyncio.get_running_loop().create_task(self._export_forever())
         log.info("monitor for %s: %s", app, self.tracker.store.path)
 
     def register(self, version: str, task: str, classes: list[Any] | None) -> None:
@@ -54,6 +59,11 @@ class Monitor:
 
     def summary(self) -> dict[str, Any]:
         return self.tracker.summary()
+
+    async def _export_forever(self, every_s: float = 5.0) -> None:
+        while True:
+            await asyncio.sleep(every_s)
+            self._export(every_s=0.0)
 
     def _export(self, every_s: float = 2.0) -> None:
         now = time.monotonic()

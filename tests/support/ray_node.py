@@ -133,7 +133,16 @@ def processes_under(temp_dir: Path) -> set[int]:
 
 
 def stop_processes_under(temp_dir: Path, grace_s: float = 5.0) -> None:
-    pids = processes_under(temp_dir)
+    """SIGTERM, then SIGKILL, every process of this Ray; scans again for late-spawned workers."""
+    for _ in range(3):
+        pids = processes_under(temp_dir)
+        if not pids:
+            break
+        _terminate(pids, grace_s)
+    shutil.rmtree(temp_dir, ignore_errors=True)
+
+
+def _terminate(pids: set[int], grace_s: float) -> None:
     for sig in (signal.SIGTERM, signal.SIGKILL):
         for pid in pids:
             try:
@@ -145,8 +154,7 @@ def stop_processes_under(temp_dir: Path, grace_s: float = 5.0) -> None:
             time.sleep(0.1)
         pids = {p for p in pids if _alive(p)}
         if not pids:
-            break
-    shutil.rmtree(temp_dir, ignore_errors=True)
+            return
 
 
 def _alive(pid: int) -> bool:

@@ -1,0 +1,69 @@
+"""A bounded HTTP load generator that counts every response (tests and benchmarks)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+
+@dataclass
+class LoadResult:
+    """Every request's fate: statuses, versions answered, failures with reasons, latencies."""
+
+    sent: int = 0
+    statuses: Counter[int] = field(default_factory=Counter)
+    versions: Counter[str] = field(default_factory=Counter)
+    failures: list[str] = field(default_factory=list)
+    latencies_s: list[float] = field(default_factory=list)
+
+    @property
+    def failed(self) -> int:
+        return len(self.failures)
+
+
+async def run_load(
+    url: str,
+    body: dict[str, Any],
+    *,
+    concurrency: int,
+    total: int | None = None,
+    stop: asyncio.Event | None = None,
+    max_seconds: float = 120.0,
+) -> LoadResult:
+    """Send POSTs from `concurrency` workers until `total` are sent or `stop` is set.
+
+    Bounded both ways: by count or event, and by `max_seconds` whatever happens.
+    """
+    result = LoadResult()
+    deadline = time.monotonic() + max_seconds
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+
+    async with httpx.AsyncClient(timeout=30, limits=limits) as client:
+
+        async def worker() -> None:
+            while time.monotonic() < deadline:
+                if total is not None and result.sent >= total:
+                    return
+                if stop is not None and stop.is_set():
+                    return
+                result.sent += 1
+                t0 = time.perf_counter()
+                try:
+                    response = await client.post(url, json=body)
+                except httpx.HTTPError as exc:
+                    result.failures.append(f"{type(exc).__name__}: {exc}")
+                    continue
+                result.latencies_s.append(time.perf_counter() - t0)
+                result.statuses[response.status_code] += 1
+                if response.status_code != 200:
+                    result.failures.append(f"HTTP {response.status_code}: {response.text[:200]}")
+                    continue
+                result.versions[str(response.json().get("version"))] += 1
+
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return result
