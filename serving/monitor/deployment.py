@@ -23,7 +23,8 @@ _SCORES = ("accuracy", "precision", "recall", "f1", "roc_auc", "mse", "mae")
 class Monitor:
     """Joins predictions with labels for every version of one app."""
 
-    async def __init__(
+    # Serve awaits async constructors; this one starts the gauge exporter on the replica's loop.
+    async def __init__(  # type: ignore[misc]
         self, app: str, state_dir: str, settings: dict[str, Any] | None = None
     ) -> None:
         self.app = app
