@@ -45,6 +45,7 @@ class AppSpec:
     canary: tuple[str, float] | None = None  # (version, fraction of live traffic)
     shadow: tuple[str, float] | None = None  # (version, fraction mirrored)
     max_rows: int = 1024
+    monitor: bool = True
     monitor_settings: dict[str, Any] = field(default_factory=dict)
 
     def version(self, version: str) -> VersionSpec:
@@ -69,12 +70,12 @@ def traffic_config(spec: AppSpec) -> dict[str, Any]:
 
 
 def applications(spec: AppSpec) -> list[dict[str, Any]]:
-    """The Serve applications for one app, monitor first."""
+    """The Serve applications for one app, monitor first (unless the app runs without one)."""
     for ref in (spec.canary, spec.shadow):
         if ref is not None:
             spec.version(ref[0])
     spec.version(spec.live)
-    apps: list[dict[str, Any]] = [
+    monitors: list[dict[str, Any]] = [
         {
             "name": spec.app + MONITOR_SUFFIX,
             "route_prefix": None,
@@ -97,6 +98,7 @@ def applications(spec: AppSpec) -> list[dict[str, Any]]:
             ],
         }
     ]
+    apps = monitors if spec.monitor else []
     for v in spec.versions:
         live = v.version == spec.live
         deployment: dict[str, Any] = {
@@ -115,6 +117,7 @@ def applications(spec: AppSpec) -> list[dict[str, Any]]:
                     "version": v.version,
                     "model_dir": v.model_dir,
                     "max_rows": spec.max_rows,
+                    "monitor": spec.monitor,
                 },
                 "deployments": [deployment],
             }

@@ -1,0 +1,271 @@
+"""Serving throughput and latency, every variant driven by wrk in one run (issue 3's benchmark).
+
+Variants, each with a 100-tree and a 500-tree random forest from the breast-cancer data:
+  inproc        onnxruntime in this process with JSON decoding, no HTTP (the limit)
+  flask         Flask's threaded server around the pickled scikit-learn model
+  serve-sklearn a plain Ray Serve deployment calling scikit-learn (2 replicas)
+  serve-onnx    the same calling onnxruntime (2 replicas)
+  ours          this project's serving path: validation, @serve.batch, monitor on (2 replicas)
+  ours-nomon    the same with the monitor off
+  ours-canary   ours during a 50% canary phase (half the requests take the forwarding hop)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import joblib
+import numpy as np
+
+from bench.report import machine, write_section
+from bench.wrk import WrkResult, require_wrk, run_wrk
+from cluster.models.examples import example_data
+from cluster.models.importer import Sample, import_model
+from cluster.models.store import ModelStore
+from cluster.serve.api import ServeApi
+from cluster.serve.config import AppSpec, VersionSpec, applications
+from serving.onnx_model import OnnxModel
+from serving.validation import parse_instances, parse_json
+from tests.support.ray_node import free_port, start_head
+
+SECONDS = float(os.environ.get("BENCH_SECONDS", "4"))
+FORESTS = (100, 500)
+REPLICAS = 2
+
+
+def train(tmp: Path, store: ModelStore) -> dict[int, Path]:
+    from sklearn.ensemble import RandomForestClassifier
+
+    X_train, X_test, y_train, y_test, names = example_data()
+    pickles = {}
+    for trees in FORESTS:
+        model = RandomForestClassifier(n_estimators=trees, random_state=0).fit(
+            X_train.astype(np.float32), y_train
+        )
+        path = tmp / f"rf{trees}.joblib"
+        joblib.dump(model, path)
+        import_model(store, path, f"rf{trees}", Sample(X_test, y_test, names, "holdout"))
+        pickles[trees] = path
+    return pickles
+
+
+def bodies() -> dict[int, str]:
+    _, X_test, _, _, _ = example_data()
+    return {rows: json.dumps({"instances": X_test[:rows].tolist()}) for rows in (1, 64)}
+
+
+def inproc(store: ModelStore, trees: int, body: str, seconds: float) -> float:
+    """Requests/s of JSON decode + validation + onnxruntime + JSON encode, one thread."""
+    model = OnnxModel(store.root / f"rf{trees}" / "1")
+    raw = body.encode()
+    n, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        rows = parse_instances(parse_json(raw), 30, 1024)
+        out = model.predict(rows)
+        json.dumps({"predictions": out.labels, "probabilities": out.probabilities.tolist()})  # type: ignore[union-attr]
+        n += 1
+    return n / (time.perf_counter() - start)
+
+
+def serve_apps(store: ModelStore, pickles: dict[int, Path], state_dir: Path) -> list[dict]:  # type: ignore[type-arg]
+    apps = []
+    for trees in FORESTS:
+        model_dir = str(store.root / f"rf{trees}" / "1")
+        for monitor, suffix in ((True, ""), (False, "-nomon")):
+            spec = AppSpec(
+                f"ours{trees}{suffix}", f"/ours{trees}{suffix}", str(state_dir), "1",
+                (VersionSpec("1", model_dir, REPLICAS, 0.0),), monitor=monitor,
+            )  # fmt: skip
+            apps += applications(spec)
+        for kind, path in (
+            ("sklearn", str(pickles[trees])),
+            ("onnx", str(store.root / f"rf{trees}" / "1" / "model.onnx")),
+        ):
+            apps.append({
+                "name": f"serve-{kind}{trees}", "route_prefix": f"/serve-{kind}{trees}",
+                "import_path": f"bench.baselines.plain_serve:{kind}_app", "args": {"path": path},
+                "deployments": [{"name": "SklearnModel" if kind == "sklearn" else "OnnxModel", "num_replicas": REPLICAS, "ray_actor_options": {"num_cpus": 0}}],
+            })  # fmt: skip
+    model_dir = str(store.root / "rf100" / "1")
+    canary = AppSpec(
+        "ours100-canary", "/ours100-canary", str(state_dir), "1",
+        (VersionSpec("1", model_dir, REPLICAS, 0.0), VersionSpec("2", model_dir, REPLICAS, 0.0)), canary=("2", 0.5),
+    )  # fmt: skip
+    return apps + applications(canary)
+
+
+async def deploy(head, apps: list[dict]) -> None:  # type: ignore[no-untyped-def, type-arg]
+    config = {
+        "proxy_location": "EveryNode",
+        "http_options": {"host": head.address, "port": head.serve_port},
+        "applications": apps,
+    }
+    async with ServeApi(head.dashboard_url, head.token) as api:
+        await api.deploy(config)
+        await api.wait_running([a["name"] for a in apps], timeout=600)
+
+
+def start_flask(pickle: Path) -> tuple[subprocess.Popen[bytes], str]:
+    port = free_port()
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            str(ROOT / "bench" / "baselines" / "flask_app.py"),
+            str(pickle),
+            str(port),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}/predict"
+    import httpx
+
+    for _ in range(100):
+        try:
+            httpx.post(url, json={"instances": [[0.0] * 30]}, timeout=2)
+            return proc, url
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    proc.kill()
+    raise SystemExit("flask baseline did not start")
+
+
+def measure(url: str, body: str, connections: int) -> WrkResult:
+    run_wrk(url, body, connections=connections, seconds=1)  # warm-up
+    return run_wrk(url, body, connections=connections, seconds=SECONDS)
+
+
+def main() -> None:
+    require_wrk()
+    results: dict[tuple[str, int, int, int], WrkResult | float] = {}
+    with tempfile.TemporaryDirectory(prefix="bench-serving-") as tmp_name:
+        tmp = Path(tmp_name)
+        store = ModelStore(tmp / "models")
+        pickles = train(tmp, store)
+        body = bodies()
+        for trees in FORESTS:
+            for rows in (1, 64):
+                results[("inproc", trees, rows, 1)] = inproc(store, trees, body[rows], SECONDS)
+        os.environ["PYTHONPATH"] = str(ROOT)  # Ray workers import bench.baselines
+        head = start_head(num_cpus=2)
+        flasks = []
+        try:
+            asyncio.run(deploy(head, serve_apps(store, pickles, tmp / "state")))
+            urls = {}
+            for trees in FORESTS:
+                proc, urls[("flask", trees)] = start_flask(pickles[trees])
+                flasks.append(proc)
+                for name in ("serve-sklearn", "serve-onnx", "ours", "ours-nomon"):
+                    prefix = {"ours": f"/ours{trees}", "ours-nomon": f"/ours{trees}-nomon"}.get(
+                        name, f"/{name}{trees}"
+                    )
+                    urls[(name, trees)] = f"{head.serve_url}{prefix}" + (
+                        "/predict" if name.startswith("ours") else ""
+                    )
+            urls[("ours-canary", 100)] = f"{head.serve_url}/ours100-canary/predict"
+            for (name, trees), url in urls.items():
+                for rows in (1, 64):
+                    for conns in (1, 16):
+                        if name == "ours-canary" and (rows, conns) != (1, 16):
+                            continue
+                        r = measure(url, body[rows], conns)
+                        results[(name, trees, rows, conns)] = r
+                        print(
+                            f"{name:14} rf{trees:<4} rows={rows:<3} c={conns:<3} {r.requests_per_s:9.1f} req/s  p50 {r.p50_ms:7.2f} ms  p99 {r.p99_ms:7.2f} ms  errors {r.errors}",
+                            flush=True,
+                        )
+        finally:
+            for proc in flasks:
+                proc.kill()
+            head.stop()
+    write_section("serving", render(results))
+
+
+def render(results: dict) -> str:  # type: ignore[type-arg]
+    def rps(key: tuple) -> float:  # type: ignore[type-arg]
+        r = results.get(key)
+        value = r if isinstance(r, float) else (r.requests_per_s if r else float("nan"))
+        return value if value > 0 else float("nan")  # nothing answered: no ratio to claim
+
+    lines = [
+        "## Serving (`bench/serving.py`)",
+        "",
+        f"Measured {machine()}. wrk on the same 2 cores as the servers; {SECONDS:g} s per cell after a 1 s warm-up; "
+        "single-row and 64-row JSON requests of breast-cancer rows; 2 replicas for every Serve variant. "
+        "`inproc` is JSON decode + validation + onnxruntime + JSON encode in one thread, no HTTP.",
+        "",
+        "| variant | forest | rows/req | conc | req/s | rows/s | p50 ms | p99 ms | errors |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for (name, trees, rows, conns), r in sorted(
+        results.items(), key=lambda kv: (kv[0][1], kv[0][0], kv[0][2], kv[0][3])
+    ):
+        if isinstance(r, float):
+            lines.append(f"| {name} | {trees} | {rows} | - | {r:,.0f} | {r * rows:,.0f} | | | |")
+        else:
+            lines.append(
+                f"| {name} | {trees} | {rows} | {conns} | {r.requests_per_s:,.1f} | {r.requests_per_s * rows:,.0f} | {r.p50_ms:.2f} | {r.p99_ms:.2f} | {r.errors} |"
+            )
+    goals = [
+        (
+            "ours >= 0.9x plain Serve + onnxruntime (100 trees, 1 row, c16)",
+            rps(("ours", 100, 1, 16)) / rps(("serve-onnx", 100, 1, 16)),
+            0.9,
+        ),
+        (
+            "ours >= 0.9x plain Serve + onnxruntime (500 trees, 1 row, c16)",
+            rps(("ours", 500, 1, 16)) / rps(("serve-onnx", 500, 1, 16)),
+            0.9,
+        ),
+        (
+            "ours >= Flask, 100 trees (1 row, c16)",
+            rps(("ours", 100, 1, 16)) / rps(("flask", 100, 1, 16)),
+            1.0,
+        ),
+        (
+            "ours >= Flask, 100 trees (1 row, c1)",
+            rps(("ours", 100, 1, 1)) / rps(("flask", 100, 1, 1)),
+            1.0,
+        ),
+        (
+            "ours >= 3x Flask, 500 trees (1 row, c16)",
+            rps(("ours", 500, 1, 16)) / rps(("flask", 500, 1, 16)),
+            3.0,
+        ),
+        (
+            "ours: 64-row rows/s >= 30x single-row (100 trees, c16)",
+            64 * rps(("ours", 100, 64, 16)) / rps(("ours", 100, 1, 16)),
+            30.0,
+        ),
+        (
+            "monitor on >= 0.9x monitor off (100 trees, 1 row, c16)",
+            rps(("ours", 100, 1, 16)) / rps(("ours-nomon", 100, 1, 16)),
+            0.9,
+        ),
+        (
+            "50% canary phase vs steady state (100 trees, 1 row, c16)",
+            rps(("ours-canary", 100, 1, 16)) / rps(("ours", 100, 1, 16)),
+            None,
+        ),
+    ]
+    lines += ["", "| goal | measured ratio | target | met |", "|---|---|---|---|"]
+    for text, ratio, target in goals:
+        met = "" if target is None else ("yes" if ratio >= target else "**no**")  # nan compares false
+        lines.append(
+            f"| {text} | {ratio:.2f}x | {'' if target is None else f'{target:g}x'} | {met} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    main()
