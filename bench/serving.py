@@ -38,7 +38,8 @@ from serving.onnx_model import OnnxModel
 from serving.validation import parse_instances, parse_json
 from tests.support.ray_node import free_port, start_head
 
-SECONDS = float(os.environ.get("BENCH_SECONDS", "4"))
+SECONDS = float(os.environ.get("BENCH_SECONDS", "3"))
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "2"))
 FORESTS = (100, 500)
 REPLICAS = 2
 
@@ -173,17 +174,25 @@ def main() -> None:
                         "/predict" if name.startswith("ours") else ""
                     )
             urls[("ours-canary", 100)] = f"{head.serve_url}/ours100-canary/predict"
-            for (name, trees), url in urls.items():
-                for rows in (1, 64):
-                    for conns in (1, 16):
-                        if name == "ours-canary" and (rows, conns) != (1, 16):
-                            continue
-                        r = measure(url, body[rows], conns)
+            cells = [
+                (name, trees, rows, conns, url)
+                for (name, trees), url in urls.items()
+                for rows in (1, 64)
+                for conns in (1, 16)
+                if name != "ours-canary" or (rows, conns) == (1, 16)
+            ]
+            # Every cell ROUNDS times, round-robin, keeping the best: interference from the
+            # rest of the machine only ever slows a run down, and it hits all variants alike.
+            for _ in range(ROUNDS):
+                for name, trees, rows, conns, url in cells:
+                    r = measure(url, body[rows], conns)
+                    best = results.get((name, trees, rows, conns))
+                    if not isinstance(best, WrkResult) or r.requests_per_s > best.requests_per_s:
                         results[(name, trees, rows, conns)] = r
-                        print(
-                            f"{name:14} rf{trees:<4} rows={rows:<3} c={conns:<3} {r.requests_per_s:9.1f} req/s  p50 {r.p50_ms:7.2f} ms  p99 {r.p99_ms:7.2f} ms  errors {r.errors}",
-                            flush=True,
-                        )
+                    print(
+                        f"{name:14} rf{trees:<4} rows={rows:<3} c={conns:<3} {r.requests_per_s:9.1f} req/s  p50 {r.p50_ms:7.2f} ms  p99 {r.p99_ms:7.2f} ms  errors {r.errors}",
+                        flush=True,
+                    )
         finally:
             for proc in flasks:
                 proc.kill()
@@ -200,7 +209,8 @@ def render(results: dict) -> str:  # type: ignore[type-arg]
     lines = [
         "## Serving (`bench/serving.py`)",
         "",
-        f"Measured {machine()}. wrk on the same 2 cores as the servers; {SECONDS:g} s per cell after a 1 s warm-up; "
+        f"Measured {machine()}. wrk on the same 2 cores as the servers; {SECONDS:g} s per cell after a 1 s warm-up, "
+        f"best of {ROUNDS} round-robin rounds; "
         "single-row and 64-row JSON requests of breast-cancer rows; 2 replicas for every Serve variant. "
         "`inproc` is JSON decode + validation + onnxruntime + JSON encode in one thread, no HTTP.",
         "",
@@ -260,7 +270,9 @@ def render(results: dict) -> str:  # type: ignore[type-arg]
     ]
     lines += ["", "| goal | measured ratio | target | met |", "|---|---|---|---|"]
     for text, ratio, target in goals:
-        met = "" if target is None else ("yes" if ratio >= target else "**no**")  # nan compares false
+        met = (
+            "" if target is None else ("yes" if ratio >= target else "**no**")
+        )  # nan compares false
         lines.append(
             f"| {text} | {ratio:.2f}x | {'' if target is None else f'{target:g}x'} | {met} |"
         )

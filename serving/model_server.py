@@ -61,12 +61,15 @@ class ModelServer:
         self._ids = itertools.count()
         self._id_prefix = secrets.token_hex(4)
         self._background: set[asyncio.Task[Any]] = set()
-        tags = ("app", "version", "status")
-        self._requests = metrics.Counter(
-            "mlops_requests", description="Predict requests by HTTP status", tag_keys=tags
-        )
+        # One counter update per request (Serve already counts requests and latency per app):
+        # rows by role, and client errors by status, which Serve cannot tell apart.
         self._rows = metrics.Counter(
             "mlops_rows", description="Rows predicted", tag_keys=("app", "version", "role")
+        )
+        self._rejected = metrics.Counter(
+            "mlops_rejected_requests",
+            description="Requests refused as bad input, by status",
+            tag_keys=("app", "version", "status"),
         )
         self._tags = {"app": app, "version": version}
 
@@ -98,7 +101,7 @@ class ModelServer:
             if path in ("/healthz", "/-/healthz") and method == "GET":
                 return json_response({"ok": True, "version": self.version})
         except BadRequest as exc:
-            self._requests.inc(tags={**self._tags, "status": str(exc.status)})
+            self._rejected.inc(tags={**self._tags, "status": str(exc.status)})
             return json_response({"error": exc.message}, exc.status)
         known = ("POST /predict", "POST /feedback", "GET /version", "GET /monitor", "GET /healthz")
         return json_response(
@@ -118,7 +121,6 @@ class ModelServer:
             body = await self.predict_rows(rows, None, "live")
             if self.traffic.pick_shadow():
                 self._mirror(rows, body["request_ids"])
-        self._requests.inc(tags={**self._tags, "status": "200"})
         return json_response(body)
 
     async def _feedback_http(self, request: Request) -> Response:
