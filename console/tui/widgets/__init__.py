@@ -1,0 +1,1 @@
+"""Widgets, grouped in folders by area."""
