@@ -11,7 +11,7 @@ from rich.console import Console
 
 from cluster.errors import InventoryError, MlopsError, UsageError
 from console import exit_codes
-from console.commands import check, models
+from console.commands import apply, check, destroy, models, plan, status, tui
 
 
 class _Parser(argparse.ArgumentParser):
@@ -26,14 +26,17 @@ def build_parser() -> argparse.ArgumentParser:
         prog="mlops-tui", description="Terminal ops console for ML model deployments on Ray Serve."
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    check.add_parser(sub)
-    models.add_parser(sub)
+    for command in (check, models, plan, apply, status, destroy, tui):
+        command.add_parser(sub)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    raw = list(sys.argv[1:] if argv is None else argv)
+    if not raw and sys.stdin.isatty() and sys.stdout.isatty():
+        raw = ["tui"]  # bare `mlops-tui` on a terminal opens the console
+    args = parser.parse_args(raw)
     if args.command is None:
         parser.print_help()
         return exit_codes.INVALID

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import yaml
 
-from cluster.inventory.model import Host, Secret
+from cluster.inventory.model import Host, RayPorts, Secret
 from cluster.inventory.yamlread import ENV_REF, Loc, Reader
 
 SECRET_FIELDS = ("password", "key_passphrase")
@@ -21,8 +21,16 @@ CONNECTION_FIELDS = (
     "known_hosts",
     "host_key_checking",
     "python",
+    "remote_dir",
+    "ray",
     *SECRET_FIELDS,
 )
+RAY_KEYS = {
+    "port": "gcs",
+    "dashboard_port": "dashboard",
+    "metrics_port": "metrics",
+    "serve_port": "serve_http",
+}
 HOST_FIELDS = ("address", "connection", "via", "labels", *CONNECTION_FIELDS)
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
 _SECRET_WHY = (
@@ -44,7 +52,7 @@ class HostSpec:
 
 def read_field(reader: Reader, name: str, node: yaml.Node, path: str, base: Path) -> object:
     """Read one host field by our name; returns None (and records a problem) when invalid."""
-    if name in ("user", "python", "address", "via"):
+    if name in ("user", "python", "address", "via", "remote_dir"):
         value = reader.string(node, path)
         if value is not None and (not value.strip() or any(c.isspace() for c in value)):
             reader.fail(node, path, "must be non-empty and contain no spaces")
@@ -66,7 +74,22 @@ def read_field(reader: Reader, name: str, node: yaml.Node, path: str, base: Path
         return reader.string_map(node, path)
     if name in SECRET_FIELDS:
         return read_secret(reader, node, path, name)
+    if name == "ray":
+        return read_ray_ports(reader, node, path)
     raise AssertionError(f"no reader for host field {name}")
+
+
+def read_ray_ports(reader: Reader, node: yaml.Node, path: str) -> dict[str, int] | None:
+    """Some or all Ray ports; a host's own ports override the defaults one by one."""
+    pairs = reader.mapping(node, path, tuple(RAY_KEYS))
+    if pairs is None:
+        return None
+    ports: dict[str, int] = {}
+    for key, (_, value_node) in pairs.items():
+        value = reader.integer(value_node, f"{path}.{key}", 1, 65535)
+        if value is not None:
+            ports[RAY_KEYS[key]] = value
+    return ports
 
 
 def read_secret(reader: Reader, node: yaml.Node, path: str, name: str) -> Secret | None:
@@ -110,6 +133,7 @@ def resolve(spec: HostSpec, defaults: dict[str, object]) -> Host:
     password = pick("password", None)
     passphrase = pick("key_passphrase", None)
     via = spec.values.get("via")
+    ports = RayPorts(**{**_ports(defaults.get("ray")), **_ports(spec.values.get("ray"))})
     return Host(
         name=spec.name,
         address=str(spec.values.get("address", "127.0.0.1" if local else spec.name)),
@@ -121,9 +145,16 @@ def resolve(spec: HostSpec, defaults: dict[str, object]) -> Host:
         verify_host_key=bool(pick("host_key_checking", True)),
         via=str(via) if via is not None else None,
         python=str(python),
+        remote_dir=str(pick("remote_dir", ".mlops-tui")),
+        ray=ports,
         labels=dict(labels) if isinstance(labels, dict) else {},
         groups=spec.groups,
         password=password if isinstance(password, Secret) else None,
         key_passphrase=passphrase if isinstance(passphrase, Secret) else None,
         loc=spec.loc,
     )
+
+
+def _ports(value: object) -> dict[str, int]:
+    """A parsed `ray:` mapping (RayPorts field -> port), or nothing."""
+    return {str(k): int(v) for k, v in value.items()} if isinstance(value, dict) else {}

@@ -21,7 +21,7 @@ from cluster.inventory.hostfields import (
     read_fields,
     resolve,
 )
-from cluster.inventory.model import App, Host, Inventory, RayPorts, Rollout, Settings, Target
+from cluster.inventory.model import App, Host, Inventory, Rollout, Settings, Target
 from cluster.inventory.yamlread import Reader, suggest
 
 TOP_KEYS = ("defaults", "hosts", "targets", "apps", "ansible_inventory")
@@ -31,10 +31,8 @@ SETTING_KEYS = (
     "keepalive_interval",
     "command_timeout",
     "model_store",
-    "ray",
 )
 DEFAULT_KEYS = CONNECTION_FIELDS + SETTING_KEYS
-RAY_KEYS = ("port", "dashboard_port", "metrics_port", "serve_port")
 TARGET_KEYS = ("topology", "host", "head", "workers", "hosts", "rollout")
 TOPOLOGY_KEYS = {
     "single": ("topology", "host"),
@@ -114,32 +112,8 @@ def _read_defaults(
             kw[key] = reader.number(node, path, 0.1, 86400)
         elif key == "model_store":
             kw[key] = reader.path(node, path, base)
-        elif key == "ray":
-            kw[key] = _read_ray(reader, node)
     clean = {k: v for k, v in kw.items() if v is not None}
     return defaults, Settings(**clean)  # type: ignore[arg-type]
-
-
-def _read_ray(reader: Reader, node: yaml.Node) -> RayPorts | None:
-    pairs = reader.mapping(node, "defaults.ray", RAY_KEYS)
-    if pairs is None:
-        return None
-    names = {
-        "port": "gcs",
-        "dashboard_port": "dashboard",
-        "metrics_port": "metrics",
-        "serve_port": "serve_http",
-    }
-    ports: dict[str, int] = {}
-    for key, (_, value_node) in pairs.items():
-        value = reader.integer(value_node, f"defaults.ray.{key}", 1, 65535)
-        if value is not None:
-            ports[names[key]] = value
-    result = RayPorts(**ports)
-    values = [result.gcs, result.dashboard, result.metrics, result.serve_http]
-    if len(set(values)) != len(values):
-        reader.fail(node, "defaults.ray", f"Ray ports must differ from each other, got {values}")
-    return result
 
 
 def _read_hosts(
@@ -227,6 +201,17 @@ def _resolve_hosts(
         hosts[spec.name] = host
     for host in hosts.values():
         _check_via(reader, host, hosts)
+        ports = [host.ray.gcs, host.ray.dashboard, host.ray.metrics, host.ray.serve_http]
+        if len(set(ports)) != len(ports) and host.loc is not None:
+            reader.problems.append(
+                Problem(
+                    host.loc.file,
+                    host.loc.line,
+                    host.loc.column,
+                    f"hosts.{host.name}.ray",
+                    f"Ray ports must differ from each other, got {ports}",
+                )
+            )
     return hosts
 
 

@@ -60,6 +60,8 @@ class Host:
     verify_host_key: bool
     via: str | None
     python: str
+    remote_dir: str = ".mlops-tui"
+    ray: RayPorts = RayPorts()
     labels: dict[str, str] = field(default_factory=dict)
     groups: tuple[str, ...] = ()
     password: Secret | None = None
@@ -122,7 +124,6 @@ class Settings:
     keepalive_interval: float = 15.0
     command_timeout: float = 120.0
     model_store: Path = Path("models")
-    ray: RayPorts = RayPorts()
 
 
 @dataclass(frozen=True)

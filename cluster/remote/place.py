@@ -38,6 +38,25 @@ def _remove(path):
         os.remove(path)
 
 
+def _swap_in(staging, final):
+    """Move the old copy aside and the new one in; retried, since two uploaders may share a
+    filesystem (NFS home directories) and race for the same path."""
+    old = final + ".old-" + os.path.basename(staging).rsplit("-", 1)[-1]
+    for _ in range(20):
+        try:
+            os.rename(final, old)
+        except FileNotFoundError:
+            pass
+        try:
+            os.rename(staging, final)
+            break
+        except OSError:
+            continue  # another uploader put its copy in between: move it aside and retry
+    else:
+        raise SystemExit("could not move %s into place" % final)
+    _remove(old)
+
+
 def main():
     staging, final = sys.argv[1], sys.argv[2]
     expected = json.load(sys.stdin)
@@ -49,12 +68,7 @@ def main():
         _remove(staging)
         result = {"ok": False, "mismatch": mismatch, "missing": missing, "extra": extra}
     else:
-        old = final + ".old"
-        _remove(old)
-        if os.path.lexists(final):
-            os.rename(final, old)
-        os.rename(staging, final)
-        _remove(old)
+        _swap_in(staging, final)
         result = {"ok": True, "files": len(got)}
     sys.stdout.write(json.dumps(result))
 

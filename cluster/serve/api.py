@@ -39,6 +39,10 @@ class ServeApi:
         """PUT the full declarative config; applications it does not list are removed."""
         await self._request("PUT", "/api/serve/applications/", json=config)
 
+    async def delete_all(self) -> None:
+        """DELETE every application and shut Serve down."""
+        await self._request("DELETE", "/api/serve/applications/")
+
     async def applications(self) -> dict[str, Any]:
         """GET the status and details of every application."""
         body = await self._request("GET", "/api/serve/applications/")

@@ -1,0 +1,1 @@
+"""plan / apply / destroy / status: make hosts run what the inventory says, and report it."""

@@ -1,0 +1,71 @@
+"""What a host runs now, as seen over SSH, and what its Serve runs, as seen over the REST API."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from cluster.errors import TransportError
+from cluster.inventory import Host
+from cluster.provision.layout import Layout
+from cluster.provision.ray_node import read_secret_file
+from cluster.provision.topology import RayCluster
+from cluster.remote import script
+from cluster.serve.api import ServeApi
+from cluster.transport import Connections
+
+
+@dataclass(frozen=True)
+class HostState:
+    """Our footprint on one host."""
+
+    host: str
+    layout: Layout
+    bundle: str | None
+    models: dict[str, str | None]
+    ray_pids: int
+    ray_node: dict[str, Any] | None
+
+    @property
+    def ray_running(self) -> bool:
+        return self.ray_pids > 0
+
+
+async def observe_host(connections: Connections, host: Host) -> HostState:
+    transport = await connections.get(host.name)
+    result = await transport.run(
+        [host.python, "-c", script("observe"), host.remote_dir, host.name], timeout=60
+    )
+    if result.exit_status == 127:
+        raise TransportError(
+            host.name, f"python not found at '{host.python}' (set python: in the inventory)"
+        )
+    if not result.ok:
+        raise TransportError(host.name, f"observing the host failed: {result.tail()}")
+    data = json.loads(result.stdout)
+    return HostState(
+        host.name,
+        Layout(data["root"]),
+        data["bundle"],
+        data["models"],
+        data["ray"]["pids"],
+        data["ray"]["node"],
+    )
+
+
+@asynccontextmanager
+async def serve_api(
+    connections: Connections, cluster: RayCluster, layout: Layout
+) -> AsyncIterator[ServeApi]:
+    """The head's Serve REST API through an SSH forward, authenticated with the cluster's token."""
+    transport = await connections.get(cluster.head.name)
+    token = await read_secret_file(transport, layout.token_file(cluster.id))
+    async with transport.forward(cluster.head.address, cluster.head.ray.dashboard) as (host, port):
+        api = ServeApi(f"http://{host}:{port}", token, timeout=30)
+        try:
+            yield api
+        finally:
+            await api.aclose()

@@ -1,0 +1,175 @@
+"""The provisioning operations the CLI and the TUI drive: plan, apply, destroy."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from functools import partial
+
+from cluster.errors import MlopsError, TransportError
+from cluster.events import Event
+from cluster.fanout import fan_out
+from cluster.inventory import Inventory
+from cluster.models.store import ModelStore
+from cluster.provision.apply import ClusterResult, Emit, apply_cluster, merged
+from cluster.provision.bundle import Bundle
+from cluster.provision.desired import desired_cluster
+from cluster.provision.events import (
+    HostSkipped,
+    PlanReady,
+    RunFinished,
+    StepDone,
+    StepFailed,
+    StepStarted,
+)
+from cluster.provision.layout import Layout
+from cluster.provision.observe import observe_host, serve_api
+from cluster.provision.plan import ClusterPlan, plan_cluster
+from cluster.provision.ray_node import stop_node
+from cluster.provision.topology import RayCluster, clusters_of, selected_targets
+from cluster.transport import Connections
+
+
+async def make_plans(
+    connections: Connections, store: ModelStore, target_names: list[str] | None, bundle_sha: str
+) -> list[ClusterPlan]:
+    """One plan per Ray cluster of the selected targets, observed in parallel."""
+    inventory = connections.inventory
+    desired = [
+        desired_cluster(inventory, store, cluster)
+        for target in selected_targets(inventory, target_names)
+        for cluster in clusters_of(inventory, target)
+    ]
+    limit = inventory.settings.concurrency
+    plans: list[ClusterPlan] = []
+    async for _, outcome in fan_out(
+        desired, lambda d: plan_cluster(connections, d, bundle_sha, concurrency=limit), limit=limit
+    ):
+        if isinstance(outcome, Exception):
+            raise outcome
+        plans.append(outcome)
+    order = {d.cluster.id: i for i, d in enumerate(desired)}
+    return sorted(plans, key=lambda p: order[p.desired.cluster.id])
+
+
+def plan_event(plans: list[ClusterPlan]) -> PlanReady:
+    return PlanReady(
+        actions=tuple(a.to_dict() for p in plans for a in p.actions),
+        errors=tuple(e for p in plans for e in p.errors),
+        unreachable=tuple(f"{h}: {r}" for p in plans for h, r in p.unreachable.items()),
+    )
+
+
+def has_changes(plans: list[ClusterPlan]) -> bool:
+    return any(p.actions or p.errors or p.unreachable for p in plans)
+
+
+async def apply_plans(
+    connections: Connections, plans: list[ClusterPlan], bundle: Bundle
+) -> AsyncIterator[Event]:
+    """Execute plans: targets one after another; an edge target in batches of hosts."""
+    start = time.perf_counter()
+    limit = connections.inventory.settings.concurrency
+    failed: set[str] = set()
+    skipped: set[str] = set()
+    changed = 0
+    by_target: dict[str, list[ClusterPlan]] = {}
+    for plan in plans:
+        by_target.setdefault(plan.desired.cluster.target.name, []).append(plan)
+    for target_plans in by_target.values():
+        target = target_plans[0].desired.cluster.target
+        size = target.rollout.batch if target.topology == "edge" else len(target_plans)
+        target_failures = 0
+        for i in range(0, len(target_plans), size):
+            batch = [
+                p for p in target_plans[i : i + size] if p.actions or p.errors or p.unreachable
+            ]
+            if target.topology == "edge" and target_failures > target.rollout.max_failures:
+                for plan in batch:
+                    for host in plan.desired.cluster.hosts:
+                        skipped.add(host.name)
+                        yield HostSkipped(
+                            host.name,
+                            f"{target_failures} edge hosts failed (max_failures {target.rollout.max_failures}); stopped",
+                        )
+                continue
+            runs: list[Callable[[Emit], Awaitable[ClusterResult]]] = [
+                partial(_run, connections, plan, bundle, limit) for plan in batch
+            ]
+            async for item in merged(runs):
+                if isinstance(item, ClusterResult):
+                    failed |= item.failed
+                    skipped |= item.skipped
+                    target_failures += len(item.failed)
+                    continue
+                if isinstance(item, StepDone):
+                    changed += 1
+                yield item
+    for name in sorted(skipped - failed):
+        yield HostSkipped(name, "not changed")
+    yield RunFinished(
+        changed, tuple(sorted(failed)), tuple(sorted(skipped - failed)), time.perf_counter() - start
+    )
+
+
+async def _run(
+    connections: Connections, plan: ClusterPlan, bundle: Bundle, limit: int, emit: Emit
+) -> ClusterResult:
+    return await apply_cluster(connections, plan, bundle, emit, concurrency=limit)
+
+
+async def destroy(connections: Connections, target_names: list[str] | None) -> AsyncIterator[Event]:
+    """Remove the Serve apps and stop every Ray process we started on the selected targets."""
+    start = time.perf_counter()
+    inventory = connections.inventory
+    failed: list[str] = []
+    changed = 0
+    clusters = [
+        c for t in selected_targets(inventory, target_names) for c in clusters_of(inventory, t)
+    ]
+    for cluster in clusters:
+        async for event in _destroy_cluster(connections, inventory, cluster):
+            if isinstance(event, StepFailed):
+                failed.append(event.host)
+            elif isinstance(event, StepDone):
+                changed += 1
+            yield event
+    yield RunFinished(changed, tuple(sorted(set(failed))), (), time.perf_counter() - start)
+
+
+async def _destroy_cluster(
+    connections: Connections, inventory: Inventory, cluster: RayCluster
+) -> AsyncIterator[Event]:
+    states = {}
+    for host in cluster.hosts:
+        try:
+            states[host.name] = await observe_host(connections, host)
+        except TransportError as exc:
+            yield StepFailed(host.name, "connect", exc.reason, 0.0)
+    head_state = states.get(cluster.head.name)
+    if head_state is not None and head_state.ray_running:
+        yield StepStarted(cluster.head.name, "serve", "delete applications")
+        t0 = time.perf_counter()
+        try:
+            async with serve_api(connections, cluster, head_state.layout) as api:
+                await api.delete_all()
+            yield StepDone(
+                cluster.head.name, "serve", "applications deleted", time.perf_counter() - t0
+            )
+        except MlopsError as exc:
+            yield StepFailed(cluster.head.name, "serve", str(exc), time.perf_counter() - t0)
+    for host in (*cluster.workers, cluster.head):  # workers first, so they do not chase a dead head
+        state = states.get(host.name)
+        if state is None or not state.ray_running:
+            continue
+        yield StepStarted(host.name, "stop-ray", "our Ray processes only")
+        t0 = time.perf_counter()
+        try:
+            transport = await connections.get(host.name)
+            count = await stop_node(transport, Layout(state.layout.root), host)
+            await transport.run(["rm", "-f", state.layout.token_file(cluster.id)])
+            yield StepDone(
+                host.name, "stop-ray", f"{count} processes stopped", time.perf_counter() - t0
+            )
+        except TransportError as exc:
+            yield StepFailed(host.name, "stop-ray", exc.reason, time.perf_counter() - t0)

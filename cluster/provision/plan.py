@@ -1,0 +1,150 @@
+"""Compare what the inventory wants with what hosts run, and list the actions that would close the gap."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import Any
+
+from cluster.check import probe
+from cluster.errors import MlopsError, TransportError
+from cluster.fanout import fan_out
+from cluster.provision.desired import DesiredCluster
+from cluster.provision.observe import HostState, observe_host, serve_api
+from cluster.provision.ray_node import node_record
+from cluster.provision.serve_diff import serve_changes
+from cluster.transport import Connections
+
+
+@dataclass(frozen=True)
+class Action:
+    """One change on one host (or on the cluster's Serve, reported against its head)."""
+
+    cluster: str
+    host: str
+    kind: str  # upload-code | upload-model | start-ray | restart-ray | serve
+    detail: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "cluster": self.cluster,
+            "host": self.host,
+            "kind": self.kind,
+            "detail": self.detail,
+        }
+
+
+@dataclass
+class ClusterPlan:
+    """The plan for one Ray cluster, with the observations it was made from."""
+
+    desired: DesiredCluster
+    bundle_sha: str
+    states: dict[str, HostState] = field(default_factory=dict)
+    unreachable: dict[str, str] = field(default_factory=dict)
+    errors: list[str] = field(default_factory=list)
+    actions: list[Action] = field(default_factory=list)
+
+    def for_host(self, host: str, kind: str | None = None) -> list[Action]:
+        return [a for a in self.actions if a.host == host and (kind is None or a.kind == kind)]
+
+
+async def plan_cluster(
+    connections: Connections, desired: DesiredCluster, bundle_sha: str, *, concurrency: int
+) -> ClusterPlan:
+    cluster = desired.cluster
+    plan = ClusterPlan(desired, bundle_sha)
+    facts: dict[str, Any] = {}
+
+    async def look(host_name: str) -> tuple[HostState, Any]:
+        host = connections.inventory.hosts[host_name]
+        return await asyncio.gather(observe_host(connections, host), probe(connections, host))
+
+    async for name, outcome in fan_out([h.name for h in cluster.hosts], look, limit=concurrency):
+        if isinstance(outcome, TransportError):
+            plan.unreachable[name] = outcome.reason
+        elif isinstance(outcome, Exception):
+            raise outcome
+        else:
+            plan.states[name], facts[name] = outcome
+    _preflight(plan, facts)
+    for host in cluster.hosts:
+        state = plan.states.get(host.name)
+        if state is None:
+            continue
+        if state.bundle != bundle_sha:
+            plan.actions.append(
+                Action(cluster.id, host.name, "upload-code", f"serving package {bundle_sha[:12]}")
+            )
+        for model in desired.models:
+            ref = f"{model.name}:{model.version}"
+            if state.models.get(ref) != model.meta.sha256:
+                plan.actions.append(Action(cluster.id, host.name, "upload-model", ref))
+        wanted = node_record(cluster, host)
+        role = (
+            "start Ray head" if host.name == cluster.head.name else f"join Ray at {wanted['head']}"
+        )
+        if not state.ray_running:
+            plan.actions.append(Action(cluster.id, host.name, "start-ray", role))
+        elif state.ray_node != wanted:
+            plan.actions.append(
+                Action(cluster.id, host.name, "restart-ray", f"{role} (settings changed)")
+            )
+    await _plan_serve(connections, plan)
+    return plan
+
+
+def _preflight(plan: ClusterPlan, facts: dict[str, Any]) -> None:
+    cluster = plan.desired.cluster
+    for name, f in facts.items():
+        if f.ray is None:
+            plan.errors.append(
+                f"{name}: Ray is not installed for {f.python_path} (install ray[serve] there)"
+            )
+    pythons = {n: ".".join(f.python.split(".")[:2]) for n, f in facts.items()}
+    rays = {n: f.ray for n, f in facts.items() if f.ray}
+    for label, values in (("Python", pythons), ("Ray", rays)):
+        if len(set(values.values())) > 1:
+            listing = ", ".join(f"{n}={v}" for n, v in sorted(values.items()))
+            plan.errors.append(
+                f"cluster {cluster.id}: {label} versions differ across nodes: {listing}"
+            )
+    for name, state in plan.states.items():
+        # Ray puts unix sockets at RAY_DIR/session_<date>_<pid>/sockets/plasma_store (~66 chars
+        # more), and unix socket paths stop at 107 bytes.
+        longest = len(state.layout.ray_dir(name)) + len(
+            "/session_2026-01-01_00-00-00_000000_1234567/sockets/plasma_store"
+        )
+        if longest > 107:
+            plan.errors.append(
+                f"{name}: remote_dir {state.layout.root} is too long for Ray's socket paths "
+                f"({longest} > 107 bytes); choose a shorter remote_dir"
+            )
+    roots = {n: s.layout.root for n, s in plan.states.items()}
+    if len(set(roots.values())) > 1:
+        listing = ", ".join(f"{n}={r}" for n, r in sorted(roots.items()))
+        plan.errors.append(
+            f"cluster {cluster.id}: remote_dir must resolve to the same path on every node "
+            f"(replicas load models by path): {listing}"
+        )
+
+
+async def _plan_serve(connections: Connections, plan: ClusterPlan) -> None:
+    cluster = plan.desired.cluster
+    head_state = plan.states.get(cluster.head.name)
+    if head_state is None:
+        return
+    config = plan.desired.serve_config(head_state.layout)
+    observed = None
+    ray_changes = any(
+        a.host == cluster.head.name and a.kind in ("start-ray", "restart-ray") for a in plan.actions
+    )
+    if head_state.ray_running and not ray_changes:
+        try:
+            async with serve_api(connections, cluster, head_state.layout) as api:
+                observed = await api.applications()
+        except MlopsError as exc:
+            plan.errors.append(f"{cluster.head.name}: cannot read Serve state: {exc}")
+            return
+    for change in serve_changes(config, observed):
+        plan.actions.append(Action(cluster.id, cluster.head.name, "serve", change))

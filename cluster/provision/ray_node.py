@@ -1,0 +1,121 @@
+"""Starting and stopping Ray on a host over its transport, with token auth always on.
+
+The token travels on stdin into a file only the service user can read; it never appears in
+a command line (visible in `ps`), a log or an event.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from cluster.errors import TransportError
+from cluster.inventory import Host
+from cluster.provision.layout import Layout
+from cluster.provision.topology import RayCluster
+from cluster.remote import script
+from cluster.transport.base import Transport
+
+
+class RayStartFailed(TransportError):
+    """`ray start` exited non-zero; the message carries the tail of its output."""
+
+
+def node_record(cluster: RayCluster, host: Host) -> dict[str, Any]:
+    """What node.json says about a running node; any difference means restart it."""
+    head = cluster.head
+    return {
+        "cluster": cluster.id,
+        "role": "head" if host.name == head.name else "worker",
+        "address": host.address,
+        "head": f"{head.address}:{head.ray.gcs}",
+        "ports": [host.ray.gcs, host.ray.dashboard, host.ray.metrics, host.ray.serve_http],
+        "python": host.python,
+    }
+
+
+def ray_env(layout: Layout, cluster: RayCluster) -> list[str]:
+    return [
+        "env",
+        "RAY_AUTH_MODE=token",
+        f"RAY_AUTH_TOKEN_PATH={layout.token_file(cluster.id)}",
+        f"PYTHONPATH={layout.code}",
+        "RAY_USAGE_STATS_ENABLED=0",
+    ]
+
+
+def start_argv(layout: Layout, cluster: RayCluster, host: Host) -> list[str]:
+    common = [
+        host.python, "-m", "ray.scripts.scripts", "start",
+        f"--node-ip-address={host.address}",
+        f"--metrics-export-port={host.ray.metrics}",
+        f"--temp-dir={layout.ray_dir(host.name)}",
+        "--disable-usage-stats",
+    ]  # fmt: skip
+    if host.name == cluster.head.name:
+        return [
+            *ray_env(layout, cluster), *common, "--head",
+            f"--port={host.ray.gcs}",
+            f"--dashboard-host={host.address}",
+            f"--dashboard-port={host.ray.dashboard}",
+        ]  # fmt: skip
+    # A worker's Serve proxy listens on the worker's own serve_port (Serve reads this variable
+    # on worker nodes; the head's proxy uses http_options.port).
+    env = [*ray_env(layout, cluster), f"RAY_SERVE_WORKER_PROXY_HTTP_PORT={host.ray.serve_http}"]
+    return [*env, *common, f"--address={cluster.head.address}:{cluster.head.ray.gcs}"]
+
+
+async def write_secret_file(transport: Transport, path: str, content: str) -> None:
+    """Write via stdin with umask 077: the file is born mode 600 in a mode 700 directory."""
+    result = await transport.run(
+        [
+            "sh",
+            "-c",
+            'umask 077 && mkdir -p "$(dirname "$1")" && cat > "$1.tmp.$$" && mv "$1.tmp.$$" "$1"',
+            "sh",
+            path,
+        ],
+        input=content,
+    )
+    if not result.ok:
+        raise TransportError(transport.host.name, f"cannot write {path}: {result.tail()}")
+
+
+async def read_secret_file(transport: Transport, path: str) -> str | None:
+    result = await transport.run(["sh", "-c", 'test -f "$1" && cat "$1" || true', "sh", path])
+    return result.stdout.strip() or None if result.ok else None
+
+
+async def write_file(transport: Transport, path: str, content: str) -> None:
+    result = await transport.run(
+        [
+            "sh",
+            "-c",
+            'mkdir -p "$(dirname "$1")" && cat > "$1.tmp.$$" && mv "$1.tmp.$$" "$1"',
+            "sh",
+            path,
+        ],
+        input=content,
+    )
+    if not result.ok:
+        raise TransportError(transport.host.name, f"cannot write {path}: {result.tail()}")
+
+
+async def start_node(transport: Transport, layout: Layout, cluster: RayCluster, host: Host) -> None:
+    result = await transport.run(start_argv(layout, cluster, host), timeout=180)
+    if not result.ok:
+        raise RayStartFailed(
+            host.name, f"ray start failed (exit {result.exit_status}): {result.tail(8)}"
+        )
+    await write_file(transport, layout.node_file(host.name), json.dumps(node_record(cluster, host)))
+
+
+async def stop_node(transport: Transport, layout: Layout, host: Host) -> int:
+    """Stop only our Ray processes on this host; returns how many were stopped."""
+    result = await transport.run(
+        [host.python, "-c", script("stop_ray"), layout.ray_dir(host.name)], timeout=60
+    )
+    if not result.ok:
+        raise TransportError(host.name, f"stopping Ray failed: {result.tail()}")
+    await transport.run(["rm", "-f", layout.node_file(host.name)])
+    return int(json.loads(result.stdout).get("stopped", 0))

@@ -1,0 +1,80 @@
+"""Stop the Ray processes mlops-tui started on this host: those whose command line names our
+Ray directory, and their descendants (Ray workers rename themselves). Never `ray stop`, which
+would stop every Ray on the machine, ours or not.
+
+Usage: python -c SRC RAY_DIR   -> prints {"stopped": N}
+"""
+
+import json
+import os
+import signal
+import sys
+import time
+
+
+def _children():
+    out = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % entry) as fh:
+                ppid = int(fh.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        out.setdefault(ppid, []).append(int(entry))
+    return out
+
+
+def _ours(marker):
+    roots = set()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == os.getpid():
+            continue
+        try:
+            with open("/proc/%s/cmdline" % entry, "rb") as fh:
+                if marker.encode() in fh.read():
+                    roots.add(int(entry))
+        except OSError:
+            continue
+    children, found, stack = _children(), set(), list(roots)
+    while stack:
+        pid = stack.pop()
+        if pid not in found:
+            found.add(pid)
+            stack.extend(children.get(pid, ()))
+    found.discard(os.getpid())
+    return found
+
+
+def _alive(pid):
+    try:
+        with open("/proc/%d/stat" % pid) as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def main():
+    marker = os.path.abspath(os.path.expanduser(sys.argv[1])).rstrip("/") + "/"
+    stopped = set()
+    for _ in range(3):
+        pids = _ours(marker) - stopped
+        if not pids:
+            break
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            for pid in pids:
+                try:
+                    os.kill(pid, sig)
+                except OSError:
+                    pass
+            deadline = time.time() + 5
+            while time.time() < deadline and any(_alive(p) for p in pids):
+                time.sleep(0.1)
+            if not any(_alive(p) for p in pids):
+                break
+        stopped |= pids
+    sys.stdout.write(json.dumps({"stopped": len(stopped)}))
+
+
+main()

@@ -1,0 +1,34 @@
+"""What plan, apply, destroy and status share: arguments, the model store, confirmation."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from rich.console import Console
+from rich.prompt import Confirm
+
+from cluster.errors import UsageError
+
+
+def add_target_args(p: argparse.ArgumentParser, *, confirm: bool = False) -> None:
+    p.add_argument(
+        "-i", "--inventory", help="inventory file (default: $MLOPS_INVENTORY or ./inventory.yaml)"
+    )
+    p.add_argument("-t", "--target", action="append", help="only this target (repeatable)")
+    p.add_argument("--json", action="store_true", help="JSON lines, one per event")
+    if confirm:
+        p.add_argument(
+            "--yes", action="store_true", help="do it without asking (required without a terminal)"
+        )
+
+
+def confirmed(args: argparse.Namespace, err: Console, question: str) -> bool:
+    """--yes, or an explicit yes at a terminal; without a terminal --yes is required."""
+    if args.yes:
+        return True
+    if not sys.stdin.isatty():
+        raise UsageError(
+            f"{question.rstrip('?')}: refusing without --yes when there is no terminal to ask"
+        )
+    return Confirm.ask(question, console=err, default=False)

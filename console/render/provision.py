@@ -1,0 +1,138 @@
+"""Render provisioning events: one line per step for people, JSON lines for machines."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from cluster.events import Event
+from cluster.provision.events import (
+    HostSkipped,
+    PlanReady,
+    RunFinished,
+    StepDone,
+    StepFailed,
+    StepStarted,
+)
+from cluster.provision.status import AppStatus, NodeStatus
+from console.render.units import seconds
+
+
+def json_line(event: Event | dict[str, Any]) -> None:
+    sys.stdout.write(json.dumps(event.to_dict() if isinstance(event, Event) else event) + "\n")
+    sys.stdout.flush()
+
+
+def plan_table(plan: PlanReady) -> Table:
+    table = Table(title="Plan", title_justify="left")
+    for column in ("cluster", "host", "action", "detail"):
+        table.add_column(column)
+    for a in plan.actions:
+        table.add_row(a["cluster"], a["host"], a["kind"], a["detail"])
+    return table
+
+
+def print_plan(out: Console, plan: PlanReady) -> None:
+    if plan.actions:
+        out.print(plan_table(plan))
+    for line in plan.unreachable:
+        out.print(Text.assemble(("unreachable ", "bold red"), line))
+    for line in plan.errors:
+        out.print(Text.assemble(("preflight ", "bold red"), line))
+    if not (plan.actions or plan.unreachable or plan.errors):
+        out.print("[green]No changes.[/] The hosts run what the inventory says.")
+    else:
+        out.print(f"{len(plan.actions)} change(s) planned.")
+
+
+def print_step(out: Console, event: Event) -> None:
+    if isinstance(event, StepStarted):
+        out.print(
+            Text.assemble(
+                ("  … ", "dim"), (f"{event.host:<14}", "bold"), f"{event.step:<13} {event.detail}"
+            )
+        )
+    elif isinstance(event, StepDone):
+        out.print(
+            Text.assemble(
+                ("  ✓ ", "green"),
+                (f"{event.host:<14}", "bold"),
+                f"{event.step:<13} {event.detail} ",
+                (f"({seconds(event.duration_s)})", "dim"),
+            )
+        )
+    elif isinstance(event, StepFailed):
+        out.print(
+            Text.assemble(
+                ("  ✗ ", "bold red"),
+                (f"{event.host:<14}", "bold"),
+                f"{event.step:<13} ",
+                (event.error, "red"),
+            )
+        )
+    elif isinstance(event, HostSkipped):
+        out.print(
+            Text.assemble(
+                ("  - ", "yellow"), (f"{event.host:<14}", "bold"), f"skipped: {event.reason}"
+            )
+        )
+    elif isinstance(event, RunFinished):
+        style = "green" if not event.failed_hosts else "red"
+        failed = f", failed: {', '.join(event.failed_hosts)}" if event.failed_hosts else ""
+        skipped = f", untouched: {', '.join(event.skipped_hosts)}" if event.skipped_hosts else ""
+        out.print(
+            Text(
+                f"{event.changed} step(s) done{failed}{skipped} in {event.duration_s:.1f} s",
+                style=style,
+            )
+        )
+
+
+def status_tables(nodes: list[NodeStatus], apps: list[AppStatus]) -> list[Table]:
+    node_table = Table(title="Nodes", title_justify="left")
+    for column in ("cluster", "host", "role", "state", "ray", "detail"):
+        node_table.add_column(column)
+    for n in nodes:
+        node_table.add_row(
+            n.cluster,
+            n.host,
+            n.role,
+            Text("up", style="green") if n.up else Text("DOWN", style="bold red"),
+            n.ray_version or "",
+            n.detail,
+        )
+    app_table = Table(title="Apps", title_justify="left")
+    for column in ("cluster", "app", "live", "wanted", "traffic", "replicas", "health"):
+        app_table.add_column(column)
+    for a in apps:
+        traffic = ", ".join(_traffic(v) for v in a.versions) or "-"
+        health = Text("healthy", style="green") if a.healthy else Text(a.detail, style="bold red")
+        app_table.add_row(
+            a.cluster,
+            a.app,
+            a.live or "-",
+            a.wanted_version or "latest",
+            traffic,
+            f"{a.replicas_running}/{a.replicas_wanted}",
+            health,
+        )
+    return [node_table, app_table]
+
+
+def _traffic(version: dict[str, Any]) -> str:
+    canary = version.get("traffic", {}).get("canary")
+    share = 1.0 - (canary["fraction"] if canary else 0.0)
+    if not version.get("live"):
+        return f"v{version['version']} preview"
+    text = f"v{version['version']} {share:.0%}"
+    if canary:
+        text += f", v{canary['version']} {canary['fraction']:.0%}"
+    shadow = version.get("traffic", {}).get("shadow")
+    if shadow:
+        text += f", v{shadow['version']} shadow {shadow['fraction']:.0%}"
+    return text

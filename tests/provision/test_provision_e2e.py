@@ -1,0 +1,228 @@
+"""plan / apply / status / destroy end to end: three real sshd hosts, real Ray, real Serve.
+
+node1 (127.0.0.11) heads the `grid` cluster with node2 (127.0.0.12) as its worker; node3
+(127.0.0.13) is the `shops` edge target, its own one-node Ray. All three are this machine,
+so each host gets its own Ray ports, and the remote dir is shared as NFS would share it.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from cluster.models.store import ModelStore
+from console.cli import main
+from tests.support.ray_node import free_port, processes_under
+from tests.support.sshd import SshdFleet, ssh_inventory_yaml
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+
+def ports(address: str) -> dict[str, int]:
+    return {k: free_port(address) for k in ("port", "dashboard_port", "metrics_port", "serve_port")}
+
+
+def ray_yaml(p: dict[str, int]) -> str:
+    return "    ray: {" + ", ".join(f"{k}: {v}" for k, v in p.items()) + "}"
+
+
+class Deployment:
+    """The inventory, the paths and the ports of this module's deployment."""
+
+    def __init__(self, fleet: SshdFleet, store: ModelStore, root: Path) -> None:
+        self.fleet = fleet
+        self.root = root
+        # Short: Ray's unix socket paths live under it and stop at 107 bytes.
+        self.remote = Path(tempfile.mkdtemp(prefix="mr-", dir="/tmp"))
+        self.store = ModelStore(root / "models")
+        shutil.copytree(store.root, self.store.root)
+        self.ports = {h.name: ports(h.address) for h in fleet.hosts}
+        self.path = root / "inventory.yaml"
+        self.write(replicas=2)
+
+    def write(self, replicas: int) -> None:
+        extra = (
+            "targets:\n"
+            "  grid:\n    topology: cluster\n    head: node1\n    workers: [node2]\n"
+            "  shops:\n    topology: edge\n    hosts: [node3]\n    rollout: {batch: 1, max_failures: 0}\n"
+            "apps:\n"
+            f"  cancer:\n    target: grid\n    model: breast-cancer:1\n    replicas: {replicas}\n    num_cpus: 0.1\n"
+            "  shelf:\n    target: shops\n    model: breast-cancer:2\n    num_cpus: 0.1\n"
+        )
+        text = ssh_inventory_yaml(
+            self.fleet, sys.executable, host_lines={n: ray_yaml(p) for n, p in self.ports.items()}
+        )
+        text = text.replace(
+            "defaults:\n",
+            f"defaults:\n  remote_dir: {self.remote}\n  model_store: {self.store.root}\n  command_timeout: 300\n",
+        )
+        self.path.write_text(text + extra)
+
+    def url(self, host: str, route: str) -> str:
+        address = next(h.address for h in self.fleet.hosts if h.name == host)
+        return f"http://{address}:{self.ports[host]['serve_port']}{route}"
+
+
+@pytest.fixture(scope="module")
+def deployment(
+    fleet: SshdFleet, example_store: ModelStore, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Deployment]:
+    d = Deployment(fleet, example_store, tmp_path_factory.mktemp("provision"))
+    try:
+        yield d
+    finally:
+        main(["destroy", "-i", str(d.path), "--yes"])
+        for host in fleet.hosts:  # whatever happened, leave no Ray of ours behind
+            from tests.support.ray_node import stop_processes_under
+
+            stop_processes_under(d.remote / "ray" / host.name)
+        shutil.rmtree(d.remote, ignore_errors=True)
+
+
+def cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, list[dict]]:  # type: ignore[type-arg]
+    code = main(list(argv))
+    out = capsys.readouterr().out
+    return code, [json.loads(line) for line in out.splitlines() if line.strip()]
+
+
+def test_plan_apply_converge_status(
+    deployment: Deployment, capsys: pytest.CaptureFixture[str]
+) -> None:
+    inv = str(deployment.path)
+    code, [plan] = cli(capsys, "plan", "-i", inv, "--json")
+    assert code == 4, plan
+    kinds = {(a["host"], a["kind"]) for a in plan["actions"]}
+    assert (
+        ("node1", "start-ray") in kinds
+        and ("node2", "start-ray") in kinds
+        and ("node3", "start-ray") in kinds
+    )
+    assert ("node1", "upload-model") in kinds and ("node3", "serve") in kinds
+
+    code, events = cli(capsys, "apply", "-i", inv, "--json", "--yes")
+    failed = [e for e in events if e["event"] == "step_failed"]
+    assert code == 0, failed
+    assert events[-1]["event"] == "run_finished" and events[-1]["failed_hosts"] == []
+
+    # Predictions through every node's own proxy.
+    rows = {"instances": [[0.5] * 30]}
+    for host, route, version in (
+        ("node1", "/cancer", "1"),
+        ("node2", "/cancer", "1"),
+        ("node3", "/shelf", "2"),
+    ):
+        response = httpx.post(deployment.url(host, route + "/predict"), json=rows, timeout=30)
+        assert response.status_code == 200, (host, response.text)
+        assert response.json()["version"] == version
+
+    # Idempotent: nothing to plan, nothing to apply.
+    code, [plan] = cli(capsys, "plan", "-i", inv, "--json")
+    assert code == 0 and plan["actions"] == [], plan
+    code, events = cli(capsys, "apply", "-i", inv, "--json", "--yes")
+    assert code == 0 and [e["event"] for e in events] == ["plan_ready"]
+
+    code, [snapshot] = cli(capsys, "status", "-i", inv, "--json")
+    assert code == 0 and snapshot["ok"], snapshot
+    assert {n["host"] for n in snapshot["nodes"] if n["up"]} == {"node1", "node2", "node3"}
+    cancer = next(a for a in snapshot["apps"] if a["app"] == "cancer")
+    assert cancer["live"] == "1" and cancer["replicas_running"] == cancer["replicas_wanted"] == 2
+
+
+def test_the_dashboard_refuses_requests_without_the_token(deployment: Deployment) -> None:
+    dash = (
+        f"http://127.0.0.11:{deployment.ports['node1']['dashboard_port']}/api/serve/applications/"
+    )
+    assert httpx.get(dash, timeout=10).status_code == 401
+    token = deployment.remote / "auth" / "grid.token"
+    assert oct(token.stat().st_mode & 0o777) == "0o600"
+    assert (
+        httpx.get(
+            dash, headers={"Authorization": f"Bearer {token.read_text().strip()}"}, timeout=10
+        ).status_code
+        == 200
+    )
+
+
+def test_replicas_spread_over_the_cluster_and_scale(
+    deployment: Deployment, capsys: pytest.CaptureFixture[str]
+) -> None:
+    deployment.write(replicas=3)
+    inv = str(deployment.path)
+    code, [plan] = cli(capsys, "plan", "-i", inv, "--json")
+    assert code == 4
+    assert [a["detail"] for a in plan["actions"]] == ["cancer--1: replicas 2 -> 3"]
+    code, events = cli(capsys, "apply", "-i", inv, "--json", "--yes")
+    assert code == 0, [e for e in events if e["event"] == "step_failed"]
+    code, [snapshot] = cli(capsys, "status", "-i", inv, "--json")
+    cancer = next(a for a in snapshot["apps"] if a["app"] == "cancer")
+    assert cancer["replicas_running"] == 3
+    token = (deployment.remote / "auth" / "grid.token").read_text().strip()
+    dash = (
+        f"http://127.0.0.11:{deployment.ports['node1']['dashboard_port']}/api/serve/applications/"
+    )
+    details = httpx.get(dash, headers={"Authorization": f"Bearer {token}"}, timeout=10).json()
+    replicas = details["applications"]["cancer--1"]["deployments"]["ModelServer"]["replicas"]
+    assert {r["node_ip"] for r in replicas} == {"127.0.0.11", "127.0.0.12"}
+
+
+def test_a_tampered_model_is_refused_before_shipping(
+    deployment: Deployment, capsys: pytest.CaptureFixture[str]
+) -> None:
+    model = deployment.store.root / "breast-cancer" / "3" / "model.onnx"
+    original = model.read_bytes()
+    model.write_bytes(original + b"tampered")
+    text = deployment.path.read_text()
+    deployment.path.write_text(text.replace("model: breast-cancer:2", "model: breast-cancer:3"))
+    try:
+        assert main(["plan", "-i", str(deployment.path)]) == 1
+        err = capsys.readouterr().err
+        assert f"{model}: sha256 is" in err and "tampered with; refusing to load it" in err
+        assert not (deployment.remote / "models" / "breast-cancer" / "3").exists()
+    finally:
+        model.write_bytes(original)
+        deployment.path.write_text(text)
+
+
+def test_a_down_host_is_reported_and_apply_converges(
+    deployment: Deployment, capsys: pytest.CaptureFixture[str]
+) -> None:
+    inv = str(deployment.path)
+    assert main(["destroy", "-i", inv, "--target", "shops", "--yes"]) == 0
+    capsys.readouterr()
+    deployment.write(replicas=2)  # a change for the healthy cluster, applied all the same
+    node3 = deployment.fleet.by_name("node3")
+    node3.stop()
+    try:
+        code, events = cli(capsys, "apply", "-i", inv, "--json", "--yes")
+    finally:
+        node3.start()
+    assert code == 1
+    failed = [e for e in events if e["event"] == "step_failed"]
+    assert [(e["host"], e["step"]) for e in failed] == [("node3", "connect")]
+    assert "refused" in failed[0]["error"]
+    done = [(e["host"], e["step"], e["detail"]) for e in events if e["event"] == "step_done"]
+    assert done == [("node1", "serve", "cancer--1: replicas 3 -> 2")]  # the others complete
+    code, events = cli(capsys, "apply", "-i", inv, "--json", "--yes")
+    assert code == 0, [e for e in events if e["event"] == "step_failed"]
+    response = httpx.post(
+        deployment.url("node3", "/shelf/predict"), json={"instances": [[0.5] * 30]}, timeout=30
+    )
+    assert response.status_code == 200
+
+
+def test_destroy_leaves_no_ray_of_ours(
+    deployment: Deployment, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, events = cli(capsys, "destroy", "-i", str(deployment.path), "--json", "--yes")
+    assert code == 0, events
+    for host in deployment.fleet.hosts:
+        assert processes_under(deployment.remote / "ray" / host.name) == set()
+    code, [snapshot] = cli(capsys, "status", "-i", str(deployment.path), "--json")
+    assert code == 1 and not any(n["up"] for n in snapshot["nodes"])
