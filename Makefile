@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/mlops-tui check -i inventory.example.yaml --target local
+	./demo.sh
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -24,7 +24,10 @@ test: lint
 	$(BIN)/python -m pytest
 
 bench: $(STAMP)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check flask
 	$(BIN)/python bench/check_fanout.py
+	$(BIN)/python bench/serving.py
+	$(BIN)/python bench/apply_fanout.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -54,7 +54,10 @@ def _ray_pids(marker):
 
 
 def main():
-    root = os.path.abspath(os.path.expanduser(sys.argv[1]))
+    root = os.path.expanduser(sys.argv[1])
+    if not os.path.isabs(root):  # relative to home, as SSH sessions and SFTP see it
+        root = os.path.join(os.path.expanduser("~"), root)
+    root = os.path.normpath(root)
     node = sys.argv[2]
     ray_dir = os.path.join(root, "ray", node)
     node_file = _read(os.path.join(ray_dir, "node.json"))

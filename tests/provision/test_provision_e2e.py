@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import shutil
+import signal
+import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -210,6 +212,32 @@ def test_a_down_host_is_reported_and_apply_converges(
     done = [(e["host"], e["step"], e["detail"]) for e in events if e["event"] == "step_done"]
     assert done == [("node1", "serve", "cancer--1: replicas 3 -> 2")]  # the others complete
     code, events = cli(capsys, "apply", "-i", inv, "--json", "--yes")
+    assert code == 0, [e for e in events if e["event"] == "step_failed"]
+    response = httpx.post(
+        deployment.url("node3", "/shelf/predict"), json={"instances": [[0.5] * 30]}, timeout=30
+    )
+    assert response.status_code == 200
+
+
+def test_ctrl_c_reports_what_landed_and_apply_converges(
+    deployment: Deployment, capsys: pytest.CaptureFixture[str]
+) -> None:
+    inv = str(deployment.path)
+    assert main(["destroy", "-i", inv, "--target", "shops", "--yes"]) == 0
+    capsys.readouterr()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "console.cli", "apply", "-i", inv, "--target", "shops", "--json", "--yes"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        if json.loads(line)["event"] == "step_done":
+            proc.send_signal(signal.SIGINT)  # Ctrl-C right after the first step landed
+            break
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "apply interrupted" in err and "node3:" in err and "Traceback" not in err
+    code, events = cli(capsys, "apply", "-i", inv, "--target", "shops", "--json", "--yes")
     assert code == 0, [e for e in events if e["event"] == "step_failed"]
     response = httpx.post(
         deployment.url("node3", "/shelf/predict"), json={"instances": [[0.5] * 30]}, timeout=30
