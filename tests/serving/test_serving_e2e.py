@@ -261,13 +261,13 @@ async def test_metrics_reach_rays_metrics_endpoint(env: ServeEnv) -> None:
     async with httpx.AsyncClient(timeout=10) as client:
         while loop.time() < deadline:
             text = (await client.get(url)).text
-            if re.search(r'mlops_requests\S*\{[^}]*app="cancer"', text) and re.search(
+            if re.search(r'mlops_rows\S*\{[^}]*app="cancer"', text) and re.search(
                 r'mlops_model_score\S*\{[^}]*app="cancer"', text
             ):
                 break
             await asyncio.sleep(1)
-    assert re.search(r'mlops_requests\S*\{[^}]*app="cancer"[^}]*status="200"', text), (
-        "request counter missing"
+    assert re.search(r'mlops_rows\S*\{[^}]*app="cancer"[^}]*role="live"', text), (
+        "row counter missing"
     )
     assert re.search(r'mlops_model_score\S*\{[^}]*app="cancer"[^}]*metric="accuracy"', text), (
         "monitor gauges missing"
