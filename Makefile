@@ -28,6 +28,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/check_fanout.py
 	$(BIN)/python bench/serving.py
 	$(BIN)/python bench/apply_fanout.py
+	$(BIN)/python bench/telemetry.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -11,7 +11,7 @@ from rich.console import Console
 
 from cluster.errors import InventoryError, MlopsError, UsageError
 from console import exit_codes
-from console.commands import apply, check, destroy, models, plan, status, tui
+from console.commands import apply, check, destroy, models, plan, status, tail, tui
 
 
 class _Parser(argparse.ArgumentParser):
@@ -26,7 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="mlops-tui", description="Terminal ops console for ML model deployments on Ray Serve."
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    for command in (check, models, plan, apply, status, destroy, tui):
+    for command in (check, models, plan, apply, status, destroy, tail, tui):
         command.add_parser(sub)
     return parser
 
@@ -36,7 +36,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     raw = list(sys.argv[1:] if argv is None else argv)
     if not raw and sys.stdin.isatty() and sys.stdout.isatty():
         raw = ["tui"]  # bare `mlops-tui` on a terminal opens the console
-    args = parser.parse_args(raw)
+    try:
+        args = parser.parse_args(raw)
+    except SystemExit as exc:  # --help (0) or bad arguments (2): already explained on stderr
+        return int(exc.code or 0)
     if args.command is None:
         parser.print_help()
         return exit_codes.INVALID

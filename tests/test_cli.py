@@ -85,3 +85,27 @@ def test_missing_python_on_a_host_is_a_failed_host(
     assert (
         host["error"] == "python not found at '/nonexistent/python3' (set python: in the inventory)"
     )
+
+
+def test_tail_unknown_app_and_unreachable_app(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tests.support.ray_node import free_port
+
+    inv = tmp_path / "i.yaml"
+    inv.write_text(
+        f"hosts:\n  me:\n    connection: local\n    ray: {{metrics_port: {free_port()}, serve_port: {free_port()}}}\n"
+        "targets:\n  t: {topology: single, host: me}\napps:\n  m: {target: t, model: x}\n"
+    )
+    assert main(["tail", "nope", "-i", str(inv)]) == 2
+    assert "no app named 'nope'" in capsys.readouterr().err
+    assert (
+        main(["tail", "m", "-i", str(inv), "--duration", "2s", "--interval", "500ms", "--json"])
+        == 1
+    )
+    frames = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert (
+        frames and frames[-1]["nodes"] == {"me": "stale"} and "Connect" in frames[-1]["errors"][0]
+    )
+    assert main(["tail", "m", "-i", str(inv), "--duration", "soon"]) == 2
+    assert "'soon' is not a duration" in capsys.readouterr().err

@@ -2,7 +2,7 @@
 live version. Built as plain dicts and sent whole (Serve removes what a config leaves out).
 
 Names and routes:
-    APP--monitor   no HTTP route; joins predictions and labels
+    APP--monitor   ROUTE/__monitor (GET: the summary); joins predictions and labels
     APP--VERSION   the live version on ROUTE; any other version on ROUTE/__v/VERSION (preview)
 """
 
@@ -21,6 +21,10 @@ def serve_app_name(app: str, version: str) -> str:
 
 def preview_route(route: str, version: str) -> str:
     return f"{route.rstrip('/')}{PREVIEW}{version}"
+
+
+def monitor_route(route: str) -> str:
+    return f"{route.rstrip('/')}/__monitor"
 
 
 @dataclass(frozen=True)
@@ -78,7 +82,8 @@ def applications(spec: AppSpec) -> list[dict[str, Any]]:
     monitors: list[dict[str, Any]] = [
         {
             "name": spec.app + MONITOR_SUFFIX,
-            "route_prefix": None,
+            # Its own route, so telemetry polls never count as the app's traffic.
+            "route_prefix": monitor_route(spec.route),
             "import_path": "serving.app:monitor_app",
             "args": {
                 "app": spec.app,

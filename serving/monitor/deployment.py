@@ -4,6 +4,7 @@ SQLite file lives, fed in batches by the model replicas and asked for summaries 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from pathlib import Path
@@ -11,6 +12,8 @@ from typing import Any
 
 from ray import serve
 from ray.util import metrics
+from starlette.requests import Request
+from starlette.responses import Response
 
 from serving.monitor.store import PredictionRecord
 from serving.monitor.tracker import AccuracyTracker, MonitorSettings
@@ -60,6 +63,16 @@ class Monitor:
 
     def summary(self) -> dict[str, Any]:
         return self.tracker.summary()
+
+    async def __call__(self, request: Request) -> Response:
+        """GET on the monitor's own route: the summary, for the console's collector."""
+        if request.method != "GET":
+            return Response(
+                '{"error": "the monitor answers GET only"}',
+                status_code=405,
+                media_type="application/json",
+            )
+        return Response(json.dumps(self.tracker.summary()), media_type="application/json")
 
     async def _export_forever(self, every_s: float = 5.0) -> None:
         while True:

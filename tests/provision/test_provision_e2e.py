@@ -7,24 +7,37 @@ so each host gets its own Ray ports, and the remote dir is shared as NFS would s
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
+from sklearn import metrics
 
+from cluster.inventory import load_inventory
+from cluster.models.examples import example_data
 from cluster.models.store import ModelStore
+from cluster.provision.ray_node import LATENCY_BUCKETS_MS
+from cluster.provision.topology import clusters_of
+from cluster.telemetry.collector import Collector, TelemetryFrame
+from cluster.transport import Connections
 from console.cli import main
+from tests.support.load import run_load
 from tests.support.ray_node import free_port, processes_under
 from tests.support.sshd import SshdFleet, ssh_inventory_yaml
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+LATENCY_BOUNDS = [float(b) for b in LATENCY_BUCKETS_MS.split(",")]
 
 
 def ports(address: str) -> dict[str, int]:
@@ -172,6 +185,117 @@ def test_replicas_spread_over_the_cluster_and_scale(
     details = httpx.get(dash, headers={"Authorization": f"Bearer {token}"}, timeout=10).json()
     replicas = details["applications"]["cancer--1"]["deployments"]["ModelServer"]["replicas"]
     assert {r["node_ip"] for r in replicas} == {"127.0.0.11", "127.0.0.12"}
+
+
+async def test_tail_matches_what_clients_saw(deployment: Deployment) -> None:
+    inventory = load_inventory(deployment.path)
+    app = inventory.apps["cancer"]
+    clusters = clusters_of(inventory, inventory.targets["grid"])
+    frames: list[TelemetryFrame] = []
+    _, X_test, _, y_test, _ = example_data()
+    async with Connections(inventory) as connections:
+        collector = Collector(connections, app, clusters, interval=1.0, window_s=120)
+        stream = collector.frames()
+        frames.append(await anext(stream))
+        frames.append(await anext(stream))
+        load = await run_load(
+            deployment.url("node1", "/cancer/predict"),
+            {"instances": X_test[:1].tolist()},
+            concurrency=4,
+            total=400,
+        )
+        assert load.failed == 0
+        # Labelled traffic for the accuracy check: 171 holdout rows, one request each.
+        preds, ids = [], []
+        async with httpx.AsyncClient(timeout=30) as client:
+            for row in X_test.tolist():
+                t0 = time.perf_counter()
+                response = await client.post(
+                    deployment.url("node1", "/cancer/predict"), json={"instances": [row]}
+                )
+                load.latencies_s.append(time.perf_counter() - t0)
+                body = response.json()
+                preds += body["predictions"]
+                ids += body["request_ids"]
+            await asyncio.sleep(0.5)
+            labels = [{"request_id": r, "label": int(y)} for r, y in zip(ids, y_test, strict=True)]
+            assert (
+                await client.post(deployment.url("node1", "/cancer/feedback"), json=labels)
+            ).status_code == 200
+        total = 400 + len(ids) + 1  # the predictions and the one feedback POST
+        for _ in range(20):
+            frame = await anext(stream)
+            frames.append(frame)
+            v = frame.versions.get("1", {})
+            labelled = (
+                (frame.monitor or {}).get("versions", {}).get("1", {}).get("last_n", {})
+            ).get("n")
+            if (
+                v.get("requests") == total
+                and sum(v.get("replica_requests", {}).values()) == total
+                and labelled == len(ids)
+            ):
+                break
+        await stream.aclose()
+    last = frames[-1]
+    stats = last.versions["1"]
+    assert stats["requests"] == total  # every request seen, none twice
+    assert sum(stats["replica_requests"].values()) == total  # per-replica counts add up
+    # Both replicas are listed; Serve prefers the replica on the proxy's own node, so all
+    # this load may land on one of them, and the imbalance figure has to say so.
+    shares = stats["replica_requests"]
+    assert len(shares) == 2
+    assert stats["imbalance_max_mean"] == pytest.approx(max(shares.values()) / (total / 2))
+    assert set(last.nodes.values()) == {"ok"}
+    # Every request in the window was timed by its client: compare the 95th percentiles,
+    # within 10% or one histogram bucket.
+    client_p95 = statistics.quantiles([s * 1000 for s in load.latencies_s], n=100)[94]
+    assert stats["p95_ms"] is not None
+    bucket = next(b for b in LATENCY_BOUNDS if b >= client_p95)
+    lower = max(b for b in (0.0, *LATENCY_BOUNDS) if b < client_p95)
+    assert abs(stats["p95_ms"] - client_p95) <= max(0.1 * client_p95, bucket - lower), (
+        stats["p95_ms"],
+        client_p95,
+    )
+    accuracy = last.monitor["versions"]["1"]["last_n"]["accuracy"]  # type: ignore[index]
+    assert accuracy == metrics.accuracy_score(y_test.tolist(), preds)
+
+
+async def test_a_silent_node_goes_stale_and_recovers(deployment: Deployment) -> None:
+    inventory = load_inventory(deployment.path)
+    app = inventory.apps["cancer"]
+    clusters = clusters_of(inventory, inventory.targets["grid"])
+    port = deployment.ports["node2"]["metrics_port"]
+    ss = ["ss", "-ltnpH", f"sport = :{port}"]
+    listing = subprocess.run(ss, capture_output=True, text=True).stdout  # noqa: ASYNC221
+    pid = int(listing.split("pid=")[1].split(",")[0])
+    states: list[str] = []
+    async with Connections(inventory) as connections:
+        stream = Collector(connections, app, clusters, interval=1.0, window_s=10).frames()
+        for _ in range(3):
+            states.append((await anext(stream)).nodes["node2"])
+        os.kill(pid, signal.SIGSTOP)  # node2's metrics endpoint stops answering
+        try:
+            stale_after = None
+            for i in range(6):
+                frame = await anext(stream)
+                states.append(frame.nodes["node2"])
+                assert frame.nodes["node1"] == "ok"  # the rest keeps updating
+                if frame.nodes["node2"] == "stale" and stale_after is None:
+                    stale_after = i + 1
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        recovered = False
+        for _ in range(10):
+            if (await anext(stream)).nodes["node2"] == "ok":
+                recovered = True
+                break
+        await stream.aclose()
+    assert states[:3] == ["ok"] * 3
+    assert stale_after is not None and stale_after <= 3, (
+        states
+    )  # within two intervals (+ the timeout)
+    assert recovered, states
 
 
 def test_a_tampered_model_is_refused_before_shipping(

@@ -1,0 +1,95 @@
+"""Telemetry arithmetic on synthetic scrapes: percentiles, rates, balance, errors, resets."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from cluster.telemetry.aggregate import version_stats
+from cluster.telemetry.prom import parse
+from cluster.telemetry.quantile import histogram_quantile
+from cluster.telemetry.window import NodeWindow, Scrape, index
+
+BOUNDS = [1.0, 2.0, 5.0, 10.0, 20.0, 50.0, float("inf")]
+
+
+def cumulative(values: list[float]) -> list[tuple[float, float]]:
+    return [(b, float(sum(v <= b for v in values))) for b in BOUNDS]
+
+
+def test_quantile_interpolates_inside_the_bucket() -> None:
+    assert histogram_quantile(0.5, [(1.0, 0.0), (2.0, 10.0), (float("inf"), 10.0)]) == 1.5
+    assert histogram_quantile(0.95, []) is None
+    assert (
+        histogram_quantile(0.99, [(10.0, 0.0), (float("inf"), 5.0)]) == 10.0
+    )  # in +Inf: the last bound
+
+
+def test_quantile_is_within_one_bucket_of_the_truth() -> None:
+    rng = np.random.default_rng(0)
+    values = rng.lognormal(1.5, 0.6, 5000).tolist()
+    got = histogram_quantile(0.95, cumulative(values))
+    true = float(np.percentile(values, 95))
+    assert got is not None
+    upper = next(b for b in BOUNDS if b >= true)
+    lower = max(b for b in (0.0, *BOUNDS) if b < true)
+    assert lower <= got <= upper
+
+
+def page(requests: dict[str, int], lat: list[float], errors: int = 0) -> str:
+    lines = ["# TYPE ray_serve_deployment_request_counter counter"]
+    for replica, n in requests.items():
+        lines.append(
+            f'ray_serve_deployment_request_counter_total{{application="m--2",deployment="ModelServer",replica="{replica}"}} {n}'
+        )
+    lines.append("# TYPE ray_serve_num_http_requests counter")
+    ok = sum(requests.values()) - errors
+    lines.append(
+        f'ray_serve_num_http_requests_total{{application="m--2",route="/m",method="POST",status_code="200"}} {ok}'
+    )
+    lines.append(
+        f'ray_serve_num_http_requests_total{{application="m--2",route="/m",method="POST",status_code="500"}} {errors}'
+    )
+    lines.append(
+        'ray_serve_num_http_requests_total{application="m--monitor",route="/x",method="POST",status_code="200"} 99'
+    )
+    lines.append("# TYPE ray_serve_http_request_latency_ms histogram")
+    for bound, count in cumulative(lat):
+        le = "+Inf" if bound == float("inf") else str(bound)
+        lines.append(
+            f'ray_serve_http_request_latency_ms_bucket{{application="m--2",route="/m",le="{le}"}} {count}'
+        )
+    lines.append(
+        f'ray_serve_http_request_latency_ms_count{{application="m--2",route="/m"}} {len(lat)}'
+    )
+    lines.append("# TYPE ray_serve_deployment_replica_healthy gauge")
+    for replica in requests:
+        lines.append(
+            f'ray_serve_deployment_replica_healthy{{application="m--2",deployment="ModelServer",replica="{replica}"}} 1'
+        )
+    lines.append("# TYPE other_metric gauge\nother_metric 5")
+    return "\n".join(lines) + "\n"
+
+
+def test_rates_balance_and_errors_over_the_window() -> None:
+    window = NodeWindow(keep=5)
+    window.add(Scrape(100.0, index(parse(page({"a": 10, "b": 10}, [1.5] * 20)))))
+    window.add(
+        Scrape(110.0, index(parse(page({"a": 70, "b": 30}, [1.5] * 20 + [8.0] * 80, errors=4))))
+    )
+    stats = version_stats("m", {"n1": window}, window_s=30, now=110.0)
+    s = stats["2"]
+    assert s.requests == 80 and s.requests_per_s == pytest.approx(8.0)
+    assert s.replica_requests == {"a": 60.0, "b": 20.0}
+    assert s.imbalance_max_mean == pytest.approx(1.5) and s.imbalance_cv == pytest.approx(0.5)
+    assert s.error_rate == pytest.approx(4 / 80)
+    assert s.p50_ms is not None and 5.0 <= s.p50_ms <= 10.0  # the 80 new requests, not the old 20
+    assert s.healthy_replicas == 2
+    assert "monitor" not in stats
+
+
+def test_a_counter_reset_counts_from_zero() -> None:
+    window = NodeWindow(keep=5)
+    window.add(Scrape(0.0, index(parse(page({"a": 500}, [1.0] * 5)))))
+    window.add(Scrape(1.0, index(parse(page({"a": 7}, [1.0] * 7)))))  # replica restarted
+    assert version_stats("m", {"n": window}, 10, 1.0)["2"].replica_requests == {"a": 7.0}
