@@ -24,6 +24,7 @@ from ray.util import metrics
 from starlette.requests import Request
 from starlette.responses import Response
 
+from serving.drift import FeatureBins
 from serving.onnx_model import OnnxModel, Prediction
 from serving.traffic import Traffic, TrafficConfigError
 from serving.validation import BadRequest, parse_instances, parse_json
@@ -56,6 +57,7 @@ class ModelServer:
             serve.get_deployment_handle("Monitor", app_name=f"{app}--monitor") if monitor else None
         )
         self._buffer: list[tuple[Any, ...]] = []
+        self._bins = FeatureBins(self.model.meta.raw.get("reference"))
         self._flusher: asyncio.Task[None] | None = None
         self._registered = False
         self._ids = itertools.count()
@@ -199,6 +201,7 @@ class ModelServer:
     ) -> dict[str, Any]:
         """Predict and report to the monitor; also the entry point for canary and shadow calls."""
         result: Prediction = await self._infer(rows)
+        self._bins.add(rows)  # live feature distribution, for drift
         ids = request_ids or [f"{self._id_prefix}-{next(self._ids):x}" for _ in range(len(rows))]
         body: dict[str, Any] = {
             "predictions": result.labels,
@@ -270,9 +273,11 @@ class ModelServer:
             if not self._registered:
                 meta = self.model.meta
                 classes = list(meta.classes) if meta.classes is not None else None
-                await self._monitor.register.remote(self.version, meta.task, classes)
+                reference = meta.raw.get("reference")
+                await self._monitor.register.remote(self.version, meta.task, classes, reference)
                 self._registered = True
-            await self._monitor.record.remote(batch)
+            counts = self._bins.take()
+            await self._monitor.record.remote(batch, {self.version: counts} if counts else None)
         except Exception as exc:  # noqa: BLE001 - keep the records for the next try, bounded
             log.warning("monitor unavailable (%s); keeping %d records", exc, len(batch))
             self._buffer = (batch + self._buffer)[-MAX_BUFFERED:]

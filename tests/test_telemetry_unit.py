@@ -93,3 +93,44 @@ def test_a_counter_reset_counts_from_zero() -> None:
     window.add(Scrape(0.0, index(parse(page({"a": 500}, [1.0] * 5)))))
     window.add(Scrape(1.0, index(parse(page({"a": 7}, [1.0] * 7)))))  # replica restarted
     assert version_stats("m", {"n": window}, 10, 1.0)["2"].replica_requests == {"a": 7.0}
+
+
+def test_tail_view_shows_versions_nodes_and_drift() -> None:
+    from rich.console import Console
+
+    from cluster.telemetry.collector import TelemetryFrame
+    from console.render.telemetry import frame_view
+
+    frame = TelemetryFrame(
+        app="m",
+        at=0.0,
+        window_s=10,
+        versions={
+            "2": {
+                "requests_per_s": 12.5,
+                "error_rate": 0.0,
+                "p50_ms": 3.0,
+                "p95_ms": 9.5,
+                "p99_ms": 20.0,
+                "healthy_replicas": 2,
+                "replicas": 2,
+                "imbalance_max_mean": 1.1,
+                "queued": 0,
+            }
+        },
+        nodes={"n1": "ok", "n2": "stale"},
+        monitor={
+            "versions": {
+                "2": {
+                    "last_n": {"n": 40, "accuracy": 0.95, "f1": 0.96},
+                    "drift": {"max_psi": 0.31, "worst_feature": "b", "warning": True},
+                }
+            }
+        },
+        errors=("n2: ConnectError: refused",),
+    )
+    console = Console(record=True, width=200)
+    console.print(frame_view(frame))
+    text = console.export_text()
+    assert "12.5" in text and "9.5" in text and "0.950" in text and "0.31 (b)" in text
+    assert "n2 (stale)" in text and "refused" in text

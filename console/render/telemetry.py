@@ -19,6 +19,13 @@ def _num(value: Any, fmt: str = ".3f") -> str:
     return "-" if value is None else format(value, fmt)
 
 
+def _drift(drift: dict[str, Any] | None) -> Text:
+    if not drift:
+        return Text("-")
+    text = f"{drift['max_psi']:.2f} ({drift['worst_feature']})"
+    return Text(text, style="bold yellow" if drift["warning"] else "")
+
+
 def frame_view(frame: TelemetryFrame) -> Group:
     table = Table(title=f"{frame.app} — last {frame.window_s:g} s", title_justify="left")
     for column in (
@@ -34,6 +41,7 @@ def frame_view(frame: TelemetryFrame) -> Group:
         "accuracy",
         "f1",
         "labelled",
+        "drift PSI",
     ):
         table.add_column(column, justify="right" if column != "version" else "left")
     monitor = (frame.monitor or {}).get("versions", {})
@@ -53,6 +61,7 @@ def frame_view(frame: TelemetryFrame) -> Group:
             _num(m.get("accuracy")),
             _num(m.get("f1")),
             str(m.get("n", 0)),
+            _drift(monitor.get(version, {}).get("drift")),
         )
     nodes = Text("nodes: ")
     for name, state in frame.nodes.items():

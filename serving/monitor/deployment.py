@@ -49,11 +49,23 @@ class Monitor:
         self._exporter = asyncio.get_running_loop().create_task(self._export_forever())
         log.info("monitor for %s: %s", app, self.tracker.store.path)
 
-    def register(self, version: str, task: str, classes: list[Any] | None) -> None:
-        self.tracker.register(version, task, classes)
+    def register(
+        self,
+        version: str,
+        task: str,
+        classes: list[Any] | None,
+        reference: dict[str, Any] | None = None,
+    ) -> None:
+        self.tracker.register(version, task, classes, reference)
 
-    def record(self, rows: list[tuple[Any, ...]]) -> None:
-        self.tracker.record([PredictionRecord(*row) for row in rows])
+    def record(
+        self, rows: list[tuple[Any, ...]], bins: dict[str, list[list[int]]] | None = None
+    ) -> None:
+        """Prediction records, and live feature-bin counts per version for drift."""
+        if rows:
+            self.tracker.record([PredictionRecord(*row) for row in rows])
+        for version, counts in (bins or {}).items():
+            self.tracker.add_bins(version, counts)
         self._export()
 
     def feedback(self, items: list[tuple[str, Any]]) -> dict[str, int]:

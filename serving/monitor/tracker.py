@@ -12,6 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
+from serving.drift import psi
 from serving.monitor.scores import classifier_scores, regressor_scores
 from serving.monitor.store import Labelled, MonitorStore, PredictionRecord
 
@@ -27,6 +30,7 @@ class MonitorSettings:
     max_labelled: int = 200_000
     orphan_grace_s: float = 30.0
     max_orphans: int = 10_000
+    drift_threshold: float = 0.2  # PSI above this raises a warning (0.1-0.25 is the usual band)
 
 
 class AccuracyTracker:
@@ -42,6 +46,9 @@ class AccuracyTracker:
         self._versions = self.store.versions()
         # Labels that arrived before their prediction was flushed here: joined when it arrives.
         self._orphans: OrderedDict[str, tuple[Any, float]] = OrderedDict()
+        # Live feature histograms per version over the last window_s: (time, counts) chunks.
+        self._bins: dict[str, deque[tuple[float, list[list[int]]]]] = {}
+        self._references: dict[str, dict[str, Any]] = {}
         self._last_prune = 0.0
 
     def _window(self, version: str) -> deque[Labelled]:
@@ -49,9 +56,51 @@ class AccuracyTracker:
             self._windows[version] = deque(maxlen=self._cap)
         return self._windows[version]
 
-    def register(self, version: str, task: str, classes: list[Any] | None) -> None:
+    def register(
+        self,
+        version: str,
+        task: str,
+        classes: list[Any] | None,
+        reference: dict[str, Any] | None = None,
+    ) -> None:
         self._versions[version] = (task, classes)
+        if reference:
+            self._references[version] = reference
         self.store.set_version(version, task, classes)
+
+    def add_bins(self, version: str, counts: list[list[int]], now: float | None = None) -> None:
+        """Live feature-bin counts from a replica; kept for the time window only."""
+        now = time.time() if now is None else now
+        chunks = self._bins.setdefault(version, deque(maxlen=10_000))
+        chunks.append((now, counts))
+        while chunks and now - chunks[0][0] > self.settings.window_s:
+            chunks.popleft()
+
+    def drift(self, version: str, now: float) -> dict[str, Any] | None:
+        """PSI per feature over the time window, the worst one, and whether it crosses the threshold."""
+        reference = self._references.get(version)
+        chunks = [c for t, c in self._bins.get(version, ()) if now - t <= self.settings.window_s]
+        if not reference or not chunks:
+            return None
+        total = np.sum(np.asarray(chunks, dtype=np.int64), axis=0)
+        per_feature: dict[str, float] = {}
+        for j, feature in enumerate(reference["features"]):
+            value = psi(feature["fractions"], total[j].tolist())
+            if value is not None:
+                per_feature[str(feature["name"])] = value
+        if not per_feature:
+            return None
+        worst = max(per_feature, key=lambda k: per_feature[k])
+        over = sorted(k for k, v in per_feature.items() if v > self.settings.drift_threshold)
+        return {
+            "rows": int(total[0].sum()),
+            "max_psi": per_feature[worst],
+            "worst_feature": worst,
+            "threshold": self.settings.drift_threshold,
+            "warning": bool(over),
+            "drifting": over,
+            "psi": per_feature,
+        }
 
     def record(self, records: list[PredictionRecord], now: float | None = None) -> None:
         now = time.time() if now is None else now
@@ -131,6 +180,7 @@ class AccuracyTracker:
                     "seconds": self.settings.window_s,
                     **_scores(task, classes, recent),
                 },
+                "drift": self.drift(version, now),
             }
         counters = self.store.counters()
         counters["waiting"] = len(self._orphans)

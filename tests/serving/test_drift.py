@@ -1,0 +1,59 @@
+"""Drift: live rows binned exactly like the reference histograms, PSI, and the warning."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from cluster.models.profile import reference_histograms
+from serving.drift import EPSILON, FeatureBins, psi
+from serving.monitor.tracker import AccuracyTracker, MonitorSettings
+
+RNG = np.random.default_rng(11)
+TRAIN = RNG.normal(size=(2000, 4)) * [1, 5, 0.1, 3]
+REFERENCE = reference_histograms(TRAIN, ["a", "b", "c", "d"])
+
+
+def test_bins_match_the_reference_binning() -> None:
+    bins = FeatureBins(REFERENCE)
+    for chunk in np.array_split(TRAIN, 7):
+        bins.add(chunk)
+    counts = bins.take()
+    assert counts is not None
+    for j, feature in enumerate(REFERENCE["features"]):
+        expected = np.bincount(
+            np.searchsorted(feature["edges"], TRAIN[:, j], side="right"),
+            minlength=len(feature["edges"]) + 1,
+        )
+        assert counts[j][: len(expected)] == expected.tolist()
+        assert [c / len(TRAIN) for c in counts[j][: len(expected)]] == pytest.approx(
+            feature["fractions"]
+        )
+    assert bins.take() is None  # taken: counting starts again
+
+
+def test_psi_formula() -> None:
+    expected = [0.25, 0.25, 0.5]
+    counts = [50, 0, 50]
+    manual = sum((a - e) * math.log(a / e) for a, e in ((0.5, 0.25), (EPSILON, 0.25), (0.5, 0.5)))
+    assert psi(expected, counts) == pytest.approx(manual)
+    assert psi(expected, [0, 0, 0]) is None
+
+
+def test_tracker_warns_on_shifted_features_only(tmp_path: Path) -> None:
+    t = AccuracyTracker(tmp_path / "m.sqlite", MonitorSettings(window_s=60))
+    t.register("1", "classifier", [0, 1], REFERENCE)
+    same = FeatureBins(REFERENCE)
+    same.add(RNG.normal(size=(3000, 4)) * [1, 5, 0.1, 3])
+    t.add_bins("1", same.take() or [], now=1000.0)
+    calm = t.summary(now=1001.0)["versions"]["1"]["drift"]
+    assert calm["rows"] == 3000 and calm["max_psi"] < 0.05 and not calm["warning"]
+    shifted = FeatureBins(REFERENCE)
+    shifted.add(RNG.normal(size=(3000, 4)) * [1, 5, 0.1, 3] + [0, 0, 0, 6])  # feature d moves
+    t.add_bins("1", shifted.take() or [], now=1070.0)  # the calm chunk has left the 60 s window
+    drift = t.summary(now=1071.0)["versions"]["1"]["drift"]
+    assert drift["warning"] and drift["drifting"] == ["d"] and drift["worst_feature"] == "d"
+    assert drift["psi"]["a"] < 0.05
