@@ -11,7 +11,19 @@ from rich.console import Console
 
 from cluster.errors import InventoryError, MlopsError, UsageError
 from console import exit_codes
-from console.commands import apply, check, destroy, models, plan, status, tail, tui
+from console.commands import (
+    apply,
+    check,
+    destroy,
+    history,
+    models,
+    plan,
+    status,
+    swap,
+    tail,
+    traffic,
+    tui,
+)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -26,7 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="mlops-tui", description="Terminal ops console for ML model deployments on Ray Serve."
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    for command in (check, models, plan, apply, status, destroy, tail, tui):
+    for command in (check, models, plan, apply, status, destroy, tail, swap, traffic, history, tui):
         command.add_parser(sub)
     return parser
 

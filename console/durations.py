@@ -15,3 +15,11 @@ def duration(text: str) -> float:
     if not match or float(match[1]) <= 0:
         raise argparse.ArgumentTypeError(f"'{text}' is not a duration; write e.g. 30s, 2m, 500ms")
     return float(match[1]) * _UNITS[match[2]]
+
+
+def duration_or_zero(text: str) -> float:
+    """Like `duration`, but 0 (or 0s) is allowed: for phases that may be skipped."""
+    match = _RE.match(text)
+    if match and float(match[1]) == 0:
+        return 0.0
+    return duration(text)

@@ -134,3 +134,24 @@ def test_tail_view_shows_versions_nodes_and_drift() -> None:
     text = console.export_text()
     assert "12.5" in text and "9.5" in text and "0.950" in text and "0.31 (b)" in text
     assert "n2 (stale)" in text and "refused" in text
+
+
+def test_a_version_without_http_traffic_uses_processing_latency() -> None:
+    """A canary reached through the live version has no proxy latency of its own in the window."""
+
+    def scrape(at: float, count: float) -> Scrape:
+        lines = [
+            "# TYPE ray_serve_http_request_latency_ms histogram",
+            'ray_serve_http_request_latency_ms_bucket{application="m--2",le="10.0"} 5',  # old preview traffic
+            'ray_serve_http_request_latency_ms_bucket{application="m--2",le="+Inf"} 5',
+            "# TYPE ray_serve_deployment_processing_latency_ms histogram",
+            f'ray_serve_deployment_processing_latency_ms_bucket{{application="m--2",le="2.0"}} {count}',
+            f'ray_serve_deployment_processing_latency_ms_bucket{{application="m--2",le="+Inf"}} {count}',
+        ]
+        return Scrape(at, index(parse("\n".join(lines) + "\n")))
+
+    window = NodeWindow(keep=5)
+    window.add(scrape(0.0, 0))
+    window.add(scrape(5.0, 40))
+    s = version_stats("m", {"n": window}, 10, 5.0)["2"]
+    assert s.p95_ms is not None and 0 < s.p95_ms <= 2.0

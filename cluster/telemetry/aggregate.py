@@ -114,7 +114,10 @@ def version_stats(
         s.error_rate = (
             errors.get(version, 0.0) / requests[version] if requests.get(version) else 0.0
         )
-        hist = buckets.get(version) or proc_buckets.get(version) or {}
+        # Proxy-side latency when this version served HTTP in the window; otherwise (a canary
+        # or shadow reached through the live version) the replicas' processing latency.
+        http = buckets.get(version) or {}
+        hist = http if max(http.values(), default=0.0) > 0 else proc_buckets.get(version) or {}
         cumulative = sorted(hist.items())
         for q, attr in ((0.5, "p50_ms"), (0.95, "p95_ms"), (0.99, "p99_ms")):
             setattr(s, attr, histogram_quantile(q, cumulative))

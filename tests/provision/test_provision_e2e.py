@@ -8,7 +8,9 @@ so each host gets its own Ray ports, and the remote dir is shared as NFS would s
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
+import math
 import os
 import shutil
 import signal
@@ -29,10 +31,11 @@ from cluster.models.examples import example_data
 from cluster.models.store import ModelStore
 from cluster.provision.ray_node import LATENCY_BUCKETS_MS
 from cluster.provision.topology import clusters_of
+from cluster.rollout.history import history_path, read_history
 from cluster.telemetry.collector import Collector, TelemetryFrame
 from cluster.transport import Connections
 from console.cli import main
-from tests.support.load import run_load
+from tests.support.load import LoadResult, run_load
 from tests.support.ray_node import free_port, processes_under
 from tests.support.sshd import SshdFleet, ssh_inventory_yaml
 
@@ -298,21 +301,187 @@ async def test_a_silent_node_goes_stale_and_recovers(deployment: Deployment) -> 
     assert recovered, states
 
 
+async def run_cli(*argv: str) -> tuple[int, list[dict]]:  # type: ignore[type-arg]
+    """main() in a thread (it runs its own event loop), with its JSON lines."""
+    import contextlib
+    import io
+
+    buffer = io.StringIO()
+
+    def call() -> int:
+        with contextlib.redirect_stdout(buffer):
+            return main(list(argv))
+
+    code = await asyncio.to_thread(call)
+    return code, [
+        json.loads(line) for line in buffer.getvalue().splitlines() if line.startswith("{")
+    ]
+
+
+async def test_bluegreen_swap_then_rollback_fail_no_request(deployment: Deployment) -> None:
+    inv = str(deployment.path)
+    stop = asyncio.Event()
+    body = {"instances": [[0.5] * 30]}
+    progress = LoadResult()
+    url = deployment.url("node1", "/cancer/predict")
+    load = asyncio.create_task(
+        run_load(url, body, concurrency=8, stop=stop, max_seconds=600, result=progress)
+    )
+    try:
+        await asyncio.sleep(1)
+        code, events = await run_cli(
+            "swap", "cancer", "--to", "2", "-i", inv, "--bake", "0s", "--yes", "--json"
+        )
+        assert code == 0, events
+        finished = events[-1]
+        assert finished["event"] == "swap_finished" and finished["outcome"] == "promoted"
+        assert [e["phase"] for e in events if e["event"] == "swap_step"] == [
+            "deploy",
+            "ready",
+            "shift",
+            "promote",
+        ]
+        code, events = await run_cli("rollback", "cancer", "--to", "1", "-i", inv, "--json")
+        assert code == 0, events
+        while progress.sent < 2000 and not load.done():  # noqa: ASYNC110 - polling a counter
+            await asyncio.sleep(0.1)
+    finally:
+        stop.set()
+    result = await load
+    assert result.failed == 0, result.failures[:5]
+    assert result.sent >= 2000 and set(result.versions) == {"1", "2"}
+    history = read_history(history_path(deployment.path), "cancer")
+    kinds = [e["kind"] for e in history]
+    assert "swap_started" in kinds and "rollback" in kinds
+    assert any(e["kind"] == "swap_finished" and e["outcome"] == "promoted" for e in history)
+
+
+def test_a_bad_version_is_stopped_by_the_accuracy_gate(
+    deployment: Deployment, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, events = cli(
+        capsys,
+        "swap",
+        "cancer",
+        "--to",
+        "3",
+        "-i",
+        str(deployment.path),
+        "--gate",
+        "accuracy>=0.8",
+        "--yes",
+        "--json",
+    )
+    assert code == 3, events
+    gates = [e for e in events if e["event"] == "gates_checked"]
+    assert gates[0]["phase"] == "holdout" and not gates[0]["passed"]
+    assert gates[0]["results"][0]["value"] < 0.8
+    assert not any(
+        e["event"] == "swap_step" and e["phase"] == "shift" for e in events
+    )  # never got traffic
+    assert events[-1]["outcome"] == "rolled_back"
+    code, [snapshot] = cli(
+        capsys, "status", "-i", str(deployment.path), "--target", "grid", "--json"
+    )
+    cancer = next(a for a in snapshot["apps"] if a["app"] == "cancer")
+    assert cancer["live"] == "1" and [v["version"] for v in cancer["versions"]] == ["1"]
+
+
+async def test_canary_steps_route_those_shares(deployment: Deployment) -> None:
+    inv = str(deployment.path)
+    stop = asyncio.Event()
+    timeline: list[tuple[float, str]] = []
+    body = {"instances": [[0.5] * 30]}
+    load = asyncio.create_task(
+        run_load(
+            deployment.url("node1", "/cancer/predict"),
+            body,
+            concurrency=4,
+            stop=stop,
+            max_seconds=600,
+            timeline=timeline,
+        )
+    )
+    try:
+        code, events = await run_cli(
+            "swap", "cancer", "--to", "2", "-i", inv, "--strategy", "canary", "--steps", "10,50,100",
+            "--bake", "6s", "--gate", "error_rate<=0.01", "--gate", "p95_ms<=5000", "--yes", "--json",
+        )  # fmt: skip
+    finally:
+        stop.set()
+    result = await load
+    assert code == 0, [e["results"] for e in events if e["event"] == "gates_checked"]
+    assert result.failed == 0
+    shifts = [e for e in events if e["event"] == "swap_step" and e["phase"] == "shift"]
+    assert [s["data"]["share"] for s in shifts] == [10, 50, 100]
+    ends = [s["at"] for s in shifts[1:]] + [
+        next(e["at"] for e in events if e["event"] == "swap_step" and e["phase"] == "promote")
+    ]
+    for shift, end in zip(shifts, ends, strict=True):
+        seen = [
+            v for t, v in timeline if shift["at"] + 1.0 < t < end
+        ]  # skip the second the change takes
+        share = shift["data"]["share"] / 100
+        new = sum(1 for v in seen if v == "2")
+        assert len(seen) >= 50
+        assert abs(new - share * len(seen)) <= 4 * math.sqrt(len(seen) * share * (1 - share)) + 1, (
+            shift,
+            new,
+            len(seen),
+        )
+    code, events = await run_cli("rollback", "cancer", "--to", "1", "-i", inv, "--json")
+    assert code == 0, events
+
+
+async def test_a_version_that_fails_to_load_never_gets_traffic(deployment: Deployment) -> None:
+    broken = deployment.store.root / "breast-cancer" / "9"
+    shutil.copytree(deployment.store.root / "breast-cancer" / "1", broken)
+    (broken / "model.onnx").write_bytes(b"this is not an onnx graph")
+    meta = json.loads((broken / "meta.json").read_text())
+    meta.update(version="9", sha256=hashlib.sha256(b"this is not an onnx graph").hexdigest())
+    (broken / "meta.json").write_text(json.dumps(meta))
+    stop = asyncio.Event()
+    body = {"instances": [[0.5] * 30]}
+    load = asyncio.create_task(
+        run_load(
+            deployment.url("node1", "/cancer/predict"),
+            body,
+            concurrency=4,
+            stop=stop,
+            max_seconds=600,
+        )
+    )
+    try:
+        code, events = await run_cli(
+            "swap", "cancer", "--to", "9", "-i", str(deployment.path), "--yes", "--json"
+        )
+    finally:
+        stop.set()
+        shutil.rmtree(broken)
+    result = await load
+    assert code == 1, events
+    assert events[-1]["outcome"] == "failed" and "never received traffic" in events[-1]["detail"]
+    assert result.failed == 0 and set(result.versions) == {"1"}
+
+
 def test_a_tampered_model_is_refused_before_shipping(
     deployment: Deployment, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    model = deployment.store.root / "breast-cancer" / "3" / "model.onnx"
-    original = model.read_bytes()
-    model.write_bytes(original + b"tampered")
+    version_dir = deployment.store.root / "breast-cancer" / "7"  # a version never shipped
+    shutil.copytree(deployment.store.root / "breast-cancer" / "2", version_dir)
+    meta = json.loads((version_dir / "meta.json").read_text())
+    (version_dir / "meta.json").write_text(json.dumps({**meta, "version": "7"}))
+    model = version_dir / "model.onnx"
+    model.write_bytes(model.read_bytes() + b"tampered")
     text = deployment.path.read_text()
-    deployment.path.write_text(text.replace("model: breast-cancer:2", "model: breast-cancer:3"))
+    deployment.path.write_text(text.replace("model: breast-cancer:2", "model: breast-cancer:7"))
     try:
         assert main(["plan", "-i", str(deployment.path)]) == 1
         err = capsys.readouterr().err
         assert f"{model}: sha256 is" in err and "tampered with; refusing to load it" in err
-        assert not (deployment.remote / "models" / "breast-cancer" / "3").exists()
+        assert not (deployment.remote / "models" / "breast-cancer" / "7").exists()
     finally:
-        model.write_bytes(original)
+        shutil.rmtree(version_dir)
         deployment.path.write_text(text)
 
 

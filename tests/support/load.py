@@ -34,12 +34,14 @@ async def run_load(
     total: int | None = None,
     stop: asyncio.Event | None = None,
     max_seconds: float = 120.0,
+    timeline: list[tuple[float, str]] | None = None,
+    result: LoadResult | None = None,
 ) -> LoadResult:
     """Send POSTs from `concurrency` workers until `total` are sent or `stop` is set.
 
     Bounded both ways: by count or event, and by `max_seconds` whatever happens.
     """
-    result = LoadResult()
+    result = LoadResult() if result is None else result  # pass one in to watch progress
     deadline = time.monotonic() + max_seconds
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
 
@@ -63,7 +65,10 @@ async def run_load(
                 if response.status_code != 200:
                     result.failures.append(f"HTTP {response.status_code}: {response.text[:200]}")
                     continue
-                result.versions[str(response.json().get("version"))] += 1
+                version = str(response.json().get("version"))
+                result.versions[version] += 1
+                if timeline is not None:
+                    timeline.append((time.time(), version))
 
         await asyncio.gather(*(worker() for _ in range(concurrency)))
     return result

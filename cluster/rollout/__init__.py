@@ -1,0 +1,1 @@
+"""Version swaps: blue/green and canary behind gates, shadow traffic, rollback, history."""

@@ -1,0 +1,113 @@
+"""One app's Serve applications on one cluster: read them, rewrite them, leave other apps alone."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import Any
+
+from cluster.errors import MlopsError
+from cluster.inventory import App
+from cluster.provision.desired import SERVE_HTTP_HOST
+from cluster.provision.layout import Layout
+from cluster.provision.observe import serve_api
+from cluster.provision.topology import RayCluster
+from cluster.serve.config import MONITOR_SUFFIX, AppSpec, VersionSpec, applications
+from cluster.transport import Connections
+
+
+@dataclass
+class Deployed:
+    """What Serve runs for the app now, and every other app's config untouched."""
+
+    live: str | None
+    versions: dict[str, VersionSpec]
+    canary: tuple[str, float] | None
+    shadow: tuple[str, float] | None
+    others: list[dict[str, Any]] = field(default_factory=list)
+    deleting: list[str] = field(default_factory=list)  # our applications Serve is still removing
+
+
+class AppServe:
+    """Reads and rewrites one app on one cluster; each write is one whole-config PUT."""
+
+    def __init__(
+        self, connections: Connections, cluster: RayCluster, layout: Layout, app: App
+    ) -> None:
+        self.connections = connections
+        self.cluster = cluster
+        self.layout = layout
+        self.app = app
+
+    async def read(self) -> Deployed:
+        async with serve_api(self.connections, self.cluster, self.layout) as api:
+            details = (await api.applications()).get("applications") or {}
+        prefix = f"{self.app.name}--"
+        state = Deployed(None, {}, None, None)
+        for name, info in details.items():
+            config = info.get("deployed_app_config") or {}
+            if not name.startswith(prefix):
+                if config:
+                    state.others.append(config)
+                continue
+            if name.endswith(MONITOR_SUFFIX):
+                continue
+            if info.get("status") == "DELETING":
+                state.deleting.append(name)  # never route to it; wait for it to go before reusing
+                continue
+            version = name[len(prefix) :]
+            deployment = (config.get("deployments") or [{}])[0]
+            state.versions[version] = VersionSpec(
+                version,
+                str((config.get("args") or {}).get("model_dir", "")),
+                int(deployment.get("num_replicas", self.app.replicas)),
+                float(
+                    (deployment.get("ray_actor_options") or {}).get("num_cpus", self.app.num_cpus)
+                ),
+            )
+            if config.get("route_prefix") == self.app.route:
+                state.live = version
+                traffic = (deployment.get("user_config") or {}).get("traffic") or {}
+                for key in ("canary", "shadow"):
+                    if traffic.get(key):
+                        split = (traffic[key]["version"], float(traffic[key]["fraction"]))
+                        setattr(state, key, split)
+        return state
+
+    def spec(self, live: str, versions: list[VersionSpec], canary: tuple[str, float] | None = None,
+             shadow: tuple[str, float] | None = None) -> AppSpec:  # fmt: skip
+        return AppSpec(
+            app=self.app.name,
+            route=self.app.route,
+            state_dir=self.layout.monitor_dir(self.cluster.id),
+            live=live,
+            versions=tuple(versions),
+            canary=canary,
+            shadow=shadow,
+        )
+
+    async def wait_gone(self, names: list[str], timeout: float = 120.0) -> None:
+        """Until Serve has finished removing these applications."""
+        async with serve_api(self.connections, self.cluster, self.layout) as api:
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + timeout
+            while loop.time() < deadline:
+                present = (await api.applications()).get("applications") or {}
+                if not any(n in present for n in names):
+                    return
+                await asyncio.sleep(0.5)
+        raise MlopsError(f"Serve is still removing {', '.join(names)} after {timeout:g}s")
+
+    async def write(
+        self, spec: AppSpec, others: list[dict[str, Any]], wait_for: list[str] | None = None
+    ) -> None:
+        """PUT the whole config: other apps as deployed, this app as `spec`; wait for `wait_for`."""
+        config = {
+            "proxy_location": "EveryNode",
+            "http_options": {"host": SERVE_HTTP_HOST, "port": self.cluster.head.ray.serve_http},
+            "applications": [*others, *applications(spec)],
+        }
+        async with serve_api(self.connections, self.cluster, self.layout) as api:
+            await api.deploy(config)
+            if wait_for:
+                await api.wait_running(wait_for, timeout=300)

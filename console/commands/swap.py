@@ -1,0 +1,142 @@
+"""`mlops-tui swap APP --to VERSION`: blue/green or canary behind gates, with automatic rollback.
+
+Exit codes: 0 promoted, 3 a gate failed (rolled back), 1 error, 2 invalid input, 130 Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from rich.console import Console
+from rich.text import Text
+
+from cluster.errors import UsageError
+from cluster.gates import GateSyntaxError, parse_gate
+from cluster.models.store import ModelStore
+from cluster.rollout.history import History, history_path
+from cluster.rollout.swap import GatesChecked, SwapFinished, SwapOptions, SwapStep, swap
+from cluster.transport import Connections
+from console import exit_codes
+from console.commands.provision_common import confirmed
+from console.durations import duration_or_zero
+from console.inventory_path import open_inventory
+from console.render.provision import json_line
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "swap", help="swap an app to another model version behind gates (bluegreen or canary)"
+    )
+    p.add_argument("app")
+    p.add_argument("--to", required=True, metavar="VERSION", help="model version to swap to")
+    p.add_argument("-i", "--inventory")
+    p.add_argument("--strategy", choices=("bluegreen", "canary"), default="bluegreen")
+    p.add_argument(
+        "--steps", default="10,50,100", help="canary traffic shares in percent (default 10,50,100)"
+    )
+    p.add_argument(
+        "--bake",
+        type=duration_or_zero,
+        default=30.0,
+        help="gate evaluation time after each shift (default 30s)",
+    )
+    p.add_argument(
+        "--shadow",
+        type=duration_or_zero,
+        default=0.0,
+        help="mirror live traffic to the new version first",
+    )
+    p.add_argument(
+        "--gate",
+        action="append",
+        default=None,
+        help="e.g. accuracy>=0.9, p95_ms<=50, accuracy>=blue-0.02",
+    )
+    p.add_argument(
+        "--retire-after",
+        type=duration_or_zero,
+        default=0.0,
+        help="keep the old replicas this long after promotion",
+    )
+    p.add_argument(
+        "--no-auto-rollback",
+        action="store_true",
+        help="on a failed gate, stop and leave it to rollback/promote",
+    )
+    p.add_argument("--yes", action="store_true")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(run=run)
+
+
+def parse_steps(text: str) -> tuple[int, ...]:
+    try:
+        steps = tuple(int(s) for s in text.split(",") if s.strip())
+    except ValueError:
+        raise UsageError(f"--steps '{text}': write percentages like 10,50,100") from None
+    if not steps or any(not 0 < s <= 100 for s in steps) or list(steps) != sorted(steps):
+        raise UsageError(f"--steps '{text}': increasing percentages between 1 and 100")
+    return steps
+
+
+async def run(args: argparse.Namespace, out: Console, err: Console) -> int:
+    inventory = open_inventory(args.inventory)
+    if args.app not in inventory.apps:
+        raise UsageError(
+            f"no app named '{args.app}' in {inventory.path} (apps: {', '.join(inventory.apps) or 'none'})"
+        )
+    app = inventory.apps[args.app]
+    try:
+        gates = tuple(parse_gate(g) for g in args.gate) if args.gate is not None else app.gates
+    except GateSyntaxError as exc:
+        raise UsageError(str(exc)) from None
+    options = SwapOptions(
+        to_version=args.to, strategy=args.strategy, steps=parse_steps(args.steps), bake_s=args.bake,
+        shadow_s=args.shadow, gates=gates, auto_rollback=not args.no_auto_rollback, retire_after_s=args.retire_after,
+    )  # fmt: skip
+    store = ModelStore(inventory.settings.model_store)
+    store.get(app.model, args.to)  # a missing or tampered version is refused before anything runs
+    what = f"Swap {app.name} to version {args.to} ({args.strategy}, gates: {', '.join(g.text for g in gates) or 'none'})?"
+    if not confirmed(args, err, what):
+        return exit_codes.OK
+    history = History(history_path(inventory.path))
+    finished: SwapFinished | None = None
+    async with Connections(inventory) as connections:
+        async for event in swap(connections, store, app, options, history):
+            finished = event if isinstance(event, SwapFinished) else finished
+            if args.json:
+                json_line(event)
+            else:
+                _print(out, event)
+    if finished is None:
+        return exit_codes.FAILED
+    return {
+        "promoted": exit_codes.OK,
+        "rolled_back": exit_codes.GATE_FAILED,
+        "gate_failed": exit_codes.GATE_FAILED,
+    }.get(finished.outcome, exit_codes.FAILED)
+
+
+def _print(out: Console, event: object) -> None:
+    if isinstance(event, SwapStep):
+        out.print(
+            Text.assemble(
+                ("  ✓ ", "green"),
+                (f"{event.cluster:<14}", "bold"),
+                f"{event.phase:<9} {event.detail}",
+            )
+        )
+    elif isinstance(event, GatesChecked):
+        for r in event.results:
+            mark = ("  ✓ ", "green") if r["passed"] else ("  ✗ ", "bold red")
+            out.print(
+                Text.assemble(
+                    mark,
+                    (f"{event.cluster:<14}", "bold"),
+                    f"gate {r['gate']:<22} {event.phase}: {r['reason']}",
+                )
+            )
+    elif isinstance(event, SwapFinished):
+        style = "green" if event.outcome == "promoted" else "bold red"
+        out.print(Text(f"{event.outcome}: {event.detail}", style=style))
+        for name, seconds in event.timings.items():
+            out.print(f"  {name}: {seconds * 1000:.0f} ms")

@@ -1,0 +1,56 @@
+"""`mlops-tui rollback|promote|abort APP`: one-step traffic changes, recorded in the history."""
+
+from __future__ import annotations
+
+import argparse
+
+from rich.console import Console
+
+from cluster.errors import UsageError
+from cluster.models.store import ModelStore
+from cluster.rollout.history import History, history_path
+from cluster.rollout.manage import change
+from cluster.rollout.swap import SwapStep
+from cluster.transport import Connections
+from console import exit_codes
+from console.inventory_path import open_inventory
+from console.render.provision import json_line
+
+HELP = {
+    "rollback": "send 100% of traffic back to the other deployed version",
+    "promote": "give 100% to the canary (if any) and retire the other versions",
+    "abort": "stop a canary or shadow phase; the live version keeps 100%",
+}
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    for action, text in HELP.items():
+        p = sub.add_parser(action, help=text)
+        p.add_argument("app")
+        p.add_argument("-i", "--inventory")
+        if action == "rollback":
+            p.add_argument(
+                "--to", metavar="VERSION", help="when more than one other version is deployed"
+            )
+        p.add_argument("--json", action="store_true")
+        p.set_defaults(run=run, action=action)
+
+
+async def run(args: argparse.Namespace, out: Console, err: Console) -> int:
+    inventory = open_inventory(args.inventory)
+    if args.app not in inventory.apps:
+        raise UsageError(f"no app named '{args.app}' in {inventory.path}")
+    history = History(history_path(inventory.path))
+    async with Connections(inventory) as connections:
+        store = ModelStore(inventory.settings.model_store)
+        app = inventory.apps[args.app]
+        async for event in change(
+            connections, app, args.action, history, getattr(args, "to", None), store
+        ):
+            if args.json:
+                json_line(event)
+            elif isinstance(event, SwapStep):
+                out.print(
+                    f"{event.cluster}: {event.detail} ({event.data['seconds'] * 1000:.0f} ms)"
+                )
+    return exit_codes.OK
