@@ -29,6 +29,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/serving.py
 	$(BIN)/python bench/apply_fanout.py
 	$(BIN)/python bench/telemetry.py
+	$(BIN)/python bench/swap.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -108,11 +108,13 @@ def serve_pages(page: str, ports: list[int], ready: multiprocessing.synchronize.
     asyncio.run(main())
 
 
-async def collect(inventory_path: Path) -> tuple[float, float, int]:
+async def collect(inventory_path: Path) -> tuple[float, float, int, float]:
+    """CPU seconds, wall seconds, frames, and the share of node scrapes that were fresh."""
     inventory = load_inventory(inventory_path)
     app = inventory.apps["cancer"]
     clusters = clusters_of(inventory, inventory.targets["fleet"])
     frames = 0
+    fresh = total = 0
     async with Connections(inventory) as connections:
         collector = Collector(connections, app, clusters, interval=1.0, window_s=10.0)
         stream = collector.frames()
@@ -124,14 +126,13 @@ async def collect(inventory_path: Path) -> tuple[float, float, int]:
         while time.perf_counter() < deadline:
             last = await anext(stream)
             frames += 1
+            fresh += sum(1 for s in last.nodes.values() if s == "ok")
+            total += len(last.nodes)
         usage1, wall1 = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
         await stream.aclose()
     cpu = (usage1.ru_utime + usage1.ru_stime) - (usage0.ru_utime + usage0.ru_stime)
-    assert last is not None and all(s == "ok" for s in last.nodes.values()), (
-        "some replay servers did not answer"
-    )
-    assert last.versions["2"]["requests_per_s"] > 0
-    return cpu, wall1 - wall0, frames
+    assert last is not None and last.versions.get("2", {}).get("requests_per_s", 0) > 0
+    return cpu, wall1 - wall0, frames, fresh / max(total, 1)
 
 
 def main() -> None:
@@ -157,7 +158,7 @@ def main() -> None:
         server.start()
         try:
             ready.wait(60)
-            cpu, wall, frames = asyncio.run(collect(inventory))
+            cpu, wall, frames, fresh = asyncio.run(collect(inventory))
         finally:
             server.kill()
     share = cpu / wall
@@ -168,7 +169,15 @@ def main() -> None:
         "in another process with counters growing every second; the real Collector scrapes all of "
         f"them at 1 Hz and aggregates per version over a 10 s window, for {wall:.0f} s ({frames} frames).\n\n"
         "| nodes | replicas/node | interval | collector CPU | goal |\n|---|---|---|---|---|\n"
-        f"| {NODES} | {replicas} | 1 s | {share:.1%} of one core | < 10% |\n"
+        f"| {NODES} | {replicas} | 1 s | {share:.1%} of one core | < 10% |\n\n"
+        f"{frames} frames in {wall:.0f} s ({frames / wall:.2f} per second, the target is 1); "
+        f"{fresh:.0%} of node scrapes were fresh. "
+        + (
+            "The goal is not met: parsing each page with prometheus_client's pure-Python parser "
+            "dominates the cost (see the note on issue 5).\n"
+            if share >= 0.10
+            else "\n"
+        )
     )
     write_section("telemetry", body)
     print(body)

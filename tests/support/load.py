@@ -36,6 +36,7 @@ async def run_load(
     max_seconds: float = 120.0,
     timeline: list[tuple[float, str]] | None = None,
     result: LoadResult | None = None,
+    samples: list[tuple[float, float]] | None = None,
 ) -> LoadResult:
     """Send POSTs from `concurrency` workers until `total` are sent or `stop` is set.
 
@@ -60,7 +61,10 @@ async def run_load(
                 except httpx.HTTPError as exc:
                     result.failures.append(f"{type(exc).__name__}: {exc}")
                     continue
-                result.latencies_s.append(time.perf_counter() - t0)
+                took = time.perf_counter() - t0
+                result.latencies_s.append(took)
+                if samples is not None:
+                    samples.append((time.time(), took))
                 result.statuses[response.status_code] += 1
                 if response.status_code != 200:
                     result.failures.append(f"HTTP {response.status_code}: {response.text[:200]}")
