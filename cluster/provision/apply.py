@@ -27,7 +27,6 @@ from cluster.provision.ray_node import (
     start_node,
     stop_node,
     write_file,
-    write_secret_file,
 )
 from cluster.transport import Connections
 
@@ -133,7 +132,7 @@ async def apply_cluster(
             token = token or secrets.token_hex(32)
         for host in ray_hosts:
             transport = await connections.get(host.name)
-            await write_secret_file(transport, token_path, token)
+            await write_file(transport, token_path, token, private=True)
         del token  # kept no longer than needed; never logged
     if _ray_action(plan, head) and not await _ray_step(connections, plan, head, emit):
         result.failed.add(head.name)

@@ -75,18 +75,17 @@ def start_argv(layout: Layout, cluster: RayCluster, host: Host) -> list[str]:
     return [*env, *common, f"--address={cluster.head.address}:{cluster.head.ray.gcs}"]
 
 
-async def write_secret_file(transport: Transport, path: str, content: str) -> None:
-    """Write via stdin with umask 077: the file is born mode 600 in a mode 700 directory."""
-    result = await transport.run(
-        [
-            "sh",
-            "-c",
-            'umask 077 && mkdir -p "$(dirname "$1")" && cat > "$1.tmp.$$" && mv "$1.tmp.$$" "$1"',
-            "sh",
-            path,
-        ],
-        input=content,
-    )
+async def write_file(
+    transport: Transport, path: str, content: str, *, private: bool = False
+) -> None:
+    """Write via stdin, atomically (temp file, then rename).
+
+    private: umask 077, so the file is born mode 600 in a mode 700 directory; for secrets,
+    whose content must never appear on a command line.
+    """
+    umask = "umask 077 && " if private else ""
+    script = umask + 'mkdir -p "$(dirname "$1")" && cat > "$1.tmp.$$" && mv "$1.tmp.$$" "$1"'
+    result = await transport.run(["sh", "-c", script, "sh", path], input=content)
     if not result.ok:
         raise TransportError(transport.host.name, f"cannot write {path}: {result.tail()}")
 
@@ -94,21 +93,6 @@ async def write_secret_file(transport: Transport, path: str, content: str) -> No
 async def read_secret_file(transport: Transport, path: str) -> str | None:
     result = await transport.run(["sh", "-c", 'test -f "$1" && cat "$1" || true', "sh", path])
     return result.stdout.strip() or None if result.ok else None
-
-
-async def write_file(transport: Transport, path: str, content: str) -> None:
-    result = await transport.run(
-        [
-            "sh",
-            "-c",
-            'mkdir -p "$(dirname "$1")" && cat > "$1.tmp.$$" && mv "$1.tmp.$$" "$1"',
-            "sh",
-            path,
-        ],
-        input=content,
-    )
-    if not result.ok:
-        raise TransportError(transport.host.name, f"cannot write {path}: {result.tail()}")
 
 
 async def start_node(transport: Transport, layout: Layout, cluster: RayCluster, host: Host) -> None:

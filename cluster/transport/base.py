@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
 import secrets
 from abc import ABC, abstractmethod
@@ -15,6 +14,7 @@ from pathlib import Path, PurePosixPath
 from cluster.errors import TransferError
 from cluster.inventory.model import Host
 from cluster.remote import script
+from serving.artifacts import sha256_file
 
 
 @dataclass(frozen=True)
@@ -113,18 +113,10 @@ class Transport(ABC):
 def local_manifest(root: Path) -> tuple[dict[str, str], int]:
     """sha256 of every file under root (keyed by relative POSIX path) and the total size."""
     if root.is_file():
-        return {"": _sha256(root)}, root.stat().st_size
+        return {"": sha256_file(root)}, root.stat().st_size
     out: dict[str, str] = {}
     total = 0
     for path in sorted(p for p in root.rglob("*") if p.is_file()):
-        out[path.relative_to(root).as_posix()] = _sha256(path)
+        out[path.relative_to(root).as_posix()] = sha256_file(path)
         total += path.stat().st_size
     return out, total
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
