@@ -18,10 +18,10 @@ say "apply"
 $BIN/mlops-tui apply -i "$INV" --target local --yes
 say "a prediction and its ground truth"
 ROW=$($BIN/python -c 'from sklearn.datasets import load_breast_cancer as l; import json; print(json.dumps({"instances": l().data[:2].tolist()}))')
-ANSWER=$(curl -sf -X POST -H 'Content-Type: application/json' -d "$ROW" http://127.0.0.1:8000/cancer/predict)
+ANSWER=$(curl -sf -X POST -H 'Content-Type: application/json' -d "$ROW" http://127.0.0.2:8000/cancer/predict)
 echo "$ANSWER"
 IDS=$(echo "$ANSWER" | $BIN/python -c 'import json,sys; d=json.load(sys.stdin); print(json.dumps([{"request_id": r, "label": 0} for r in d["request_ids"]]))')
-curl -sf -X POST -H 'Content-Type: application/json' -d "$IDS" http://127.0.0.1:8000/cancer/feedback; echo
+curl -sf -X POST -H 'Content-Type: application/json' -d "$IDS" http://127.0.0.2:8000/cancer/feedback; echo
 say "status"
 $BIN/mlops-tui status -i "$INV" --target local
 say "second apply changes nothing"

@@ -20,6 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.report import machine, write_section
 from cluster.inventory import load_inventory
+from cluster.inventory.hostfields import LOCAL_ADDRESS
 from cluster.models.examples import make_examples
 from cluster.models.store import ModelStore
 from cluster.provision.bundle import build_bundle
@@ -47,7 +48,8 @@ async def scenario(inventory_path: Path, store: ModelStore, workdir: Path) -> di
             conns, await make_plans(conns, store, None, bundle.sha256), bundle
         ):
             pass
-        url = f"http://127.0.0.1:{inventory.hosts['me'].ray.serve_http}/cancer/predict"
+        me = inventory.hosts["me"]
+        url = f"http://{me.address}:{me.ray.serve_http}/cancer/predict"
         samples: list[tuple[float, float]] = []
         progress = LoadResult()
         load = asyncio.create_task(
@@ -96,7 +98,7 @@ def main() -> None:
         store = ModelStore(tmp / "models")
         make_examples(store)
         remote = Path(tempfile.mkdtemp(prefix="ms-", dir="/tmp"))
-        ports = {k: free_port() for k in ("port", "dashboard_port", "metrics_port", "serve_port")}
+        ports = {k: free_port(LOCAL_ADDRESS) for k in ("port", "dashboard_port", "metrics_port", "serve_port")}
         inventory = tmp / "inventory.yaml"
         inventory.write_text(
             f"defaults:\n  model_store: {store.root}\n  remote_dir: {remote}\n"

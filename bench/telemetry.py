@@ -25,6 +25,7 @@ import httpx
 
 from bench.report import machine, write_section
 from cluster.inventory import load_inventory
+from cluster.inventory.hostfields import LOCAL_ADDRESS
 from cluster.provision.topology import clusters_of
 from cluster.telemetry.collector import Collector
 from cluster.transport import Connections
@@ -101,7 +102,7 @@ def serve_pages(page: str, ports: list[int], ready: multiprocessing.synchronize.
             except (asyncio.IncompleteReadError, ConnectionError):
                 writer.close()
 
-        servers = [await asyncio.start_server(handle, "127.0.0.1", p) for p in ports]
+        servers = [await asyncio.start_server(handle, LOCAL_ADDRESS, p) for p in ports]
         ready.set()
         await asyncio.gather(*(s.serve_forever() for s in servers))
 
@@ -143,7 +144,7 @@ def main() -> None:
         page = record_page(tmp)
         lines = page.count("\n")
         replicas = len(set(re.findall(r'replica="([^"]+)"', page)))
-        ports = [free_port() for _ in range(NODES)]
+        ports = [free_port(LOCAL_ADDRESS) for _ in range(NODES)]
         hosts = "".join(
             f"  n{i}:\n    connection: local\n    ray: {{metrics_port: {p}}}\n"
             for i, p in enumerate(ports)

@@ -8,7 +8,15 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.leaks import leak_guard
 from tests.support.sshd import SshdFleet, sshd_fleet
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_leftover_processes() -> Iterator[None]:
+    """Fail the run if any Ray or sshd process started during it is still alive at the end."""
+    with leak_guard():
+        yield
 
 
 @pytest.fixture(scope="session")

@@ -90,11 +90,12 @@ def test_missing_python_on_a_host_is_a_failed_host(
 def test_tail_unknown_app_and_unreachable_app(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    from cluster.inventory.hostfields import LOCAL_ADDRESS
     from tests.support.ray_node import free_port
 
     inv = tmp_path / "i.yaml"
     inv.write_text(
-        f"hosts:\n  me:\n    connection: local\n    ray: {{metrics_port: {free_port()}, serve_port: {free_port()}}}\n"
+        f"hosts:\n  me:\n    connection: local\n    ray: {{metrics_port: {free_port(LOCAL_ADDRESS)}, serve_port: {free_port(LOCAL_ADDRESS)}}}\n"
         "targets:\n  t: {topology: single, host: me}\napps:\n  m: {target: t, model: x}\n"
     )
     assert main(["tail", "nope", "-i", str(inv)]) == 2

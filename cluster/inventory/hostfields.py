@@ -136,7 +136,7 @@ def resolve(spec: HostSpec, defaults: dict[str, object]) -> Host:
     ports = RayPorts(**{**_ports(defaults.get("ray")), **_ports(spec.values.get("ray"))})
     return Host(
         name=spec.name,
-        address=str(spec.values.get("address", "127.0.0.1" if local else spec.name)),
+        address=str(spec.values.get("address", LOCAL_ADDRESS if local else spec.name)),
         connection="local" if local else "ssh",
         user=str(pick("user", getpass.getuser())),
         port=int(str(pick("port", 22))),
@@ -153,6 +153,11 @@ def resolve(spec: HostSpec, defaults: dict[str, object]) -> Host:
         key_passphrase=passphrase if isinstance(passphrase, Secret) else None,
         loc=spec.loc,
     )
+
+
+# The local host's default address. Not 127.0.0.1 on Linux: Ray rewrites that one to the
+# machine's outward IP for some of its processes, so a "local" Ray would leave loopback.
+LOCAL_ADDRESS = "127.0.0.2" if sys.platform.startswith("linux") else "127.0.0.1"
 
 
 def _ports(value: object) -> dict[str, int]:

@@ -26,17 +26,29 @@ def _children():
     return out
 
 
+def _names(pid, marker):
+    # Its command line names our Ray dir, or its stdout/stderr is a log file under it: Ray's
+    # client server is started by `ray start`, outlives it, and names only addresses.
+    try:
+        with open("/proc/%s/cmdline" % pid, "rb") as fh:
+            if marker.encode() in fh.read():
+                return True
+    except OSError:
+        return False
+    for fd in ("1", "2"):
+        try:
+            if os.readlink("/proc/%s/fd/%s" % (pid, fd)).startswith(marker):
+                return True
+        except OSError:
+            continue
+    return False
+
+
 def _ours(marker):
     roots = set()
     for entry in os.listdir("/proc"):
-        if not entry.isdigit() or int(entry) == os.getpid():
-            continue
-        try:
-            with open("/proc/%s/cmdline" % entry, "rb") as fh:
-                if marker.encode() in fh.read():
-                    roots.add(int(entry))
-        except OSError:
-            continue
+        if entry.isdigit() and int(entry) != os.getpid() and _names(entry, marker):
+            roots.add(int(entry))
     children, found, stack = _children(), set(), list(roots)
     while stack:
         pid = stack.pop()

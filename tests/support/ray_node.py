@@ -56,7 +56,12 @@ class RayHead:
         stop_processes_under(self.temp_dir)
 
 
-def start_head(address: str = "127.0.0.1", num_cpus: int = 2) -> RayHead:
+# Not 127.0.0.1: Ray rewrites that address to the machine's outward IP for some of its
+# processes (ray.util.client.server), which would leave loopback.
+TEST_HEAD_ADDRESS = "127.0.0.2"
+
+
+def start_head(address: str = TEST_HEAD_ADDRESS, num_cpus: int = 2) -> RayHead:
     """Start a head with token auth; its processes are found again through `temp_dir`."""
     temp_dir = Path(
         tempfile.mkdtemp(prefix="mlr-", dir="/tmp")
@@ -81,6 +86,7 @@ def start_head(address: str = "127.0.0.1", num_cpus: int = 2) -> RayHead:
         f"--dashboard-host={address}",
         f"--dashboard-port={head.dashboard_port}",
         f"--metrics-export-port={head.metrics_port}",
+        f"--ray-client-server-port={free_port(address)}",
         f"--num-cpus={num_cpus}",
         f"--temp-dir={temp_dir}",
         "--disable-usage-stats",
@@ -116,19 +122,30 @@ def _descendants(roots: set[int]) -> set[int]:
     return out
 
 
-def processes_under(temp_dir: Path) -> set[int]:
-    """PIDs whose command line names temp_dir, and all their descendants (Ray workers)."""
-    marker = str(temp_dir).encode()
-    roots = set()
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit() or int(entry) == os.getpid():
-            continue
+def _names(pid: str, marker: bytes) -> bool:
+    """Its command line names the marker, or its stdout/stderr is a log file under it (Ray's
+    client server is started by `ray start`, outlives it, and names only addresses)."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as fh:
+            if marker in fh.read():
+                return True
+    except OSError:
+        return False
+    for fd in ("1", "2"):
         try:
-            with open(f"/proc/{entry}/cmdline", "rb") as fh:
-                if marker in fh.read():
-                    roots.add(int(entry))
+            if os.readlink(f"/proc/{pid}/fd/{fd}").encode().startswith(marker):
+                return True
         except OSError:
             continue
+    return False
+
+
+def processes_under(temp_dir: Path) -> set[int]:
+    """PIDs that name temp_dir (see `_names`), and all their descendants (Ray workers)."""
+    marker = str(temp_dir).encode()
+    roots = {
+        int(e) for e in os.listdir("/proc") if e.isdigit() and int(e) != os.getpid() and _names(e, marker)
+    }
     return _descendants(roots) - {os.getpid()} if roots else set()
 
 
