@@ -39,7 +39,7 @@ TOPOLOGY_KEYS = {
     "cluster": ("topology", "head", "workers"),
     "edge": ("topology", "hosts", "rollout"),
 }
-APP_KEYS = ("target", "model", "replicas", "route", "gates", "num_cpus")
+APP_KEYS = ("target", "model", "replicas", "route", "gates", "num_cpus", "max_rows")
 MODEL_RE = re.compile(r"^(?P<name>[A-Za-z0-9][A-Za-z0-9._-]*)(?::(?P<version>[A-Za-z0-9._-]+))?$")
 ROUTE_RE = re.compile(r"^/[A-Za-z0-9._~/-]*$")
 
@@ -438,6 +438,11 @@ def _read_app(
         if "num_cpus" in pairs
         else 0.5
     )
+    max_rows = (
+        reader.integer(pairs["max_rows"][1], f"{path}.max_rows", 1, 100_000)
+        if "max_rows" in pairs
+        else 1024
+    )
     route: str | None = f"/{name}"
     if "route" in pairs:
         r_node = pairs["route"][1]
@@ -467,8 +472,18 @@ def _read_app(
         or replicas is None
         or route is None
         or num_cpus is None
+        or max_rows is None
     ):
         return None
     return App(
-        name, target, model, version, replicas, route, num_cpus, tuple(gates), reader.loc(node)
+        name,
+        target,
+        model,
+        version,
+        replicas,
+        route,
+        num_cpus,
+        tuple(gates),
+        reader.loc(node),
+        max_rows=max_rows,
     )

@@ -113,6 +113,7 @@ class App:
     num_cpus: float
     gates: tuple[Gate, ...] = ()
     loc: Loc | None = field(default=None, compare=False)
+    max_rows: int = 1024  # rows per /predict request above which the app answers 413
 
 
 @dataclass(frozen=True)
