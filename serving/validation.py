@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 _NUMBER = (int, float)
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 class BadRequest(Exception):
@@ -21,12 +22,15 @@ class BadRequest(Exception):
 
 
 def parse_json(body: bytes) -> Any:
+    """The decoded body, or BadRequest: a client's JSON must never cost a 500."""
     if not body:
         raise BadRequest('empty request body: send JSON like {"instances": [[...]]}')
     try:
         return json.loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
         raise BadRequest(f"malformed JSON: {exc}") from None
+    except RecursionError:  # e.g. "[[[[..." 200,000 deep: the decoder gives up, so do we
+        raise BadRequest("malformed JSON: nested too deeply") from None
 
 
 def parse_instances(payload: Any, n_features: int, max_rows: int) -> np.ndarray:
@@ -52,14 +56,26 @@ def parse_instances(payload: Any, n_features: int, max_rows: int) -> np.ndarray:
         for j, value in enumerate(row):
             if type(value) not in _NUMBER:  # bool is an int subclass: reject it too
                 raise BadRequest(f"instances[{i}][{j}] is not a number: {_short(value)}")
-    with np.errstate(over="ignore"):  # overflow becomes inf, reported just below
-        array = np.asarray(rows, dtype=np.float32)
+    try:
+        with np.errstate(over="ignore"):  # overflow becomes inf, reported just below
+            array = np.asarray(rows, dtype=np.float32)
+    except OverflowError:  # an integer literal too large for any float, e.g. 1e400 written out
+        raise BadRequest(f"{_huge_integer(rows)} is out of float32 range") from None
     if not np.isfinite(array).all():
         i, j = (int(k) for k in np.argwhere(~np.isfinite(array))[0])
         raise BadRequest(
             f"instances[{i}][{j}] is {_describe(rows[i][j])}: NaN and infinity are not valid features"
         )
     return array
+
+
+def _huge_integer(rows: list[list[Any]]) -> str:
+    """Where the first integer beyond float32's range is (only looked for after an overflow)."""
+    for i, row in enumerate(rows):
+        for j, value in enumerate(row):
+            if type(value) is int and abs(value) > _FLOAT32_MAX:
+                return f"instances[{i}][{j}]"
+    return "a value"
 
 
 def _short(value: Any) -> str:

@@ -37,6 +37,22 @@ def test_good_rows_become_float32() -> None:
         (b'{"instances": [[1,Infinity,3]]}', 400, "instances[0][1] is infinite"),
         (b'{"instances": [[1,2,1e300]]}', 400, "instances[0][2] is out of float32 range"),
         (
+            b'{"instances": [[1,2,3],[4,5,1' + b"0" * 400 + b"]]}",
+            400,
+            "instances[1][2] is out of float32 range",
+        ),
+        (
+            b'{"instances": [[1,2,-1' + b"0" * 39 + b"]]}",
+            400,
+            "instances[0][2] is out of float32 range",
+        ),
+        (b"[" * 200_000, 400, "malformed JSON: nested too deeply"),
+        (
+            b'{"instances": ' + b"[" * 100_000 + b"]" * 100_000 + b"}",
+            400,
+            "malformed JSON: nested too deeply",
+        ),
+        (
             b'{"instances": [[1,2,3],[1,2,3],[1,2,3],[1,2,3],[1,2,3]]}',
             413,
             "too many rows: 5 > limit 4",
