@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import sqlite3
 import time
 from pathlib import Path
 from typing import Any
@@ -49,7 +50,11 @@ class Monitor:
         self._exporter = asyncio.get_running_loop().create_task(self._export_forever())
         log.info("monitor for %s: %s", app, self.tracker.store.path)
 
-    def register(
+    # Every method is async on purpose: Serve runs sync methods in a thread pool
+    # (RAY_SERVE_RUN_SYNC_IN_THREADPOOL), and the tracker's one SQLite connection must not be
+    # used by two threads at once. Async methods all run on the replica's event loop; the
+    # tracker's lock covers anything else.
+    async def register(
         self,
         version: str,
         task: str,
@@ -58,7 +63,7 @@ class Monitor:
     ) -> None:
         self.tracker.register(version, task, classes, reference)
 
-    def record(
+    async def record(
         self, rows: list[tuple[Any, ...]], bins: dict[str, list[list[int]]] | None = None
     ) -> None:
         """Prediction records, and live feature-bin counts per version for drift."""
@@ -68,12 +73,12 @@ class Monitor:
             self.tracker.add_bins(version, counts)
         self._export()
 
-    def feedback(self, items: list[tuple[str, Any]]) -> dict[str, int]:
+    async def feedback(self, items: list[tuple[str, Any]]) -> dict[str, int]:
         result = self.tracker.feedback(items)
         self._export()
         return result
 
-    def summary(self) -> dict[str, Any]:
+    async def summary(self) -> dict[str, Any]:
         return self.tracker.summary()
 
     async def __call__(self, request: Request) -> Response:
@@ -89,14 +94,18 @@ class Monitor:
     async def _export_forever(self, every_s: float = 5.0) -> None:
         while True:
             await asyncio.sleep(every_s)
-            self._export(every_s=0.0)
+            try:
+                self._export(every_s=0.0)
+            except sqlite3.Error as exc:  # a full disk must not stop the gauges for good
+                log.warning("monitor for %s: cannot export gauges: %s", self.app, exc)
 
     def _export(self, every_s: float = 2.0) -> None:
         now = time.monotonic()
         if now - self._last_export < every_s:
             return
         self._last_export = now
-        for version, info in self.tracker.summary()["versions"].items():
+        # The gauges show the last-N window only: no need to read the time window from SQLite.
+        for version, info in self.tracker.summary(time_window=False)["versions"].items():
             self._labelled.set(info["last_n"]["n"], tags={"app": self.app, "version": version})
             for name in _SCORES:
                 value = info["last_n"].get(name)

@@ -24,9 +24,18 @@ CREATE TABLE IF NOT EXISTS labelled (
     prediction TEXT NOT NULL, proba TEXT, label TEXT NOT NULL, ts REAL NOT NULL, label_ts REAL NOT NULL,
     PRIMARY KEY (request_id, version)) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS labelled_label_ts ON labelled(label_ts);
+CREATE INDEX IF NOT EXISTS labelled_version_label_ts ON labelled(version, label_ts);
+CREATE TABLE IF NOT EXISTS rejected (
+    request_id TEXT NOT NULL, version TEXT NOT NULL, role TEXT, prediction TEXT, proba TEXT,
+    label TEXT, ts REAL, label_ts REAL, reason TEXT NOT NULL,
+    PRIMARY KEY (request_id, version)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS versions (version TEXT PRIMARY KEY, task TEXT NOT NULL, classes TEXT);
+CREATE TABLE IF NOT EXISTS labelled_totals (version TEXT PRIMARY KEY, n INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS drift_bins (version TEXT NOT NULL, ts REAL NOT NULL, counts TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS drift_bins_version_ts ON drift_bins(version, ts);
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
 """
+_LABELLED_COLUMNS = "request_id, version, role, prediction, proba, label, ts, label_ts"
 
 
 @dataclass(frozen=True)
@@ -55,8 +64,30 @@ class Labelled:
     label_ts: float
 
 
+@dataclass(frozen=True)
+class BadRow:
+    """A labelled row that cannot be scored (unreadable, or a label the model cannot have)."""
+
+    request_id: str
+    version: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class VersionInfo:
+    """What a model replica registered for its version, kept across monitor restarts."""
+
+    task: str
+    classes: list[Any] | None
+    reference: dict[str, Any] | None
+
+
 class MonitorStore:
-    """One SQLite file per app on the node that runs its monitor."""
+    """One SQLite file per app on the node that runs its monitor.
+
+    Not thread-safe on its own: one connection, manual transactions. The tracker serialises
+    every call (a second BEGIN from another thread would fail mid-transaction).
+    """
 
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -65,6 +96,18 @@ class MonitorStore:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(SCHEMA)
+        self._migrate()
+
+    def _migrate(self) -> None:
+        """Bring a file written by an older monitor up to this schema, keeping its records."""
+        with self._tx():
+            columns = {row[1] for row in self._db.execute("PRAGMA table_info(versions)")}
+            if "reference" not in columns:
+                self._db.execute("ALTER TABLE versions ADD COLUMN reference TEXT")
+            if self._db.execute("SELECT 1 FROM labelled_totals LIMIT 1").fetchone() is None:
+                self._db.execute(
+                    "INSERT INTO labelled_totals SELECT version, COUNT(*) FROM labelled GROUP BY version"
+                )
 
     def close(self) -> None:
         self._db.close()
@@ -81,35 +124,33 @@ class MonitorStore:
 
     def join(self, request_id: str, label: Any, label_ts: float) -> list[Labelled]:
         """Move every version's prediction for `request_id` to `labelled`; [] when unknown."""
+        return self.join_many([(request_id, label)], label_ts)[0]
+
+    def join_many(self, pairs: list[tuple[str, Any]], label_ts: float) -> list[list[Labelled]]:
+        """`join` for each (request_id, label), in one transaction (one fsync, not thousands)."""
         with self._tx():
-            found = self._db.execute(
-                "SELECT request_id, version, role, prediction, proba, ts FROM predictions WHERE request_id = ?",
-                (request_id,),
-            ).fetchall()
-            if not found:
-                return []
-            out = [
-                Labelled(rid, ver, role, json.loads(pred), _load(proba), label, ts, label_ts)
-                for rid, ver, role, pred, proba, ts in found
-            ]
-            self._db.executemany(
-                "INSERT OR REPLACE INTO labelled VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                [
-                    (
-                        x.request_id,
-                        x.version,
-                        x.role,
-                        json.dumps(x.prediction),
-                        _dump(x.proba),
-                        json.dumps(label),
-                        x.ts,
-                        label_ts,
-                    )
-                    for x in out
-                ],
-            )
-            self._db.execute("DELETE FROM predictions WHERE request_id = ?", (request_id,))
-        return out
+            return [self._join(request_id, label, label_ts) for request_id, label in pairs]
+
+    def _join(self, request_id: str, label: Any, label_ts: float) -> list[Labelled]:
+        found = self._db.execute(
+            "SELECT request_id, version, role, prediction, proba, ts FROM predictions WHERE request_id = ?",
+            (request_id,),
+        ).fetchall()
+        if not found:
+            return []
+        label_text = json.dumps(label)
+        self._db.executemany(
+            "INSERT OR REPLACE INTO labelled VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [(*row[:5], label_text, row[5], label_ts) for row in found],
+        )
+        self._db.execute("DELETE FROM predictions WHERE request_id = ?", (request_id,))
+        self._db.executemany(
+            "INSERT INTO labelled_totals VALUES (?, 1) ON CONFLICT(version) DO UPDATE SET n = n + 1",
+            [(row[1],) for row in found],
+        )
+        # A damaged prediction row is not returned; reading the time window sets it aside.
+        good, _ = _decode((*row[:5], label_text, row[5], label_ts) for row in found)
+        return good
 
     def was_labelled(self, request_id: str) -> bool:
         row = self._db.execute(
@@ -117,25 +158,102 @@ class MonitorStore:
         ).fetchone()
         return row is not None
 
-    def recent_labelled(self, limit: int) -> list[Labelled]:
-        rows = self._db.execute(
-            "SELECT request_id, version, role, prediction, proba, label, ts, label_ts FROM labelled "
-            "ORDER BY label_ts DESC LIMIT ?",
-            (limit,),
-        ).fetchall()
-        return [
-            Labelled(rid, ver, role, json.loads(pred), _load(proba), json.loads(label), ts, lts)
-            for rid, ver, role, pred, proba, label, ts, lts in reversed(rows)
-        ]
+    def labelled_versions(self) -> list[str]:
+        return [v for (v,) in self._db.execute("SELECT DISTINCT version FROM labelled")]
 
-    def set_version(self, version: str, task: str, classes: list[Any] | None) -> None:
+    def recent_labelled(self, version: str, limit: int) -> tuple[list[Labelled], list[BadRow]]:
+        """The version's last `limit` labelled pairs, oldest first, and any unreadable rows."""
+        rows = self._db.execute(
+            f"SELECT {_LABELLED_COLUMNS} FROM labelled WHERE version = ? "
+            "ORDER BY label_ts DESC LIMIT ?",
+            (version, limit),
+        ).fetchall()
+        return _decode(reversed(rows))
+
+    def labelled_since(self, version: str, since: float) -> tuple[list[Labelled], list[BadRow]]:
+        """The version's pairs labelled at or after `since` (by index, not a bounded cache)."""
+        rows = self._db.execute(
+            f"SELECT {_LABELLED_COLUMNS} FROM labelled WHERE version = ? AND label_ts >= ? "
+            "ORDER BY label_ts",
+            (version, since),
+        ).fetchall()
+        return _decode(rows)
+
+    def labelled_totals(self) -> dict[str, int]:
+        """Labelled pairs ever joined per version (pruning old rows does not lower it)."""
+        return dict(self._db.execute("SELECT version, n FROM labelled_totals").fetchall())
+
+    def reject(self, bad: list[BadRow]) -> None:
+        """Move rows that cannot be scored out of `labelled` (kept in `rejected`, counted)."""
+        if not bad:
+            return
+        with self._tx():
+            for row in bad:
+                moved = self._db.execute(
+                    f"INSERT OR REPLACE INTO rejected SELECT {_LABELLED_COLUMNS}, ? FROM labelled "
+                    "WHERE request_id = ? AND version = ?",
+                    (row.reason, row.request_id, row.version),
+                ).rowcount
+                self._db.execute(
+                    "DELETE FROM labelled WHERE request_id = ? AND version = ?",
+                    (row.request_id, row.version),
+                )
+                self._db.execute(
+                    "UPDATE labelled_totals SET n = MAX(n - ?, 0) WHERE version = ?",
+                    (moved, row.version),
+                )
+            self._db.execute(
+                "INSERT INTO counters VALUES ('invalid_labels', ?) "
+                "ON CONFLICT(name) DO UPDATE SET value = value + excluded.value",
+                (len(bad),),
+            )
+
+    def set_version(
+        self,
+        version: str,
+        task: str,
+        classes: list[Any] | None,
+        reference: dict[str, Any] | None = None,
+    ) -> None:
+        """Record a version; a registration without a reference keeps the one stored."""
         self._db.execute(
-            "INSERT OR REPLACE INTO versions VALUES (?, ?, ?)", (version, task, _dump(classes))
+            "INSERT INTO versions (version, task, classes, reference) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT(version) DO UPDATE SET task = excluded.task, classes = excluded.classes, "
+            "reference = COALESCE(excluded.reference, versions.reference)",
+            (version, task, _dump(classes), _dump(reference)),
         )
 
-    def versions(self) -> dict[str, tuple[str, list[Any] | None]]:
-        rows = self._db.execute("SELECT version, task, classes FROM versions").fetchall()
-        return {v: (task, _load(classes)) for v, task, classes in rows}
+    def versions(self) -> dict[str, VersionInfo]:
+        rows = self._db.execute("SELECT version, task, classes, reference FROM versions").fetchall()
+        out = {}
+        for version, task, classes, reference in rows:
+            try:
+                out[version] = VersionInfo(task, _load(classes), _load(reference))
+            except ValueError:  # an unreadable reference or class list: still score by task
+                out[version] = VersionInfo(task, None, None)
+        return out
+
+    def add_bins(self, version: str, ts: float, counts: list[list[int]], keep_after: float) -> None:
+        """Live feature-bin counts, kept for the drift window so a restart keeps drift too."""
+        with self._tx():
+            self._db.execute(
+                "INSERT INTO drift_bins VALUES (?, ?, ?)", (version, ts, json.dumps(counts))
+            )
+            self._db.execute(
+                "DELETE FROM drift_bins WHERE version = ? AND ts < ?", (version, keep_after)
+            )
+
+    def bins_since(self, since: float) -> list[tuple[str, float, list[list[int]]]]:
+        out = []
+        rows = self._db.execute(
+            "SELECT version, ts, counts FROM drift_bins WHERE ts >= ? ORDER BY ts", (since,)
+        )
+        for version, ts, counts in rows:
+            try:
+                out.append((version, ts, json.loads(counts)))
+            except ValueError:
+                continue  # a damaged chunk only makes drift a little less precise
+        return out
 
     def bump(self, counts: dict[str, int]) -> None:
         with self._tx():
@@ -156,6 +274,7 @@ class MonitorStore:
             for table, column, cap in (
                 ("predictions", "ts", max_pending),
                 ("labelled", "label_ts", max_labelled),
+                ("rejected", "label_ts", max_labelled),
             ):
                 (count,) = self._db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()
                 if count > cap:  # drop the oldest rows (ties at the cut go too)
@@ -182,6 +301,21 @@ class _Transaction:
 
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
         self._db.execute("COMMIT" if exc_type is None else "ROLLBACK")
+
+
+def _decode(
+    rows: Iterable[tuple[Any, ...]],
+) -> tuple[list[Labelled], list[BadRow]]:
+    good: list[Labelled] = []
+    bad: list[BadRow] = []
+    for rid, ver, role, pred, proba, label, ts, lts in rows:
+        try:
+            good.append(
+                Labelled(rid, ver, role, json.loads(pred), _load(proba), json.loads(label), ts, lts)
+            )
+        except (TypeError, ValueError) as exc:
+            bad.append(BadRow(rid, ver, f"unreadable row: {exc}"))
+    return good, bad
 
 
 def _dump(value: Any) -> str | None:

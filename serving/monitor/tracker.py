@@ -1,11 +1,19 @@
 """Join predictions with late ground-truth labels and score each version over sliding windows.
 
-Two windows per version: the last N labelled predictions, and those labelled in the last T
-seconds. Memory is bounded (deques, a capped orphan map); the truth is in SQLite.
+Two windows per version: the last N labelled predictions (a deque per version, reloaded per
+version on restart) and those labelled in the last T seconds (read from SQLite by label time,
+so a high label rate is never undercounted). Memory is bounded (deques of N, a capped orphan
+map); the truth, drift references and drift bins included, is in SQLite.
+
+Every public method holds one lock: Serve may call a replica from a thread pool, and the
+store's single SQLite connection cannot run two transactions at once.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import logging
+import threading
 import time
 from collections import OrderedDict, deque
 from dataclasses import dataclass
@@ -15,8 +23,12 @@ from typing import Any
 import numpy as np
 
 from serving.drift import psi
+from serving.labels import LabelChecker, LabelError
 from serving.monitor.scores import classifier_scores, regressor_scores
-from serving.monitor.store import Labelled, MonitorStore, PredictionRecord
+from serving.monitor.store import BadRow, Labelled, MonitorStore, PredictionRecord, VersionInfo
+
+log = logging.getLogger("ray.serve")
+_UNREGISTERED = VersionInfo("classifier", None, None)
 
 
 @dataclass(frozen=True)
@@ -27,7 +39,7 @@ class MonitorSettings:
     window_s: float = 300.0
     pending_ttl_s: float = 3600.0
     max_pending: int = 200_000
-    max_labelled: int = 200_000
+    max_labelled: int = 200_000  # also bounds the time window: older pairs are pruned
     orphan_grace_s: float = 30.0
     max_orphans: int = 10_000
     drift_threshold: float = 0.2  # PSI above this raises a warning (0.1-0.25 is the usual band)
@@ -39,22 +51,59 @@ class AccuracyTracker:
     def __init__(self, db_path: Path, settings: MonitorSettings | None = None) -> None:
         self.settings = settings or MonitorSettings()
         self.store = MonitorStore(db_path)
-        self._cap = max(self.settings.window_n, 50_000)
+        self._lock = threading.RLock()
+        self._versions: dict[str, VersionInfo] = self.store.versions()
+        self._checkers: dict[str, LabelChecker] = {}
         self._windows: dict[str, deque[Labelled]] = {}
-        for item in self.store.recent_labelled(self._cap):
-            self._window(item.version).append(item)
-        self._versions = self.store.versions()
+        for version in self.store.labelled_versions():
+            self._windows[version] = deque(self._reload(version), maxlen=self.settings.window_n)
         # Labels that arrived before their prediction was flushed here: joined when it arrives.
         self._orphans: OrderedDict[str, tuple[Any, float]] = OrderedDict()
         # Live feature histograms per version over the last window_s: (time, counts) chunks.
         self._bins: dict[str, deque[tuple[float, list[list[int]]]]] = {}
-        self._references: dict[str, dict[str, Any]] = {}
+        for version, ts, counts in self.store.bins_since(time.time() - self.settings.window_s):
+            self._chunks(version).append((ts, counts))
         self._last_prune = 0.0
+
+    def _reload(self, version: str) -> list[Labelled]:
+        """The version's last N scorable pairs; unscorable rows are moved aside and counted."""
+        good: list[Labelled] = []
+        for _ in range(10):  # each pass removes the bad rows it found; a few passes suffice
+            good, bad = self.store.recent_labelled(version, self.settings.window_n)
+            good, invalid = self._checked(version, good)
+            if not bad and not invalid:
+                break
+            self.store.reject(bad + invalid)
+            log.warning("monitor: set aside %d unscorable labelled rows", len(bad) + len(invalid))
+        return good
 
     def _window(self, version: str) -> deque[Labelled]:
         if version not in self._windows:
-            self._windows[version] = deque(maxlen=self._cap)
+            self._windows[version] = deque(maxlen=self.settings.window_n)
         return self._windows[version]
+
+    def _chunks(self, version: str) -> deque[tuple[float, list[list[int]]]]:
+        return self._bins.setdefault(version, deque(maxlen=10_000))
+
+    def _checker(self, version: str) -> LabelChecker:
+        if version not in self._checkers:
+            info = self._versions.get(version, _UNREGISTERED)
+            self._checkers[version] = LabelChecker(info.task, info.classes)
+        return self._checkers[version]
+
+    def _checked(self, version: str, items: list[Labelled]) -> tuple[list[Labelled], list[BadRow]]:
+        """Items with labels as the model's own classes, and those the model cannot be scored on."""
+        checker = self._checker(version)
+        good: list[Labelled] = []
+        bad: list[BadRow] = []
+        for item in items:
+            try:
+                label = checker.check(item.label)
+            except LabelError as exc:
+                bad.append(BadRow(item.request_id, item.version, str(exc)))
+                continue
+            good.append(item if label == item.label else dataclasses.replace(item, label=label))
+        return good, bad
 
     def register(
         self,
@@ -63,36 +112,51 @@ class AccuracyTracker:
         classes: list[Any] | None,
         reference: dict[str, Any] | None = None,
     ) -> None:
-        self._versions[version] = (task, classes)
-        if reference:
-            self._references[version] = reference
-        self.store.set_version(version, task, classes)
+        """A replica's model: task and classes for scoring, reference histograms for drift."""
+        with self._lock:
+            old = self._versions.get(version)
+            kept = reference or (old.reference if old else None)
+            self._versions[version] = VersionInfo(task, classes, kept)
+            self._checkers.pop(version, None)
+            self.store.set_version(version, task, classes, reference or None)
 
     def add_bins(self, version: str, counts: list[list[int]], now: float | None = None) -> None:
-        """Live feature-bin counts from a replica; kept for the time window only."""
+        """Live feature-bin counts from a replica; kept (here and in SQLite) for the time window."""
         now = time.time() if now is None else now
-        chunks = self._bins.setdefault(version, deque(maxlen=10_000))
-        chunks.append((now, counts))
-        while chunks and now - chunks[0][0] > self.settings.window_s:
-            chunks.popleft()
+        with self._lock:
+            chunks = self._chunks(version)
+            chunks.append((now, counts))
+            while chunks and now - chunks[0][0] > self.settings.window_s:
+                chunks.popleft()
+            self.store.add_bins(version, now, counts, keep_after=now - self.settings.window_s)
 
     def drift(self, version: str, now: float) -> dict[str, Any] | None:
         """PSI per feature over the time window, the worst one, and whether it crosses the threshold."""
-        reference = self._references.get(version)
+        with self._lock:
+            return self._drift(version, now)[0]
+
+    def _drift(self, version: str, now: float) -> tuple[dict[str, Any] | None, str]:
+        """The drift figures, or None, and a status saying why not."""
+        reference = self._versions.get(version, _UNREGISTERED).reference
+        if not reference:
+            return None, "not available: no reference sample"
         chunks = [c for t, c in self._bins.get(version, ()) if now - t <= self.settings.window_s]
-        if not reference or not chunks:
-            return None
-        total = np.sum(np.asarray(chunks, dtype=np.int64), axis=0)
-        per_feature: dict[str, float] = {}
-        for j, feature in enumerate(reference["features"]):
-            value = psi(feature["fractions"], total[j].tolist())
-            if value is not None:
-                per_feature[str(feature["name"])] = value
+        if not chunks:
+            return None, f"not available: no live rows in the last {self.settings.window_s:g} s"
+        try:
+            total = np.sum(np.asarray(chunks, dtype=np.int64), axis=0)
+            per_feature: dict[str, float] = {}
+            for j, feature in enumerate(reference["features"]):
+                value = psi(feature["fractions"], total[j].tolist())
+                if value is not None:
+                    per_feature[str(feature["name"])] = value
+        except (ValueError, TypeError, KeyError, IndexError) as exc:
+            return None, f"not available: live bins do not match the reference ({exc})"
         if not per_feature:
-            return None
+            return None, "not available: no live rows binned"
         worst = max(per_feature, key=lambda k: per_feature[k])
         over = sorted(k for k, v in per_feature.items() if v > self.settings.drift_threshold)
-        return {
+        drift = {
             "rows": int(total[0].sum()),
             "max_psi": per_feature[worst],
             "worst_feature": worst,
@@ -101,40 +165,58 @@ class AccuracyTracker:
             "drifting": over,
             "psi": per_feature,
         }
+        return drift, "ok"
 
     def record(self, records: list[PredictionRecord], now: float | None = None) -> None:
         now = time.time() if now is None else now
-        self.store.add_predictions(records)
-        waiting = {r.request_id for r in records if r.request_id in self._orphans}
-        for request_id in waiting:
-            label, _ = self._orphans.pop(request_id)
-            self._accept(self.store.join(request_id, label, now))
-        self._maybe_prune(now)
+        with self._lock:
+            self.store.add_predictions(records)
+            waiting = {r.request_id for r in records if r.request_id in self._orphans}
+            for request_id in waiting:
+                label, _ = self._orphans.pop(request_id)
+                self._accept(self.store.join(request_id, label, now))
+            self._maybe_prune(now)
 
     def feedback(self, items: list[tuple[str, Any]], now: float | None = None) -> dict[str, int]:
-        """Join each (request_id, label); unknown ids wait a short grace period, then count as unknown."""
+        """Join each (request_id, label); unknown ids wait a short grace period, then count as unknown.
+
+        A label the version cannot be scored on (not one of its classes, not a finite number)
+        is set aside and counted as invalid_labels, never scored.
+        """
         now = time.time() if now is None else now
-        joined = duplicate = held = 0
-        for request_id, label in items:
-            found = self.store.join(request_id, label, now)
-            if found:
-                joined += 1
-                self._accept(found)
-            elif self.store.was_labelled(request_id):
-                duplicate += 1
-            else:
-                held += 1
-                self._orphans[request_id] = (label, now)
-                self._orphans.move_to_end(request_id)
-        unknown = self._expire_orphans(now)
-        self.store.bump(
-            {"feedback": len(items), "joined": joined, "duplicate": duplicate, "unknown": unknown}
-        )
+        with self._lock:
+            joined = duplicate = held = 0
+            for (request_id, label), found in zip(
+                items, self.store.join_many(items, now), strict=True
+            ):
+                if found:
+                    joined += 1 if self._accept(found) else 0
+                elif self.store.was_labelled(request_id):
+                    duplicate += 1
+                else:
+                    held += 1
+                    self._orphans[request_id] = (label, now)
+                    self._orphans.move_to_end(request_id)
+            unknown = self._expire_orphans(now)
+            self.store.bump(
+                {
+                    "feedback": len(items),
+                    "joined": joined,
+                    "duplicate": duplicate,
+                    "unknown": unknown,
+                }
+            )
         return {"received": len(items), "joined": joined, "duplicate": duplicate, "waiting": held}
 
-    def _accept(self, items: list[Labelled]) -> None:
-        for item in items:
-            self._window(item.version).append(item)
+    def _accept(self, items: list[Labelled]) -> int:
+        """Window the scorable pairs, set the others aside; how many were scorable."""
+        accepted = 0
+        for version in {x.version for x in items}:
+            good, bad = self._checked(version, [x for x in items if x.version == version])
+            self.store.reject(bad)
+            self._window(version).extend(good)
+            accepted += len(good)
+        return accepted
 
     def _expire_orphans(self, now: float) -> int:
         expired = 0
@@ -160,51 +242,61 @@ class AccuracyTracker:
         )
         self.store.bump({"expired": expired, "unknown": self._expire_orphans(now)})
 
-    def summary(self, now: float | None = None) -> dict[str, Any]:
-        """Per version: counts and scores over the last-N and last-T windows."""
+    def _recent(self, version: str, now: float) -> list[Labelled]:
+        """Pairs labelled in the last window_s seconds, straight from SQLite."""
+        good, bad = self.store.labelled_since(version, now - self.settings.window_s)
+        good, invalid = self._checked(version, good)
+        self.store.reject(bad + invalid)
+        return good
+
+    def summary(self, now: float | None = None, *, time_window: bool = True) -> dict[str, Any]:
+        """Per version: counts and scores over the last-N and (unless asked not to) last-T windows."""
         now = time.time() if now is None else now
-        self._expire_orphans(now)
-        versions: dict[str, Any] = {}
-        for version in sorted(set(self._windows) | set(self._versions)):
-            task, classes = self._versions.get(version, ("classifier", None))
-            window = list(self._windows.get(version, ()))
-            last_n = window[-self.settings.window_n :]
-            recent = [x for x in window if now - x.label_ts <= self.settings.window_s]
-            versions[version] = {
-                "task": task,
-                "labelled_total": len(window),
-                "roles": sorted({x.role for x in last_n}),
-                "last_n": {"n": len(last_n), **_scores(task, classes, last_n)},
-                "last_s": {
-                    "n": len(recent),
-                    "seconds": self.settings.window_s,
-                    **_scores(task, classes, recent),
-                },
-                "drift": self.drift(version, now),
-            }
-        counters = self.store.counters()
-        counters["waiting"] = len(self._orphans)
-        counters["pending_predictions"] = self.store.pending_count()
+        with self._lock:
+            self._expire_orphans(now)
+            totals = self.store.labelled_totals()
+            versions: dict[str, Any] = {}
+            for version in sorted(set(self._windows) | set(self._versions) | set(totals)):
+                info = self._versions.get(version, _UNREGISTERED)
+                last_n = list(self._windows.get(version, ()))
+                entry: dict[str, Any] = {
+                    "task": info.task,
+                    "labelled_total": totals.get(version, 0),
+                    "roles": sorted({x.role for x in last_n}),
+                    "last_n": {"n": len(last_n), **_scores(info, last_n)},
+                }
+                if time_window:
+                    recent = self._recent(version, now)
+                    entry["last_s"] = {
+                        "n": len(recent),
+                        "seconds": self.settings.window_s,
+                        **_scores(info, recent),
+                    }
+                entry["drift"], entry["drift_status"] = self._drift(version, now)
+                versions[version] = entry
+            counters = self.store.counters()
+            counters["waiting"] = len(self._orphans)
+            counters["pending_predictions"] = self.store.pending_count()
         return {"versions": versions, "feedback": counters, "window_n": self.settings.window_n}
 
 
-def _scores(task: str, classes: list[Any] | None, items: list[Labelled]) -> dict[str, float | None]:
-    if task == "regressor":
-        return regressor_scores(
-            [float(x.label) for x in items], [float(x.prediction) for x in items]
-        )
-    labels = [_coerce(x.label, classes) for x in items]
-    probas = [x.proba for x in items if x.proba is not None]
-    has_proba = bool(items) and len(probas) == len(items)
-    predictions = [x.prediction for x in items]
-    return classifier_scores(labels, predictions, probas if has_proba else None, classes)
-
-
-def _coerce(label: Any, classes: list[Any] | None) -> Any:
-    """Labels arrive as JSON; match the classes' type so '1' and 1 compare equal."""
-    if not classes or type(label) is type(classes[0]):
-        return label
+def _scores(info: VersionInfo, items: list[Labelled]) -> dict[str, Any]:
+    """scikit-learn's metrics for the window; a window it cannot score says so, never raises."""
     try:
-        return type(classes[0])(label)
-    except (TypeError, ValueError):
-        return label
+        if info.task == "regressor":
+            return regressor_scores(
+                [float(x.label) for x in items], [float(x.prediction) for x in items]
+            )
+        labels = [x.label for x in items]
+        probas = [x.proba for x in items if x.proba is not None]
+        has_proba = bool(items) and len(probas) == len(items)
+        predictions = [x.prediction for x in items]
+        return classifier_scores(labels, predictions, probas if has_proba else None, info.classes)
+    except (ValueError, TypeError) as exc:
+        log.warning("monitor: cannot score a window: %s", exc)
+        empty = (
+            regressor_scores([], [])
+            if info.task == "regressor"
+            else classifier_scores([], [], None, None)
+        )
+        return {**empty, "error": f"cannot score this window: {exc}"}

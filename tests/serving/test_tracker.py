@@ -140,3 +140,155 @@ def test_memory_is_bounded(tmp_path: Path) -> None:
     assert t.store.pending_count() <= 60  # pruned to the cap every 10 s (ties may keep a few more)
     t.feedback([(f"r{i}", 1) for i in range(540, 600)], now=2000.0)
     assert t.summary(now=2000.0)["versions"]["1"]["last_n"]["n"] == 10
+
+
+def insert_labelled(db: Path, rows: list[tuple]) -> None:  # type: ignore[type-arg]
+    """Rows written straight into SQLite, as an older (or broken) monitor may have left them."""
+    import sqlite3
+
+    con = sqlite3.connect(db)
+    with con:
+        con.executemany("INSERT INTO labelled VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
+    con.close()
+
+
+def test_bad_labels_are_set_aside_and_counted_never_scored(tmp_path: Path) -> None:
+    db = tmp_path / "m.sqlite"
+    t = AccuracyTracker(db)
+    t.register("1", "classifier", [0, 1])
+    t.register("r", "regressor", None)
+    t.record(records("1", [0, 1, 1, 0, 1], None) + records("r", [0.5, 1.5], None, start=10))
+    # Straight to the tracker (the server refuses these with a 400): none may poison the scores.
+    t.feedback([("r0", float("nan")), ("r1", 2), ("r2", "cat"), ("r3", 0.7), ("r4", "1")])
+    t.feedback([("r10", "abc"), ("r11", float("inf"))])
+    summary = t.summary()
+    assert summary["versions"]["1"]["last_n"] == {
+        "n": 1,
+        "accuracy": 1.0,
+        "precision": 1.0,
+        "recall": 1.0,
+        "f1": 1.0,
+        "roc_auc": None,
+    }
+    assert summary["versions"]["r"]["last_n"]["n"] == 0
+    assert summary["feedback"]["invalid_labels"] == 6
+    t.store.close()
+    # Bad rows already in SQLite (written before validation existed, or damaged): skipped
+    # and counted on reload; /monitor keeps answering.
+    insert_labelled(
+        db,
+        [
+            ("x1", "1", "live", "1", None, "NaN", 1.0, time.time()),
+            ("x2", "1", "live", "1", None, '"cat"', 1.0, time.time()),
+            ("x3", "1", "live", "{broken", None, "1", 1.0, time.time()),
+            ("x4", "r", "live", "0.5", None, '"abc"', 1.0, time.time()),
+        ],
+    )
+    again = AccuracyTracker(db)
+    after = again.summary()
+    assert after["versions"]["1"]["last_n"]["n"] == 1
+    assert after["versions"]["1"]["last_s"]["n"] == 1
+    assert after["versions"]["r"]["last_n"]["n"] == 0
+    assert after["feedback"]["invalid_labels"] == 10
+    assert again.summary()["feedback"]["invalid_labels"] == 10  # counted once, not per read
+
+
+def test_labels_become_the_models_own_classes(tmp_path: Path) -> None:
+    t = AccuracyTracker(tmp_path / "m.sqlite")
+    t.register("1", "classifier", [0, 1])
+    t.record(records("1", [1, 1, 0], None))
+    t.feedback([("r0", "1"), ("r1", 1.0), ("r2", 0)])
+    last = t.summary()["versions"]["1"]["last_n"]
+    assert last["n"] == 3 and last["accuracy"] == 1.0
+
+
+def test_threads_hammering_the_tracker_never_collide(tmp_path: Path) -> None:
+    """Serve may run a replica's calls in a thread pool; the tracker must serialise them."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    t = AccuracyTracker(tmp_path / "m.sqlite", MonitorSettings(window_n=50))
+    t.register("1", "classifier", [0, 1])
+
+    def work(k: int) -> None:
+        for i in range(40):
+            rid = f"t{k}-{i}"
+            t.record([PredictionRecord(rid, "1", "live", i % 2, [0.5, 0.5], time.time())])
+            t.feedback([(rid, i % 2)])
+            t.add_bins("1", [[1, 2], [3, 4]])
+            if i % 10 == 0:
+                t.register("1", "classifier", [0, 1])
+                t.summary()
+
+    with ThreadPoolExecutor(8) as pool:
+        for future in [pool.submit(work, k) for k in range(8)]:
+            future.result()  # re-raises "cannot start a transaction within a transaction"
+    summary = t.summary()["versions"]["1"]
+    assert summary["labelled_total"] == 320 and summary["last_n"]["accuracy"] == 1.0
+
+
+def test_restart_reloads_every_versions_window_and_counts_every_label(tmp_path: Path) -> None:
+    """A version with old labels comes back after a restart even when another has many newer
+    ones, and the time window and totals are not capped by any in-memory cache."""
+    db = tmp_path / "m.sqlite"
+    t = AccuracyTracker(db, MonitorSettings(window_n=100))
+    t.register("old", "classifier", [0, 1])
+    t.register("busy", "classifier", [0, 1])
+    t.record(records("old", [1] * 5, None, ts=100.0), now=100.0)
+    t.feedback([(f"r{i}", 1) for i in range(5)], now=101.0)
+    busy = 50_500  # more than the 50,000 pairs an in-memory cache once held: ~170 labels/s
+    t.record(records("busy", [1] * busy, None, start=100))
+    t.feedback([(f"r{i}", 1) for i in range(100, 100 + busy)])
+    assert t.summary()["versions"]["busy"]["last_s"]["n"] == busy
+    t.store.close()
+    again = AccuracyTracker(db, MonitorSettings(window_n=100))
+    summary = again.summary()["versions"]
+    assert summary["old"]["last_n"]["n"] == 5 and summary["old"]["last_n"]["accuracy"] == 1.0
+    assert summary["busy"]["last_n"]["n"] == 100
+    assert summary["busy"]["last_s"]["n"] == busy
+    assert summary["busy"]["labelled_total"] == busy
+    assert summary["old"]["labelled_total"] == 5
+
+
+def test_drift_survives_a_restart(tmp_path: Path) -> None:
+    from serving.drift import FeatureBins
+    from tests.serving.test_drift import REFERENCE, TRAIN
+
+    db = tmp_path / "m.sqlite"
+    t = AccuracyTracker(db)
+    t.register("1", "classifier", [0, 1], REFERENCE)
+    bins = FeatureBins(REFERENCE)
+    bins.add(TRAIN[:500])
+    t.add_bins("1", bins.take() or [])
+    before = t.summary()["versions"]["1"]
+    assert before["drift"] is not None and before["drift"]["rows"] == 500
+    t.store.close()
+    again = AccuracyTracker(db)
+    again.register("1", "classifier", [0, 1])  # a replica registering again without a reference
+    assert again.summary()["versions"]["1"]["drift"] == before["drift"]
+
+
+def test_drift_without_a_reference_says_why(tmp_path: Path) -> None:
+    t = AccuracyTracker(tmp_path / "m.sqlite")
+    t.register("1", "classifier", [0, 1], None)
+    t.add_bins("1", [[1, 2]])
+    version = t.summary()["versions"]["1"]
+    assert version["drift"] is None
+    assert version["drift_status"] == "not available: no reference sample"
+
+
+def test_a_file_from_an_older_monitor_still_opens(tmp_path: Path) -> None:
+    import sqlite3
+
+    db = tmp_path / "m.sqlite"
+    con = sqlite3.connect(db)
+    con.executescript(
+        "CREATE TABLE versions (version TEXT PRIMARY KEY, task TEXT NOT NULL, classes TEXT);"
+        "INSERT INTO versions VALUES ('1', 'classifier', '[0, 1]');"
+        "CREATE TABLE labelled (request_id TEXT NOT NULL, version TEXT NOT NULL, role TEXT NOT NULL,"
+        " prediction TEXT NOT NULL, proba TEXT, label TEXT NOT NULL, ts REAL NOT NULL,"
+        " label_ts REAL NOT NULL, PRIMARY KEY (request_id, version)) WITHOUT ROWID;"
+        "INSERT INTO labelled VALUES ('a', '1', 'live', '1', NULL, '1', 1.0, 2.0);"
+    )
+    con.close()
+    summary = AccuracyTracker(db).summary()["versions"]["1"]
+    assert summary["labelled_total"] == 1 and summary["last_n"]["n"] == 1
