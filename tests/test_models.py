@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import pickle
+import re
 from pathlib import Path
 
 import joblib
@@ -15,7 +16,7 @@ from sklearn.linear_model import Ridge
 from sklearn.semi_supervised import LabelPropagation
 
 from cluster.models.errors import ModelError
-from cluster.models.examples import example_data
+from cluster.models.examples import example_data, example_models
 from cluster.models.importer import import_model, read_sample_csv
 from cluster.models.store import ModelStore
 from console.cli import main
@@ -46,9 +47,13 @@ def test_examples_are_good_better_and_bad(examples: ModelStore) -> None:
 
 def test_onnx_matches_sklearn_on_the_holdout(examples: ModelStore) -> None:
     _, X_test, _, _, _ = example_data()
-    session = ort.InferenceSession(str(examples.root / "breast-cancer" / "1" / "model.onnx"))
-    labels, probas = session.run(None, {"X": X_test.astype(np.float32)})
-    assert labels.shape == (171,) and probas.shape == (171, 2)
+    x32 = X_test.astype(np.float32)
+    for version, model in enumerate(example_models(), start=1):
+        path = examples.root / "breast-cancer" / str(version) / "model.onnx"
+        labels, probas = ort.InferenceSession(str(path)).run(None, {"X": x32})
+        assert labels.shape == (171,) and probas.shape == (171, 2)
+        assert labels.tolist() == model.predict(x32).tolist(), version
+        np.testing.assert_allclose(probas, model.predict_proba(x32), rtol=0, atol=1e-4)
 
 
 def test_reimporting_identical_bytes_is_recognised(examples: ModelStore, tmp_path: Path) -> None:
@@ -126,3 +131,127 @@ def test_models_cli(examples: ModelStore, capsys: pytest.CaptureFixture[str]) ->
     assert "has no version 9" in capsys.readouterr().err
     assert main(["models", "--store", str(examples.root), "show", "nope"]) == 1
     assert "no model named 'nope'" in capsys.readouterr().err
+
+
+def test_a_damaged_compressed_file_is_a_model_error(tmp_path: Path) -> None:
+    path = tmp_path / "damaged.joblib"
+    joblib.dump(Ridge().fit(np.eye(3), [1, 2, 3]), path, compress=("zlib", 3))
+    data = path.read_bytes()
+    path.write_bytes(data[:10] + bytes(b ^ 0x5A for b in data[10:]))  # zlib.error on load
+    with pytest.raises(ModelError, match=f"{path}: not a joblib/pickle file \\(zlib.error: "):
+        import_model(ModelStore(tmp_path / "store"), path, "x")
+
+
+def test_neither_classifier_nor_regressor_names_the_file(tmp_path: Path) -> None:
+    from sklearn.preprocessing import StandardScaler
+
+    path = tmp_path / "scaler.joblib"
+    joblib.dump(StandardScaler().fit(np.eye(3)), path)
+    with pytest.raises(ModelError, match=f"{path}: a StandardScaler is neither a classifier"):
+        import_model(ModelStore(tmp_path / "store"), path, "x")
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ("1,nan,0", "sample.csv:3: column 'b' is 'nan': NaN and infinity are not valid features"),
+        ("1, inf ,0", "sample.csv:3: column 'b' is 'inf': NaN and infinity are not valid features"),
+        ("1,2,NaN", "sample.csv:3: label 'y' is 'NaN': NaN and infinity are not valid labels"),
+    ],
+)
+def test_non_finite_sample_values_are_refused_with_their_line(
+    tmp_path: Path, line: str, message: str
+) -> None:
+    csv = tmp_path / "sample.csv"
+    csv.write_text(f"a,b,y\n1,2,0\n{line}\n")
+    with pytest.raises(ModelError) as info:
+        read_sample_csv(csv, 2)
+    assert str(info.value) == f"{tmp_path}/{message}"
+
+
+def test_without_a_sample_there_is_no_drift_reference(tmp_path: Path) -> None:
+    X, y = load_iris(return_X_y=True)
+    from sklearn.linear_model import LogisticRegression
+
+    joblib.dump(LogisticRegression(max_iter=1000).fit(X, y), tmp_path / "iris.joblib")
+    store = ModelStore(tmp_path / "store")
+    import_model(store, tmp_path / "iris.joblib", "iris")
+    meta = store.get("iris").meta
+    assert meta.raw["reference"] is None and meta.raw["parity"]["sample"] == "synthetic"
+    from serving.monitor.tracker import AccuracyTracker
+
+    tracker = AccuracyTracker(tmp_path / "m.sqlite")
+    tracker.register("1", meta.task, list(meta.classes or ()), meta.raw["reference"])
+    version = tracker.summary()["versions"]["1"]
+    assert version["drift"] is None
+    assert version["drift_status"] == "not available: no reference sample"
+
+
+def test_names_that_could_leave_the_store_are_refused(
+    examples: ModelStore, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    X, y = load_iris(return_X_y=True)
+    from sklearn.linear_model import LogisticRegression
+
+    model = tmp_path / "iris.joblib"
+    joblib.dump(LogisticRegression(max_iter=1000).fit(X, y), model)
+    store = tmp_path / "store"
+    for name in ("../escaped", "..", "a/b", ".hidden", "a..b", ""):
+        code = main(["models", "--store", str(store), "import", str(model), "--name", name])
+        assert code == 2, name
+        assert f"invalid model name {name!r}" in capsys.readouterr().err
+    assert not (tmp_path / "escaped").exists() and not store.exists()
+    outside = examples.root.parent / "x" / "1"
+    outside.mkdir(parents=True, exist_ok=True)
+    (outside / "meta.json").write_text("{}")
+    for ref, what in (("../x:1", "model name '../x'"), ("breast-cancer:../1", "version '../1'")):
+        assert main(["models", "--store", str(examples.root), "show", ref]) == 2
+        assert f"invalid {what}" in capsys.readouterr().err
+    with pytest.raises(ModelError, match=re.escape("invalid model name '../x'")):
+        examples.get("../x", "1")
+
+
+def test_import_with_a_sample_loads_the_pickle_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    X, y = load_diabetes(return_X_y=True)
+    joblib.dump(Ridge().fit(X, y), tmp_path / "ridge.pkl")
+    csv = tmp_path / "sample.csv"
+    csv.write_text(
+        "\n".join(
+            [",".join([f"x{i}" for i in range(10)] + ["target"])]
+            + [",".join(map(str, [*r, t])) for r, t in zip(X[:20], y[:20], strict=True)]
+        )
+    )
+    loads: list[object] = []
+    real_load = joblib.load
+
+    def counting_load(path: object, *args: object, **kw: object) -> object:
+        loads.append(path)
+        return real_load(path, *args, **kw)
+
+    monkeypatch.setattr(joblib, "load", counting_load)
+    argv = ["models", "--store", str(tmp_path / "store"), "import", str(tmp_path / "ridge.pkl")]
+    assert main([*argv, "--name", "diabetes", "--sample", str(csv), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)[0]["created"] is True
+    assert len(loads) == 1
+
+
+def test_list_shows_a_corrupt_version_as_invalid_and_the_rest(
+    examples: ModelStore, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import shutil
+
+    root = tmp_path / "copy"
+    shutil.copytree(examples.root, root)
+    (root / "breast-cancer" / "2" / "meta.json").write_text("{not json")
+    assert main(["models", "--store", str(root), "list", "--json"]) == 1
+    models = json.loads(capsys.readouterr().out)["models"]
+    assert [(m["name"], m["version"]) for m in models] == [
+        ("breast-cancer", v) for v in ("1", "2", "3")
+    ]
+    assert "meta.json: unreadable" in models[1]["invalid"]
+    assert "invalid" not in models[0] and "invalid" not in models[2]
+    assert main(["models", "--store", str(root), "list"]) == 1
+    text = capsys.readouterr().out
+    assert "invalid: breast-cancer:2:" in text and "meta.json: unreadable" in text

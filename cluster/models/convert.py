@@ -3,7 +3,6 @@ skl2onnx, and prove the ONNX graph predicts what scikit-learn predicts."""
 
 from __future__ import annotations
 
-import pickle
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,18 +18,18 @@ def load_estimator(path: Path) -> Any:
     """The estimator in a joblib or pickle file, or ModelError saying what the file is instead."""
     if not path.is_file():
         raise ModelError(f"{path}: no such file")
-    try:
-        import joblib
+    import joblib
 
+    try:
         estimator = joblib.load(path)
-    except (pickle.UnpicklingError, EOFError, ValueError, KeyError, IndexError, TypeError) as exc:
-        raise ModelError(
-            f"{path}: not a joblib/pickle file ({type(exc).__name__}: {exc})"
-        ) from None
     except (ModuleNotFoundError, AttributeError) as exc:
         raise ModelError(
             f"{path}: the pickle needs code that is not installed here ({exc})"
         ) from None
+    # An untrusted file can fail to load in any way (zlib.error, OSError, pickle errors,
+    # MemoryError, ...): each means "not a model we can read", never a traceback.
+    except Exception as exc:  # noqa: BLE001
+        raise ModelError(f"{path}: not a joblib/pickle file ({_kind(exc)}: {exc})") from None
     from sklearn.base import BaseEstimator
 
     if not isinstance(estimator, BaseEstimator):
@@ -43,14 +42,27 @@ def load_estimator(path: Path) -> Any:
     return estimator
 
 
-def task_of(estimator: Any) -> str:
+def _kind(exc: BaseException) -> str:
+    """The exception's type as a reader can look it up: 'zlib.error', 'ValueError'."""
+    kind = type(exc)
+    return (
+        kind.__qualname__
+        if kind.__module__ == "builtins"
+        else f"{kind.__module__}.{kind.__qualname__}"
+    )
+
+
+def task_of(estimator: Any, source: Path) -> str:
     from sklearn.base import is_classifier, is_regressor
 
     if is_classifier(estimator):
         return "classifier"
     if is_regressor(estimator):
         return "regressor"
-    raise ModelError(f"a {type(estimator).__name__} is neither a classifier nor a regressor")
+    raise ModelError(
+        f"{source}: a {type(estimator).__name__} is neither a classifier nor a regressor; "
+        "only those can be served"
+    )
 
 
 def to_onnx_bytes(estimator: Any, n_features: int, source: Path) -> bytes:

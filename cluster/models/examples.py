@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -26,14 +27,14 @@ def example_data(seed: int = 7) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.
     return X_train, X_test, y_train, y_test, [str(n) for n in data.feature_names]
 
 
-def make_examples(store: ModelStore, name: str = EXAMPLE_NAME) -> list[ImportResult]:
-    import joblib
+def example_models() -> list[Any]:
+    """The three fitted estimators behind versions 1, 2 and 3 (deterministic: same every time)."""
     from sklearn.ensemble import RandomForestClassifier
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    X_train, X_test, y_train, y_test, names = example_data()
+    X_train, _, y_train, _, _ = example_data()
     shuffled = np.random.default_rng(0).permutation(y_train)
     models = [
         # v1: good but deliberately simple (few features carry the decision).
@@ -44,11 +45,17 @@ def make_examples(store: ModelStore, name: str = EXAMPLE_NAME) -> list[ImportRes
         make_pipeline(StandardScaler(), LogisticRegression(max_iter=500)),
     ]
     targets = [y_train, y_train, shuffled]
+    return [m.fit(X_train.astype(np.float32), t) for m, t in zip(models, targets, strict=True)]
+
+
+def make_examples(store: ModelStore, name: str = EXAMPLE_NAME) -> list[ImportResult]:
+    import joblib
+
+    _, X_test, _, y_test, names = example_data()
     sample = Sample(X_test, y_test, names, "breast-cancer holdout (30%)")
     results = []
     with tempfile.TemporaryDirectory(prefix="mlops-example-") as tmp:
-        for i, (model, target) in enumerate(zip(models, targets, strict=True), start=1):
-            model.fit(X_train.astype(np.float32), target)
+        for i, model in enumerate(example_models(), start=1):
             path = Path(tmp) / f"v{i}.joblib"
             joblib.dump(model, path)
             results.append(import_model(store, path, name, sample))

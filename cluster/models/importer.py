@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,7 +15,7 @@ import numpy as np
 from cluster.models.convert import check_parity, load_estimator, task_of, to_onnx_bytes
 from cluster.models.errors import ModelError
 from cluster.models.profile import holdout_metrics, reference_histograms
-from cluster.models.store import ModelStore
+from cluster.models.store import ModelStore, check_name
 from serving.artifacts import FORMAT
 
 LABEL_COLUMNS = ("label", "target", "y")
@@ -75,10 +76,29 @@ def read_sample_csv(path: Path, n_features: int) -> Sample:
             X[r - 2] = [float(row[i]) for i in feature_idx]
         except ValueError as exc:
             raise ModelError(f"{path}:{r}: {exc}") from None
+        if not np.isfinite(X[r - 2]).all():
+            j = feature_idx[int(np.argmin(np.isfinite(X[r - 2])))]
+            raise ModelError(
+                f"{path}:{r}: column '{header[j]}' is {row[j].strip()!r}: "
+                "NaN and infinity are not valid features"
+            )
         if label_idx is not None:
+            if not _finite_or_text(row[label_idx]):
+                raise ModelError(
+                    f"{path}:{r}: label '{header[label_idx]}' is {row[label_idx].strip()!r}: "
+                    "NaN and infinity are not valid labels"
+                )
             labels.append(row[label_idx])
     y = _labels(labels) if label_idx is not None else None
     return Sample(X, y, [header[i] for i in feature_idx], str(path))
+
+
+def _finite_or_text(value: str) -> bool:
+    """A class name, or a number that is finite ("nan" and "inf" parse as floats: refused)."""
+    try:
+        return math.isfinite(float(value))
+    except ValueError:
+        return True
 
 
 def _labels(raw: list[str]) -> np.ndarray:
@@ -91,18 +111,30 @@ def _labels(raw: list[str]) -> np.ndarray:
     return np.asarray(values)
 
 
+SYNTHETIC = "synthetic"
+
+
 def synthetic_sample(n_features: int, seed: int = 0) -> Sample:
-    """Without a sample, parity is still checked on random rows (no holdout metrics then)."""
+    """Without a sample, parity is still checked on random rows (no holdout metrics then, and
+    no drift reference: random rows say nothing about the data the model will see)."""
     rng = np.random.default_rng(seed)
-    return Sample(rng.normal(size=(SYNTHETIC_ROWS, n_features)) * 10, None, None, "synthetic")
+    return Sample(rng.normal(size=(SYNTHETIC_ROWS, n_features)) * 10, None, None, SYNTHETIC)
 
 
 def import_model(
-    store: ModelStore, source: Path, name: str, sample: Sample | None = None
+    store: ModelStore,
+    source: Path,
+    name: str,
+    sample: Sample | None = None,
+    estimator: Any = None,
 ) -> ImportResult:
-    estimator = load_estimator(source)
+    """Convert, check parity and store; pass `estimator` when the caller already loaded it."""
+    check_name(name, "model name")
+    if estimator is None:
+        estimator = load_estimator(source)
     n_features = int(estimator.n_features_in_)
-    task = task_of(estimator)
+    task = task_of(estimator, source)
+    synthetic = sample is None
     sample = sample or synthetic_sample(n_features)
     if sample.X.shape[1] != n_features:
         raise ModelError(
@@ -147,7 +179,9 @@ def import_model(
             "max_proba_diff": parity.max_proba_diff,
         },
         "metrics": metrics,
-        "reference": reference_histograms(sample.X, feature_names),
+        # Drift is measured against real rows only; without them the monitor says
+        # "not available: no reference sample" instead of warning about random noise.
+        "reference": None if synthetic else reference_histograms(sample.X, feature_names),
     }
     holdout = None
     if sample.y is not None:

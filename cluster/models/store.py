@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from cluster.errors import UsageError
 from cluster.models.errors import ModelError
 from serving.artifacts import (
     HOLDOUT_FILE,
@@ -20,6 +22,22 @@ from serving.artifacts import (
     read_meta,
     verify,
 )
+
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+
+
+class InvalidModelName(ModelError, UsageError):
+    """A model name or version that is not a plain directory name (it could leave the store)."""
+
+
+def check_name(text: str, what: str) -> str:
+    """`text` if it is safe as one path component of the store, else InvalidModelName."""
+    if not NAME_RE.match(text) or ".." in text:
+        raise InvalidModelName(
+            f"invalid {what} {text!r}: use letters, digits, '.', '_' and '-', starting with a "
+            "letter or digit, without '..'"
+        )
+    return text
 
 
 @dataclass(frozen=True)
@@ -46,7 +64,7 @@ class ModelStore:
         )
 
     def versions(self, name: str) -> list[str]:
-        base = self.root / name
+        base = self.root / check_name(name, "model name")
         if not base.is_dir():
             return []
         found = [p.name for p in base.iterdir() if p.is_dir() and p.name.isdigit()]
@@ -58,7 +76,7 @@ class ModelStore:
         if not versions:
             known = ", ".join(self.names()) or "none yet (try: mlops-tui models example)"
             raise ModelError(f"no model named '{name}' in {self.root} (models: {known})")
-        version = version or versions[-1]
+        version = check_name(version, "version") if version else versions[-1]
         if version not in versions:
             raise ModelError(
                 f"{name} has no version {version} in {self.root} (versions: {', '.join(versions)})"
@@ -83,7 +101,7 @@ class ModelStore:
         self, name: str, onnx_bytes: bytes, meta: dict[str, Any], holdout: dict[str, Any] | None
     ) -> str:
         """Write a new version atomically (temp dir, then rename) and return its number."""
-        base = self.root / name
+        base = self.root / check_name(name, "model name")
         base.mkdir(parents=True, exist_ok=True)
         tmp = base / f".incoming-{secrets.token_hex(4)}"
         tmp.mkdir()

@@ -7,11 +7,13 @@ import asyncio
 import json
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from cluster.errors import UsageError
 from console import exit_codes
@@ -77,21 +79,25 @@ async def run(args: argparse.Namespace, out: Console, err: Console) -> int:
 def _import(store: Any, args: argparse.Namespace, out: Console, err: Console) -> int:
     from cluster.models.convert import load_estimator
     from cluster.models.importer import import_model, read_sample_csv
+    from cluster.models.store import check_name
 
+    check_name(args.name, "model name")  # before any work: the name becomes a directory
     source = Path(args.path)
     with err.status(f"importing {source}: convert, check parity, store", spinner="dots"):
+        estimator = load_estimator(source)  # once: unpickling is the slow (and risky) part
         sample = None
         if args.sample:
-            n_features = int(load_estimator(source).n_features_in_)
-            sample = read_sample_csv(Path(args.sample), n_features)
-        result = import_model(store, source, args.name, sample)
+            sample = read_sample_csv(Path(args.sample), int(estimator.n_features_in_))
+        result = import_model(store, source, args.name, sample, estimator)
     _report([result], args, out)
     return exit_codes.OK
 
 
 def _example(store: Any, args: argparse.Namespace, out: Console, err: Console) -> int:
     from cluster.models.examples import make_examples
+    from cluster.models.store import check_name
 
+    check_name(args.name, "model name")
     with err.status(
         "training breast-cancer examples v1 (good), v2 (better), v3 (bad)", spinner="dots"
     ):
@@ -115,25 +121,12 @@ def _report(results: list[Any], args: argparse.Namespace, out: Console) -> None:
 
 
 def _list(store: Any, args: argparse.Namespace, out: Console) -> int:
-    rows = []
-    for name in store.names():
-        for version in store.versions(name):
-            v = store.get(name, version, check=False)
-            rows.append(
-                {
-                    "name": name,
-                    "version": version,
-                    "task": v.meta.task,
-                    "features": v.meta.n_features,
-                    "sha256": v.meta.sha256,
-                    "created": v.meta.raw.get("created"),
-                    "estimator": v.meta.raw.get("source", {}).get("estimator"),
-                    "metrics": v.meta.raw.get("metrics", {}),
-                }
-            )
+    """Every version; one that cannot be read is listed as invalid (exit 1), the rest still are."""
+    rows = list(_list_rows(store))
+    code = exit_codes.FAILED if any("invalid" in r for r in rows) else exit_codes.OK
     if args.json:
         sys.stdout.write(json.dumps({"store": str(store.root), "models": rows}, indent=2) + "\n")
-        return exit_codes.OK
+        return code
     if not rows:
         out.print(f"no models in {store.root} yet: try `mlops-tui models example`")
         return exit_codes.OK
@@ -150,7 +143,12 @@ def _list(store: Any, args: argparse.Namespace, out: Console) -> int:
     ):
         table.add_column(col, no_wrap=True)
     for r in rows:
+        if "invalid" in r:
+            invalid = Text("invalid (below)", "red")
+            table.add_row(r["name"], r["version"], invalid, "", "", "", "", "")
+            continue
         acc = r["metrics"].get("accuracy")
+        acc = acc if isinstance(acc, int | float) else None
         table.add_row(
             r["name"],
             r["version"],
@@ -162,13 +160,54 @@ def _list(store: Any, args: argparse.Namespace, out: Console) -> int:
             r["sha256"][:12],
         )
     out.print(table)
-    return exit_codes.OK
+    for r in rows:
+        if (
+            "invalid" in r
+        ):  # whole, unwrapped, not markup: a reason names a file and may hold brackets
+            out.print(Text(f"invalid: {r['name']}:{r['version']}: {r['invalid']}", "red"))
+    return code
+
+
+def _list_rows(store: Any) -> Iterator[dict[str, Any]]:
+    from cluster.models.errors import ModelError
+
+    for name in store.names():
+        try:
+            versions = store.versions(name)
+        except ModelError as exc:  # a directory whose name is not a model name
+            yield {"name": name, "version": "", "invalid": str(exc)}
+            continue
+        for version in versions:
+            try:
+                v = store.get(name, version, check=False)
+                source = v.meta.raw.get("source") or {}
+                row = {
+                    "name": name,
+                    "version": version,
+                    "task": v.meta.task,
+                    "features": v.meta.n_features,
+                    "sha256": v.meta.sha256,
+                    "created": v.meta.raw.get("created"),
+                    "estimator": source.get("estimator") if isinstance(source, dict) else None,
+                    "metrics": metrics
+                    if isinstance(metrics := v.meta.raw.get("metrics"), dict)
+                    else {},
+                }
+            except ModelError as exc:
+                yield {"name": name, "version": version, "invalid": str(exc)}
+                continue
+            yield row
 
 
 def _show(store: Any, args: argparse.Namespace, out: Console) -> int:
+    from cluster.models.store import check_name
+
     name, _, version = args.ref.partition(":")
     if not name:
         raise UsageError(f"'{args.ref}' is not NAME or NAME:VERSION")
+    check_name(name, "model name")  # a UsageError: exit 2, nothing read outside the store
+    if version:
+        check_name(version, "version")
     found = store.get(name, version or None)  # verifies sha256
     doc = {**found.meta.raw, "path": str(found.path), "verified": True}
     if args.json:
