@@ -37,6 +37,11 @@ class FeatureBins:
             self.counts.shape
         )
 
+    def give_back(self, counts: list[list[int]] | None) -> None:
+        """Counts taken for a send that failed: they go out with the next one."""
+        if counts is not None:
+            self.counts += np.asarray(counts, dtype=np.int64)
+
     def take(self) -> list[list[int]] | None:
         """The counts so far (and start again), or None when nothing was seen."""
         if not self.enabled or not self.counts.any():

@@ -19,12 +19,16 @@ from typing import Any
 
 import numpy as np
 from ray import serve
+from ray.exceptions import RayError
+from ray.serve.exceptions import RayServeException
 from ray.serve.handle import DeploymentHandle
 from ray.util import metrics
 from starlette.requests import Request
 from starlette.responses import Response
 
+from serving.body import predict_body_limit, read_body
 from serving.drift import FeatureBins
+from serving.labels import LabelChecker, LabelError
 from serving.onnx_model import OnnxModel, Prediction
 from serving.traffic import Traffic, TrafficConfigError
 from serving.validation import BadRequest, parse_instances, parse_json
@@ -32,6 +36,20 @@ from serving.validation import BadRequest, parse_instances, parse_json
 log = logging.getLogger("ray.serve")
 FLUSH_EVERY_S = 0.2
 MAX_BUFFERED = 50_000  # prediction records kept for the monitor if it is slow or away
+MAX_FEEDBACK_RECORDS = 10_000  # per /feedback request; more is a 413
+FEEDBACK_BYTES_PER_RECORD = 256  # a record is ~50 bytes; the body cap leaves ample room
+MAX_SHADOW_IN_FLIGHT = 64  # mirrored calls awaiting the shadow; beyond it a mirror is skipped
+CANARY_TIMEOUT_S = 5.0  # a canary slower than this answers from the live version instead
+CANARY_PAUSE_S = 5.0  # after a canary failure, the live version answers its share this long
+MONITOR_TIMEOUT_S = 10.0
+# What a call to another Serve application raises when it is down, restarting, deleted,
+# overloaded, failing or too slow: Serve's own errors, Ray's (actor died, task error),
+# KeyError from get_deployment_handle for an application that does not exist, and timeouts.
+UNAVAILABLE = (RayServeException, RayError, KeyError, TimeoutError)
+
+
+class MonitorUnavailable(Exception):
+    """The app's monitor cannot be reached now: a 503, the request was fine."""
 
 
 def json_response(body: dict[str, Any], status: int = 200) -> Response:
@@ -51,6 +69,8 @@ class ModelServer:
         self.version = version
         self.model = OnnxModel(Path(model_dir))
         self.max_rows = max_rows
+        self._predict_limit = predict_body_limit(max_rows, self.model.meta.n_features)
+        self._labels = LabelChecker(self.model.meta.task, self.model.meta.classes)
         self.traffic = Traffic()
         self._handles: dict[str, DeploymentHandle] = {}
         self._monitor = (
@@ -63,6 +83,8 @@ class ModelServer:
         self._ids = itertools.count()
         self._id_prefix = secrets.token_hex(4)
         self._background: set[asyncio.Task[Any]] = set()
+        self._canary_paused_until = 0.0
+        self.counts = {"canary_fallbacks": 0, "shadow_skipped": 0}
         # One counter update per request (Serve already counts requests and latency per app):
         # rows by role, and client errors by status, which Serve cannot tell apart.
         self._rows = metrics.Counter(
@@ -72,6 +94,11 @@ class ModelServer:
             "mlops_rejected_requests",
             description="Requests refused as bad input, by status",
             tag_keys=("app", "version", "status"),
+        )
+        self._fallbacks = metrics.Counter(
+            "mlops_degraded_requests",
+            description="Canary requests answered by the live version, and mirrors skipped",
+            tag_keys=("app", "version", "reason"),
         )
         self._tags = {"app": app, "version": version}
 
@@ -105,32 +132,79 @@ class ModelServer:
         except BadRequest as exc:
             self._rejected.inc(tags={**self._tags, "status": str(exc.status)})
             return json_response({"error": exc.message}, exc.status)
+        except MonitorUnavailable as exc:
+            return json_response({"error": str(exc)}, 503)
         known = ("POST /predict", "POST /feedback", "GET /version", "GET /monitor", "GET /healthz")
         return json_response(
             {"error": f"no route {method} {path}; try one of: {', '.join(known)}"}, 404
         )
 
     async def _predict_http(self, request: Request) -> Response:
-        rows = parse_instances(
-            parse_json(await request.body()), self.model.meta.n_features, self.max_rows
+        n_features = self.model.meta.n_features
+        body_bytes = await read_body(
+            request, self._predict_limit, f"at most {self.max_rows} rows of {n_features} features"
         )
+        rows = parse_instances(parse_json(body_bytes), n_features, self.max_rows)
         if self.traffic.pick_canary():
-            assert self.traffic.canary is not None
-            body = await self._handle(self.traffic.canary.app).predict_rows.remote(
-                rows, None, "canary"
-            )
-        else:
-            body = await self.predict_rows(rows, None, "live")
-            if self.traffic.pick_shadow():
-                self._mirror(rows, body["request_ids"])
+            answer = await self._canary(rows)
+            if answer is not None:
+                return json_response(answer)
+        body = await self.predict_rows(rows, None, "live")
+        if self.traffic.pick_shadow():
+            self._mirror(rows, body["request_ids"])
         return json_response(body)
 
+    async def _canary(self, rows: np.ndarray) -> dict[str, Any] | None:
+        """The canary's answer, or None when it is down or slow: the live version answers then."""
+        canary = self.traffic.canary
+        assert canary is not None
+        if time.monotonic() >= self._canary_paused_until:
+            try:
+                answer: dict[str, Any] = await asyncio.wait_for(
+                    self._handle(canary.app).predict_rows.remote(rows, None, "canary"),
+                    CANARY_TIMEOUT_S,
+                )
+                return answer
+            except UNAVAILABLE as exc:
+                self._canary_paused_until = time.monotonic() + CANARY_PAUSE_S
+                log.warning(
+                    "canary %s unavailable (%s: %s); live answers its share for %gs",
+                    canary.app,
+                    type(exc).__name__,
+                    exc,
+                    CANARY_PAUSE_S,
+                )
+        self.counts["canary_fallbacks"] += 1
+        self._fallbacks.inc(tags={**self._tags, "reason": "canary_fallback"})
+        return None
+
+    async def _ask_monitor(self, method: str, *args: Any) -> Any:
+        """A call to the app's monitor, or MonitorUnavailable (a 503) when it is down or slow."""
+        assert self._monitor is not None
+        try:
+            return await asyncio.wait_for(
+                getattr(self._monitor, method).remote(*args), MONITOR_TIMEOUT_S
+            )
+        except UNAVAILABLE as exc:
+            raise MonitorUnavailable(
+                f"the monitor of {self.app} is unavailable ({type(exc).__name__}); retry shortly"
+            ) from None
+
     async def _feedback_http(self, request: Request) -> Response:
-        payload = parse_json(await request.body())
+        limit = MAX_FEEDBACK_RECORDS * FEEDBACK_BYTES_PER_RECORD
+        payload = parse_json(
+            await read_body(request, limit, f"at most {MAX_FEEDBACK_RECORDS} records")
+        )
         items = payload if isinstance(payload, list) else [payload]
         if not items:
             raise BadRequest(
                 'no feedback records: send {"request_id": ..., "label": ...} or a list of them'
+            )
+        if len(items) > MAX_FEEDBACK_RECORDS:
+            raise BadRequest(
+                f"too many feedback records: {len(items)} > limit {MAX_FEEDBACK_RECORDS}; "
+                "split the request",
+                status=413,
             )
         pairs: list[tuple[str, Any]] = []
         for i, item in enumerate(items):
@@ -142,17 +216,21 @@ class ModelServer:
             label = item["label"]
             if not isinstance(label, str | int | float) or isinstance(label, bool):
                 raise BadRequest(f"{where}: 'label' must be a number or a string")
+            try:
+                label = self._labels.check(label)
+            except LabelError as exc:
+                raise BadRequest(f"{where}: {exc}") from None
             pairs.append((item["request_id"], label))
         if self._monitor is None:
             raise BadRequest("this deployment runs without a monitor", status=409)
-        await self._flush()  # our own recent predictions reach the monitor before the labels
-        result = await self._monitor.feedback.remote(pairs)
-        return json_response(result)
+        # Our own recent predictions reach the monitor before the labels (or: a 503 at once).
+        await self._flush(strict=True)
+        return json_response(await self._ask_monitor("feedback", pairs))
 
     async def _monitor_http(self) -> Response:
         if self._monitor is None:
             return json_response({"error": "this deployment runs without a monitor"}, 409)
-        return json_response(await self._monitor.summary.remote())
+        return json_response(await self._ask_monitor("summary"))
 
     def describe(self) -> dict[str, Any]:
         meta = self.model.meta
@@ -193,6 +271,7 @@ class ModelServer:
                 "metrics": meta.raw.get("metrics"),
             },
             "max_rows": self.max_rows,
+            "counts": dict(self.counts),
         }
 
     # -- prediction -----------------------------------------------------------------
@@ -201,7 +280,8 @@ class ModelServer:
     ) -> dict[str, Any]:
         """Predict and report to the monitor; also the entry point for canary and shadow calls."""
         result: Prediction = await self._infer(rows)
-        self._bins.add(rows)  # live feature distribution, for drift
+        if self._monitor is not None:
+            self._bins.add(rows)  # live feature distribution, for drift: only the monitor reads it
         ids = request_ids or [f"{self._id_prefix}-{next(self._ids):x}" for _ in range(len(rows))]
         body: dict[str, Any] = {
             "predictions": result.labels,
@@ -238,8 +318,16 @@ class ModelServer:
         return out
 
     def _mirror(self, rows: np.ndarray, request_ids: list[str]) -> None:
-        """Send a copy to the shadow version; its answer is recorded there, never returned."""
+        """Send a copy to the shadow version; its answer is recorded there, never returned.
+
+        A slow shadow must not pile up tasks (and memory) here: beyond MAX_SHADOW_IN_FLIGHT
+        outstanding mirrors, the copy is skipped and counted.
+        """
         assert self.traffic.shadow is not None
+        if len(self._background) >= MAX_SHADOW_IN_FLIGHT:
+            self.counts["shadow_skipped"] += 1
+            self._fallbacks.inc(tags={**self._tags, "reason": "shadow_skipped"})
+            return
         task = asyncio.create_task(self._call_shadow(self.traffic.shadow.app, rows, request_ids))
         self._background.add(task)
         task.add_done_callback(self._background.discard)
@@ -265,22 +353,27 @@ class ModelServer:
             await asyncio.sleep(FLUSH_EVERY_S)
             await self._flush()
 
-    async def _flush(self) -> None:
+    async def _flush(self, strict: bool = False) -> None:
+        """Send buffered records (and drift bins); kept for the next try if the monitor is away,
+        and with `strict`, MonitorUnavailable is raised after keeping them."""
         if self._monitor is None or not self._buffer:
             return
         batch, self._buffer = self._buffer, []
+        counts = self._bins.take()
         try:
             if not self._registered:
                 meta = self.model.meta
                 classes = list(meta.classes) if meta.classes is not None else None
                 reference = meta.raw.get("reference")
-                await self._monitor.register.remote(self.version, meta.task, classes, reference)
+                await self._ask_monitor("register", self.version, meta.task, classes, reference)
                 self._registered = True
-            counts = self._bins.take()
-            await self._monitor.record.remote(batch, {self.version: counts} if counts else None)
-        except Exception as exc:  # noqa: BLE001 - keep the records for the next try, bounded
-            log.warning("monitor unavailable (%s); keeping %d records", exc, len(batch))
+            await self._ask_monitor("record", batch, {self.version: counts} if counts else None)
+        except MonitorUnavailable as exc:  # keep the records for the next try, bounded
+            log.warning("%s; keeping %d records", exc, len(batch))
             self._buffer = (batch + self._buffer)[-MAX_BUFFERED:]
+            self._bins.give_back(counts)
+            if strict:
+                raise
 
 
 def _subpath(request: Request) -> str:

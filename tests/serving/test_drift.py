@@ -57,3 +57,15 @@ def test_tracker_warns_on_shifted_features_only(tmp_path: Path) -> None:
     drift = t.summary(now=1071.0)["versions"]["1"]["drift"]
     assert drift["warning"] and drift["drifting"] == ["d"] and drift["worst_feature"] == "d"
     assert drift["psi"]["a"] < 0.05
+
+
+def test_counts_given_back_go_out_with_the_next_take() -> None:
+    """A send to an unavailable monitor loses no drift counts."""
+    bins = FeatureBins(REFERENCE)
+    bins.add(TRAIN[:100])
+    first = bins.take()
+    bins.give_back(first)
+    bins.add(TRAIN[100:200])
+    both = FeatureBins(REFERENCE)
+    both.add(TRAIN[:200])
+    assert bins.take() == both.take()

@@ -186,14 +186,10 @@ async def test_monitor_equals_sklearn_and_survives_a_crash(env: ServeEnv) -> Non
             lambda s: "versions" in s and s["versions"]["2"]["last_n"]["n"] == len(ROWS),
             timeout=60,
         )
-        labelled = (
-            "labelled_total",
-            "roles",
-            "last_n",
-            "last_s",
-        )  # drift bins are not labelled records
-        assert {k: after["versions"]["2"][k] for k in labelled} == {
-            k: summary["versions"]["2"][k] for k in labelled
+        # Labelled records, drift reference and drift bins all come back from SQLite.
+        kept = ("labelled_total", "roles", "last_n", "last_s", "drift", "drift_status")
+        assert {k: after["versions"]["2"][k] for k in kept} == {
+            k: summary["versions"]["2"][k] for k in kept
         }
         async with env.api() as api:
             details = await api.applications()
@@ -214,6 +210,12 @@ BAD = [
     ),
     (b'{"instances": [[' + b"0, " * 29 + b"NaN]]}", 400, "instances[0][29] is NaN"),
     (b'{"instances": [[' + b"0, " * 29 + b"Infinity]]}", 400, "instances[0][29] is infinite"),
+    (b"[" * 200_000, 400, "nested too deeply"),
+    (
+        b'{"instances": [[' + b"0, " * 3 + b"1" + b"0" * 400 + b", 0" * 26 + b"]]}",
+        400,
+        "instances[0][3] is out of float32 range",
+    ),
 ]
 
 
@@ -231,9 +233,20 @@ async def test_bad_input_gets_4xx_and_never_hurts_a_replica(env: ServeEnv) -> No
             ({"label": 1}, "needs 'request_id' and 'label'"),
             ({"request_id": 5, "label": 1}, "must be a string"),
             ({"request_id": "a", "label": [1]}, "'label' must be a number or a string"),
+            ({"request_id": "a", "label": 2}, "label 2 is not one of the model's classes [0, 1]"),
+            (
+                [{"request_id": "a", "label": 1}, {"request_id": "b", "label": 0.7}],
+                "record 1: label 0.7 is not one of the model's classes",
+            ),
         ):
             response = await post(client, "/cancer/feedback", body)
             assert response.status_code == 400 and message in response.json()["error"]
+        for body, message in (
+            (b'{"request_id": "a", "label": NaN}', "label nan is not one of the model's classes"),
+            (b'{"instances": [' + b"[0]," * 1_000_000 + b"[0]]}", "request body too large"),
+        ):
+            response = await client.post("/cancer/feedback", content=body)
+            assert response.status_code in (400, 413) and message in response.json()["error"]
         missing = await client.get("/cancer/nowhere")
         assert missing.status_code == 404 and "POST /predict" in missing.json()["error"]
         good = await post(client, "/cancer/predict", {"instances": ROWS[:2]})
@@ -276,10 +289,16 @@ async def test_metrics_reach_rays_metrics_endpoint(env: ServeEnv) -> None:
             ):
                 break
             await asyncio.sleep(1)
-    assert re.search(r'mlops_rows\S*\{[^}]*app="cancer"[^}]*role="live"', text), (
-        "row counter missing"
+    assert re.search(labelled("mlops_rows", app="cancer", version="1", role="live"), text), (
+        "row counter missing, or without its version label"
     )
-    assert re.search(r'mlops_model_score\S*\{[^}]*app="cancer"[^}]*metric="accuracy"', text), (
-        "monitor gauges missing"
-    )
+    assert re.search(
+        labelled("mlops_model_score", app="cancer", version="1", metric="accuracy"), text
+    ), "monitor gauges missing, or without their version label"
     assert "ray_serve_deployment_processing_latency_ms" in text  # next to Serve's own
+
+
+def labelled(metric: str, /, **labels: str) -> str:
+    """A regex for a Prometheus sample of `metric` carrying every label given, in any order."""
+    wanted = "".join(f'(?=[^}}]*\\b{k}="{re.escape(v)}")' for k, v in labels.items())
+    return rf"{metric}\S*\{{{wanted}[^}}]*\}}"
