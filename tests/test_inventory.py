@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -221,3 +223,131 @@ def test_turning_off_host_key_checks_is_explicit_and_warns(write_inventory) -> N
     assert not inv.hosts["b"].verify_host_key and inv.hosts["a"].verify_host_key
     [warning] = inv.warnings
     assert "host key checking is OFF for b" in warning
+
+
+SECRET = "s3cr3t-hunter2"
+
+
+def test_values_from_the_environment_are_named_never_shown(write_inventory) -> None:
+    text = (
+        "hosts:\n"
+        "  a:\n    address: 127.0.0.11\n    port: ${SSH_PASSWORD}\n    connection: ${SSH_PASSWORD}\n"
+        "  b:\n    address: 127.0.0.12\n    port: ${BIG}\n    via: ${SSH_PASSWORD}\n"
+        "targets:\n"
+        "  one:\n    topology: ${SSH_PASSWORD}\n"
+        "  two:\n    topology: single\n    host: ${SSH_PASSWORD}\n"
+        "apps:\n"
+        "  m:\n    target: ${SSH_PASSWORD}\n    model: ${MODEL}\n"
+        "    route: ${SSH_PASSWORD}\n    gates: ['${SSH_PASSWORD}']\n"
+    )
+    env = {"SSH_PASSWORD": SECRET, "BIG": "99999", "MODEL": "p4ss:w0:rd"}
+    msgs = problems(write_inventory(text), env=env)
+    assert not [m for m in msgs if any(v in m for v in env.values())]
+    expected = [
+        "hosts.a.port: expected a whole number, got the value of ${SSH_PASSWORD}",
+        "hosts.a.connection: must be 'ssh' or 'local', got the value of ${SSH_PASSWORD}",
+        "hosts.b.port: must be between 1 and 65535, got the value of ${BIG}",
+        "hosts.b.via: jump host the value of ${SSH_PASSWORD} is not a host",
+        "targets.one.topology: unknown topology the value of ${SSH_PASSWORD}",
+        "targets.two.host: the value of ${SSH_PASSWORD} is not a host",
+        "apps.m.target: no target named the value of ${SSH_PASSWORD}",
+        "apps.m.model: write NAME or NAME:VERSION, got the value of ${MODEL}",
+        "apps.m.route: a route starts with '/' and uses URL-safe characters, "
+        "got the value of ${SSH_PASSWORD}",
+        "apps.m.gates[0]: the value of ${SSH_PASSWORD} is not a valid gate",
+    ]
+    for want in expected:
+        assert any(m.endswith(want) for m in msgs), (want, msgs)
+
+
+def test_a_partly_expanded_value_is_named_by_its_template(write_inventory) -> None:
+    path = write_inventory("hosts:\n  a:\n    address: 127.0.0.11\n    port: 22${P}\n")
+    [msg] = problems(path, env={"P": "x-" + SECRET})
+    assert msg.endswith("hosts.a.port: expected a whole number, got the expansion of '22${P}'")
+
+
+def test_one_address_behind_two_jump_hosts_is_two_hosts(write_inventory) -> None:
+    text = (
+        "hosts:\n  j1: 127.0.0.11\n  j2: 127.0.0.12\n"
+        "  x:\n    address: 10.0.0.5\n    via: j1\n"
+        "  y:\n    address: 10.0.0.5\n    via: j2\n"
+    )
+    inv = load_inventory(write_inventory(text), env={})
+    assert (inv.hosts["x"].via, inv.hosts["y"].via) == ("j1", "j2")
+    same = text + "  z:\n    address: 10.0.0.5\n    via: j1\n"
+    [msg] = problems(write_inventory(same))
+    assert "hosts.z: duplicate host: same address and port as 'x' (10.0.0.5:22 via j1" in msg
+
+
+def test_settings_remember_where_they_were_set(write_inventory) -> None:
+    path = write_inventory(
+        "defaults:\n  key_file: keys/id\nhosts:\n  a: 127.0.0.11\n"
+        "  b:\n    address: 127.0.0.12\n    known_hosts: kh\n"
+    )
+    inv = load_inventory(path, env={})
+    assert inv.hosts["a"].origin("key_file") == "defaults.key_file"
+    assert inv.hosts["b"].origin("known_hosts") == "hosts.b.known_hosts"
+
+
+def _load_in_subprocess(path: Path, limit_s: float) -> str:
+    """Load in a child process killed after `limit_s`, so a hanging loader fails the test."""
+    code = (
+        "import sys\nfrom cluster.errors import InventoryError\n"
+        "from cluster.inventory import load_inventory\n"
+        "try:\n    load_inventory(sys.argv[1], env={})\n    print('loaded')\n"
+        "except InventoryError as exc:\n    print(exc)\n"
+    )
+    root = Path(__file__).resolve().parent.parent
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", code, str(path)],
+            capture_output=True,
+            text=True,
+            timeout=limit_s,
+            cwd=root,
+        )
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"loading {path} took more than {limit_s} s")
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def merge_chain(levels: int, fan: int = 10) -> str:
+    """Host labels that each merge the previous host's labels `fan` times over."""
+    lines = ["hosts:", "  h0:", "    address: 127.0.1.0", "    labels: &a0 {k0: v}"]
+    for i in range(1, levels + 1):
+        refs = ", ".join([f"*a{i - 1}"] * fan)
+        lines += [
+            f"  h{i}:",
+            f"    address: 127.0.1.{i}",
+            f"    labels: &a{i}",
+            f"      <<: [{refs}]",
+            f"      k{i}: v",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def test_merge_keys_aliased_many_times_load_quickly(write_inventory) -> None:
+    # Nine levels of ten aliases: 10**9 merged pairs when each alias is expanded again.
+    assert _load_in_subprocess(write_inventory(merge_chain(9)), 20).strip() == "loaded"
+    inv = load_inventory(write_inventory(merge_chain(3)), env={})
+    assert inv.hosts["h3"].labels == {"k3": "v", "k2": "v", "k1": "v", "k0": "v"}
+
+
+def test_too_many_merged_keys_is_a_located_error(write_inventory) -> None:
+    base = "  base: &base {" + ", ".join(f"k{i}: v" for i in range(2000)) + "}\n"
+    hosts = "".join(
+        f"  h{i}:\n    address: 127.0.2.{i}\n    labels: {{<<: *base}}\n" for i in range(60)
+    )
+    path = write_inventory("hosts:\n  b0:\n    address: 127.0.3.1\n    labels:\n  " + base + hosts)
+    msgs = problems(path)
+    assert any(
+        ": hosts.h" in m and ".labels: too many merged keys (over 100,000" in m for m in msgs
+    ), msgs
+
+
+def test_a_mapping_merging_itself_is_refused(write_inventory) -> None:
+    path = write_inventory("hosts:\n  a: &a\n    address: 127.0.0.11\n    <<: [*a, *a]\n")
+    # 2**64 expansions before the depth limit if the self-reference went unnoticed.
+    out = _load_in_subprocess(path, 20)
+    assert out.strip() == f"{path}:2:6: hosts.a: a merge key (<<) refers to the mapping it is in"

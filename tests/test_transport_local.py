@@ -15,7 +15,7 @@ from cluster.transport.local import LocalTransport
 
 
 def local_transport() -> LocalTransport:
-    host = resolve(HostSpec("me", Loc("t", 1, 1), {"connection": "local"}), {})
+    host = resolve(HostSpec("me", Loc("t", 1, 1), {"connection": "local"}))
     return LocalTransport(host, command_timeout=30)
 
 

@@ -2,6 +2,8 @@
 
 Precedence, lowest first: `all` vars, then every group the host belongs to ordered by
 depth from `all` and then by name (deeper and later groups win), then the host's own vars.
+When a host ends up with both a variable and its older `ansible_ssh_*` alias, the alias
+wins, as in Ansible's ssh connection plugin (the last name it lists for a setting wins).
 """
 
 from __future__ import annotations
@@ -15,11 +17,14 @@ from cluster.inventory.hostfields import NAME_RE, HostSpec, read_field
 from cluster.inventory.yamlread import Reader
 
 GROUP_KEYS = ("hosts", "vars", "children")
-# Ansible variable -> our host field.
+# Ansible variable -> our host field, applied in this order (later names win).
 VAR_MAP = {
     "ansible_host": "address",
+    "ansible_ssh_host": "address",
     "ansible_user": "user",
+    "ansible_ssh_user": "user",
     "ansible_port": "port",
+    "ansible_ssh_port": "port",
     "ansible_ssh_private_key_file": "key_file",
     "ansible_connection": "connection",
     "ansible_python_interpreter": "python",
@@ -30,6 +35,8 @@ VAR_MAP = {
 }
 # Ansible connection plugins we can honour.
 _CONNECTIONS = {"ssh": "ssh", "paramiko": "ssh", "smart": "ssh", "local": "local"}
+# Jinja expression and statement openers: Ansible would template these; we cannot.
+_JINJA = ("{{", "{%")
 
 
 @dataclass
@@ -50,7 +57,8 @@ def read_ansible(reader: Reader, root: yaml.Node, base: Path) -> list[HostSpec]:
         reader.fail(root, "all", "an Ansible YAML inventory starts with 'all:'")
         return []
     groups: dict[str, _Group] = {}
-    _walk(reader, "all", top["all"][1], "all", 0, groups)
+    _walk(reader, "all", top["all"][1], "all", groups, set())
+    _set_depths(groups)
     membership = _membership(groups)
     first_seen: dict[str, yaml.Node] = {}
     for group in groups.values():
@@ -67,30 +75,51 @@ def read_ansible(reader: Reader, root: yaml.Node, base: Path) -> list[HostSpec]:
                 {k: v for k, v in groups[g].hosts.get(host, {}).items() if k != "__node__"}
             )
         spec = HostSpec(host, reader.loc(node), groups=tuple(g for g in member_of if g != "all"))
-        for var, value_node in merged.items():
-            ours = VAR_MAP.get(var)
-            if ours is None:
-                continue  # other Ansible vars (become, etc.) mean nothing to us
+        # Other Ansible vars (become, etc.) mean nothing to us.
+        for var, ours in VAR_MAP.items():
+            if var not in merged:
+                continue
+            value_node = merged[var]
             path = f"{host}.{var}"
             value: object
+            if _is_template(value_node):
+                reader.fail(
+                    value_node,
+                    path,
+                    "Jinja templates are not evaluated here; write the value itself "
+                    "(or an environment reference like ${VAR})",
+                )
+                continue
             if ours == "connection":
                 value = _connection(reader, value_node, path)
             else:
                 value = read_field(reader, ours, value_node, path, base)
             if value is not None:
-                spec.values[ours] = value
+                spec.put(ours, value, value_node, f"{path} in {reader.file}")
         specs.append(spec)
     return specs
 
 
 def _walk(
-    reader: Reader, name: str, node: yaml.Node, path: str, depth: int, groups: dict[str, _Group]
+    reader: Reader,
+    name: str,
+    node: yaml.Node,
+    path: str,
+    groups: dict[str, _Group],
+    walked: set[tuple[str, int]],
 ) -> None:
+    """Record group `name` as written at `node`, then its children.
+
+    A group reached again through the same (aliased) node is not walked again: ten
+    aliases at each of five levels would otherwise mean 10**5 walks.
+    """
+    if (name, id(node)) in walked:
+        return
+    walked.add((name, id(node)))
     pairs = reader.mapping(node, path, GROUP_KEYS)
     if pairs is None:
         return
-    group = groups.setdefault(name, _Group(name, depth))
-    group.depth = max(group.depth, depth)
+    group = groups.setdefault(name, _Group(name, 0))
     if "vars" in pairs:
         var_pairs = reader.mapping(pairs["vars"][1], f"{path}.vars")
         for key, (_, value_node) in (var_pairs or {}).items():
@@ -114,8 +143,32 @@ def _walk(
             if child == name or _is_ancestor(groups, child, name):
                 reader.fail(child_node, f"{path}.children.{child}", "group cycle")
                 continue
-            group.children.append(child)
-            _walk(reader, child, child_node, f"{path}.children.{child}", depth + 1, groups)
+            if child not in group.children:
+                group.children.append(child)
+            _walk(reader, child, child_node, f"{path}.children.{child}", groups, walked)
+
+
+def _set_depths(groups: dict[str, _Group]) -> None:
+    """Each group's depth: its longest path down from `all` (children are acyclic)."""
+    order: list[str] = []
+    state: dict[str, bool] = {}  # False while visiting, True when done
+    for start in groups:
+        stack: list[tuple[str, bool]] = [(start, False)]
+        while stack:
+            name, leaving = stack.pop()
+            if leaving:
+                state[name] = True
+                order.append(name)
+                continue
+            if name in state or name not in groups:
+                continue
+            state[name] = False
+            stack.append((name, True))
+            stack.extend((c, False) for c in groups[name].children if c not in state)
+    for name in reversed(order):  # parents before their children
+        for child in groups[name].children:
+            if child in groups:
+                groups[child].depth = max(groups[child].depth, groups[name].depth + 1)
 
 
 def _is_ancestor(groups: dict[str, _Group], candidate: str, name: str) -> bool:
@@ -160,6 +213,11 @@ def _connection(reader: Reader, node: yaml.Node, path: str) -> str | None:
     if value is None:
         return None
     if value not in _CONNECTIONS:
-        reader.fail(node, path, f"connection '{value}' is not supported; use ssh or local")
+        shown = reader.shown(node, value)
+        reader.fail(node, path, f"connection {shown} is not supported; use ssh or local")
         return None
     return _CONNECTIONS[value]
+
+
+def _is_template(node: yaml.Node) -> bool:
+    return isinstance(node, yaml.ScalarNode) and any(j in str(node.value) for j in _JINJA)

@@ -11,7 +11,7 @@ from pathlib import Path
 import yaml
 
 from cluster.inventory.model import Host, RayPorts, Secret
-from cluster.inventory.yamlread import ENV_REF, Loc, Reader
+from cluster.inventory.yamlread import ENV_REF, Loc, Reader, env_text
 
 SECRET_FIELDS = ("password", "key_passphrase")
 CONNECTION_FIELDS = (
@@ -48,6 +48,21 @@ class HostSpec:
     loc: Loc
     values: dict[str, object] = field(default_factory=dict)
     groups: tuple[str, ...] = ()
+    # Where each value was set ("hosts.a.key_file"), so a later failure can say which
+    # setting to fix; and the `${VAR}` text of values that came from the environment,
+    # which messages name instead of the value (it may be a secret).
+    origins: dict[str, str] = field(default_factory=dict)
+    env_refs: dict[str, str] = field(default_factory=dict)
+
+    def put(self, name: str, value: object, node: yaml.Node, origin: str) -> None:
+        """Keep a value read from `node`, remembering where it was set."""
+        self.values[name] = value
+        self.origins[name] = origin
+        raw = env_text(node)
+        if raw is None:
+            self.env_refs.pop(name, None)
+        else:
+            self.env_refs[name] = raw
 
 
 def read_field(reader: Reader, name: str, node: yaml.Node, path: str, base: Path) -> object:
@@ -67,7 +82,7 @@ def read_field(reader: Reader, name: str, node: yaml.Node, path: str, base: Path
     if name == "connection":
         value = reader.string(node, path)
         if value is not None and value not in ("ssh", "local"):
-            reader.fail(node, path, f"must be 'ssh' or 'local', got '{value}'")
+            reader.fail(node, path, f"must be 'ssh' or 'local', got {reader.shown(node, value)}")
             return None
         return value
     if name == "labels":
@@ -104,23 +119,27 @@ def read_secret(reader: Reader, node: yaml.Node, path: str, name: str) -> Secret
 
 def read_fields(
     reader: Reader,
+    spec: HostSpec,
     pairs: dict[str, tuple[yaml.Node, yaml.Node]],
     path: str,
     base: Path,
-) -> dict[str, object]:
-    values: dict[str, object] = {}
+) -> None:
+    """Read every field of one mapping (a host's or `defaults`) into `spec`."""
     for key, (_, value_node) in pairs.items():
         value = read_field(reader, key, value_node, f"{path}.{key}", base)
         if value is not None:
-            values[key] = value
-    return values
+            spec.put(key, value, value_node, f"{path}.{key}")
 
 
-def resolve(spec: HostSpec, defaults: dict[str, object]) -> Host:
+def resolve(spec: HostSpec, defaults: HostSpec | None = None) -> Host:
     """A Host with every setting filled: the host's own value, else defaults, else built-ins."""
+    fallback_values = defaults.values if defaults is not None else {}
+    fallback_origins = defaults.origins if defaults is not None else {}
 
     def pick(key: str, fallback: object) -> object:
-        return spec.values.get(key, defaults.get(key, fallback))
+        return spec.values.get(key, fallback_values.get(key, fallback))
+
+    origins = {**fallback_origins, **spec.origins}
 
     connection = str(spec.values.get("connection", "ssh"))
     local = connection == "local"
@@ -133,7 +152,7 @@ def resolve(spec: HostSpec, defaults: dict[str, object]) -> Host:
     password = pick("password", None)
     passphrase = pick("key_passphrase", None)
     via = spec.values.get("via")
-    ports = RayPorts(**{**_ports(defaults.get("ray")), **_ports(spec.values.get("ray"))})
+    ports = RayPorts(**{**_ports(fallback_values.get("ray")), **_ports(spec.values.get("ray"))})
     return Host(
         name=spec.name,
         address=str(spec.values.get("address", LOCAL_ADDRESS if local else spec.name)),
@@ -152,6 +171,7 @@ def resolve(spec: HostSpec, defaults: dict[str, object]) -> Host:
         password=password if isinstance(password, Secret) else None,
         key_passphrase=passphrase if isinstance(passphrase, Secret) else None,
         loc=spec.loc,
+        origins=origins,
     )
 
 

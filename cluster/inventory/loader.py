@@ -22,7 +22,7 @@ from cluster.inventory.hostfields import (
     resolve,
 )
 from cluster.inventory.model import App, Host, Inventory, Rollout, Settings, Target
-from cluster.inventory.yamlread import Reader, suggest
+from cluster.inventory.yamlread import Loc, Reader, env_shown, env_text, suggest
 
 TOP_KEYS = ("defaults", "hosts", "targets", "apps", "ansible_inventory")
 SETTING_KEYS = (
@@ -97,12 +97,14 @@ def _read_text(path: Path) -> str:
 
 def _read_defaults(
     reader: Reader, top: dict[str, tuple[yaml.Node, yaml.Node]], base: Path
-) -> tuple[dict[str, object], Settings]:
+) -> tuple[HostSpec, Settings]:
     if "defaults" not in top:
-        return {}, Settings(model_store=base / "models")
-    pairs = reader.mapping(top["defaults"][1], "defaults", DEFAULT_KEYS) or {}
+        return HostSpec("defaults", Loc(reader.file, 1, 1)), Settings(model_store=base / "models")
+    node = top["defaults"][1]
+    defaults = HostSpec("defaults", reader.loc(node))
+    pairs = reader.mapping(node, "defaults", DEFAULT_KEYS) or {}
     conn_pairs = {k: v for k, v in pairs.items() if k in CONNECTION_FIELDS}
-    defaults = read_fields(reader, conn_pairs, "defaults", base)
+    read_fields(reader, defaults, conn_pairs, "defaults", base)
     kw: dict[str, object] = {"model_store": base / "models"}
     for key, (_, node) in pairs.items():
         path = f"defaults.{key}"
@@ -135,10 +137,10 @@ def _read_hosts(
             ):
                 address = read_field(reader, "address", value_node, path, base)  # `name: address`
                 if address is not None:
-                    spec.values["address"] = address
+                    spec.put("address", address, value_node, path)
             else:
                 host_pairs = reader.mapping(value_node, path, HOST_FIELDS) or {}
-                spec.values = read_fields(reader, host_pairs, path, base)
+                read_fields(reader, spec, host_pairs, path, base)
             specs.append(spec)
     if "ansible_inventory" in top:
         specs.extend(_read_ansible_file(reader, top["ansible_inventory"][1], base))
@@ -157,17 +159,18 @@ def _read_ansible_file(reader: Reader, node: yaml.Node, base: Path) -> list[Host
     sub = Reader(str(path), reader.env)
     root = sub.compose(text)
     specs = read_ansible(sub, root, path.parent) if root is not None else []
-    if root is None and not sub.problems:
-        sub.fail(node, "", "the Ansible inventory is empty")
     reader.problems.extend(sub.problems)
+    if root is None and not sub.problems:
+        # Nothing in that file to point at: the place to look is the line naming it.
+        reader.fail(node, "ansible_inventory", f"the Ansible inventory {path} is empty")
     return specs
 
 
-def _resolve_hosts(
-    reader: Reader, specs: list[HostSpec], defaults: dict[str, object]
-) -> dict[str, Host]:
+def _resolve_hosts(reader: Reader, specs: list[HostSpec], defaults: HostSpec) -> dict[str, Host]:
     hosts: dict[str, Host] = {}
-    endpoints: dict[tuple[str, int], Host] = {}
+    refs: dict[str, dict[str, str]] = {}
+    # The same private address behind two different jump hosts is two machines.
+    endpoints: dict[tuple[str, int, str | None], Host] = {}
     for spec in specs:
         host = resolve(spec, defaults)
         if spec.name in hosts:
@@ -182,8 +185,9 @@ def _resolve_hosts(
                 )
             )
             continue
+        env = {**defaults.env_refs, **spec.env_refs}
         if host.connection == "ssh":
-            key = (host.address, host.port)
+            key = (host.address, host.port, host.via)
             if key in endpoints:
                 other = endpoints[key]
                 reader.problems.append(
@@ -193,14 +197,15 @@ def _resolve_hosts(
                         spec.loc.column,
                         f"hosts.{spec.name}",
                         f"duplicate host: same address and port as '{other.name}' "
-                        f"({host.address}:{host.port}, defined at {other.loc})",
+                        f"({_endpoint_shown(host, env)}, defined at {other.loc})",
                     )
                 )
                 continue
             endpoints[key] = host
         hosts[spec.name] = host
+        refs[spec.name] = env
     for host in hosts.values():
-        _check_via(reader, host, hosts)
+        _check_via(reader, host, hosts, refs)
         ports = [host.ray.gcs, host.ray.dashboard, host.ray.metrics, host.ray.serve_http]
         if len(set(ports)) != len(ports) and host.loc is not None:
             reader.problems.append(
@@ -215,7 +220,21 @@ def _resolve_hosts(
     return hosts
 
 
-def _check_via(reader: Reader, host: Host, hosts: dict[str, Host]) -> None:
+def _endpoint_shown(host: Host, env: dict[str, str]) -> str:
+    """address:port (via jump host) for a message, naming `${VAR}`s instead of their values."""
+    address = env_shown(env["address"]) if "address" in env else host.address
+    port = env_shown(env["port"]) if "port" in env else str(host.port)
+    text = (
+        f"{address}:{port}" if not env.keys() & {"address", "port"} else f"{address}, port {port}"
+    )
+    if host.via is not None:
+        text += f" via {env_shown(env['via']) if 'via' in env else host.via}"
+    return text
+
+
+def _check_via(
+    reader: Reader, host: Host, hosts: dict[str, Host], refs: dict[str, dict[str, str]]
+) -> None:
     if host.via is None or host.loc is None:
         return
     loc = host.loc
@@ -231,7 +250,11 @@ def _check_via(reader: Reader, host: Host, hosts: dict[str, Host]) -> None:
     cur: Host | None = host
     while cur is not None and cur.via is not None:
         if cur.via not in hosts:
-            fail(f"jump host '{cur.via}' is not a host{suggest(cur.via, list(hosts))}")
+            raw = refs.get(cur.name, {}).get("via")
+            if raw is not None:
+                fail(f"jump host {env_shown(raw)} is not a host")
+            else:
+                fail(f"jump host '{cur.via}' is not a host{suggest(cur.via, list(hosts))}")
             return
         nxt = hosts[cur.via]
         if nxt.connection == "local":
@@ -288,7 +311,8 @@ def _read_target(
             reader.fail(
                 topo_node,
                 f"{path}.topology",
-                f"unknown topology '{topology}'{suggest(topology, list(TOPOLOGY_KEYS))}",
+                f"unknown topology {reader.shown(topo_node, topology)}"
+                f"{_hint(reader, topo_node, topology, list(TOPOLOGY_KEYS))}",
             )
         return None
     allowed = TOPOLOGY_KEYS[topology]
@@ -303,7 +327,9 @@ def _read_target(
     def host_ref(n: yaml.Node, p: str) -> str | None:
         ref = reader.string(n, p)
         if ref is not None and ref not in hosts:
-            reader.fail(n, p, f"'{ref}' is not a host{suggest(ref, list(hosts))}")
+            reader.fail(
+                n, p, f"{reader.shown(n, ref)} is not a host{_hint(reader, n, ref, list(hosts))}"
+            )
             return None
         return ref
 
@@ -315,7 +341,9 @@ def _read_target(
             if ref is None:
                 continue
             if ref in out:
-                reader.fail(items[i], f"{path}.{key}[{i}]", f"'{ref}' is listed twice")
+                reader.fail(
+                    items[i], f"{path}.{key}[{i}]", f"{reader.shown(items[i], ref)} is listed twice"
+                )
                 continue
             out.append(ref)
         return tuple(out)
@@ -417,15 +445,17 @@ def _read_app(
         target = reader.string(t_node, f"{path}.target")
         if target is not None and target not in targets:
             if target not in declared:
-                hint = suggest(target, sorted(declared))
-                reader.fail(t_node, f"{path}.target", f"no target named '{target}'{hint}")
+                hint = _hint(reader, t_node, target, sorted(declared))
+                shown = reader.shown(t_node, target)
+                reader.fail(t_node, f"{path}.target", f"no target named {shown}{hint}")
             target = None
     if "model" in pairs:
         m_node = pairs["model"][1]
         text = reader.string(m_node, f"{path}.model")
         match = MODEL_RE.match(text) if text is not None else None
         if text is not None and match is None:
-            reader.fail(m_node, f"{path}.model", f"write NAME or NAME:VERSION, got '{text}'")
+            got = reader.shown(m_node, text)
+            reader.fail(m_node, f"{path}.model", f"write NAME or NAME:VERSION, got {got}")
         if match:
             model, version = match["name"], match["version"]
     replicas = (
@@ -451,7 +481,8 @@ def _read_app(
             reader.fail(
                 r_node,
                 f"{path}.route",
-                f"a route starts with '/' and uses URL-safe characters, got '{route}'",
+                f"a route starts with '/' and uses URL-safe characters, "
+                f"got {reader.shown(r_node, route)}",
             )
             route = None
     gates = []
@@ -464,7 +495,10 @@ def _read_app(
             try:
                 gates.append(parse_gate(text))
             except GateSyntaxError as exc:
-                reader.fail(g_node, f"{path}.gates[{i}]", str(exc))
+                # The parser quotes the gate; one from ${VAR} is named, never shown.
+                raw = env_text(g_node)
+                why = str(exc) if raw is None else f"{env_shown(raw)} is not a valid gate"
+                reader.fail(g_node, f"{path}.gates[{i}]", why)
     if (
         not ok
         or target is None
@@ -487,3 +521,8 @@ def _read_app(
         reader.loc(node),
         max_rows=max_rows,
     )
+
+
+def _hint(reader: Reader, node: yaml.Node, value: str, choices: list[str]) -> str:
+    """A did-you-mean hint, except for a value from `${VAR}`: a hint would hint at it."""
+    return "" if env_text(node) is not None else suggest(value, choices)

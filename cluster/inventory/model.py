@@ -67,6 +67,13 @@ class Host:
     password: Secret | None = None
     key_passphrase: Secret | None = None
     loc: Loc | None = field(default=None, compare=False)
+    # Setting -> where it was set ("hosts.a.key_file", "defaults.known_hosts"), so a
+    # failure caused by a setting can name the one to fix.
+    origins: dict[str, str] = field(default_factory=dict, compare=False)
+
+    def origin(self, setting: str) -> str:
+        """Where `setting` was set, or its field path on this host when not recorded."""
+        return self.origins.get(setting, f"hosts.{self.name}.{setting}")
 
     @property
     def endpoint(self) -> str:

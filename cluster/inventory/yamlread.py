@@ -9,7 +9,6 @@ from __future__ import annotations
 import difflib
 import os
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,6 +23,9 @@ _FLOAT_TAG = "tag:yaml.org,2002:float"
 _BOOL_TAG = "tag:yaml.org,2002:bool"
 _NULL_TAG = "tag:yaml.org,2002:null"
 _MAX_DEPTH = 64
+# Merge keys can alias one mapping many times over; past this many merged pairs the file
+# is a "billion laughs" style bomb (or a mistake), not an inventory.
+MAX_MERGED_PAIRS = 100_000
 
 
 @dataclass(frozen=True)
@@ -45,6 +47,11 @@ class Reader:
     file: str
     env: dict[str, str] = field(default_factory=lambda: dict(os.environ))
     problems: list[Problem] = field(default_factory=list)
+    # Merged pairs per mapping node (by id): aliases share nodes, so each is expanded once.
+    _merged: dict[int, list[tuple[yaml.Node, yaml.Node]]] = field(default_factory=dict, repr=False)
+    _merging: set[int] = field(default_factory=set, repr=False)
+    _merged_total: int = field(default=0, repr=False)
+    _merge_bomb: bool = field(default=False, repr=False)
 
     # -- parsing --------------------------------------------------------------------
     def compose(self, text: str) -> yaml.Node | None:
@@ -75,8 +82,10 @@ class Reader:
         self.problems.append(Problem(self.file, loc.line, loc.column, path, message))
 
     def raise_if_problems(self) -> None:
+        """Raise every problem once (an aliased node can report the same one repeatedly)."""
         if self.problems:
-            raise InventoryError(sorted(self.problems, key=lambda p: (p.file, p.line, p.column)))
+            unique = list(dict.fromkeys(self.problems))
+            raise InventoryError(sorted(unique, key=lambda p: (p.file, p.line, p.column)))
 
     # -- structure ------------------------------------------------------------------
     def mapping(
@@ -109,31 +118,66 @@ class Reader:
 
     def _merged_pairs(
         self, node: yaml.MappingNode, path: str, depth: int
-    ) -> Iterator[tuple[yaml.Node, yaml.Node]]:
-        """Pairs of a mapping with YAML merge keys (`<<: *base`) applied, own keys first."""
+    ) -> list[tuple[yaml.Node, yaml.Node]]:
+        """Pairs of a mapping with YAML merge keys (`<<: *base`) applied, own keys first.
+
+        Memoised per node: an anchor merged ten times at each of nine levels would
+        otherwise be expanded 10**9 times. The total is capped for the same reason.
+        """
+        cached = self._merged.get(id(node))
+        if cached is not None:
+            return cached
+        if id(node) in self._merging:
+            self.fail(node, path, "a merge key (<<) refers to the mapping it is in")
+            return []
         if depth > _MAX_DEPTH:
             self.fail(node, path, "merge keys nested too deeply")
-            return
+            return []
+        self._merging.add(id(node))
+        try:
+            out = self._merge_into(node, path, depth)
+        finally:
+            self._merging.discard(id(node))
+        self._merged[id(node)] = out
+        return out
+
+    def _merge_into(
+        self, node: yaml.MappingNode, path: str, depth: int
+    ) -> list[tuple[yaml.Node, yaml.Node]]:
+        own: list[tuple[yaml.Node, yaml.Node]] = []
         merged: list[tuple[yaml.Node, yaml.Node]] = []
         for key_node, value_node in node.value:
-            if key_node.tag == _MERGE_TAG:
-                sources = (
-                    value_node.value if isinstance(value_node, yaml.SequenceNode) else [value_node]
-                )
-                for src in sources:
-                    if not isinstance(src, yaml.MappingNode):
-                        self.fail(src, path, "a merge key (<<) must name a mapping")
-                        continue
-                    merged.extend(self._merged_pairs(src, path, depth + 1))
-            else:
-                yield key_node, value_node
-        own = {str(k.value) for k, _ in node.value if isinstance(k, yaml.ScalarNode)}
-        seen: set[str] = set()
+            if key_node.tag != _MERGE_TAG:
+                own.append((key_node, value_node))
+                continue
+            sources = (
+                value_node.value if isinstance(value_node, yaml.SequenceNode) else [value_node]
+            )
+            for src in sources:
+                if not isinstance(src, yaml.MappingNode):
+                    self.fail(src, path, "a merge key (<<) must name a mapping")
+                    continue
+                pairs = self._merged_pairs(src, path, depth + 1)
+                self._merged_total += len(pairs)
+                if self._merged_total > MAX_MERGED_PAIRS:
+                    if not self._merge_bomb:
+                        self._merge_bomb = True
+                        self.fail(
+                            key_node,
+                            path,
+                            f"too many merged keys (over {MAX_MERGED_PAIRS:,} from merge keys "
+                            "'<<'); flatten the anchors",
+                        )
+                    return []
+                merged.extend(pairs)
+        names = {str(k.value) for k, _ in own if isinstance(k, yaml.ScalarNode)}
+        out = list(own)
         for key_node, value_node in merged:
             key = str(key_node.value)
-            if key not in own and key not in seen:
-                seen.add(key)
-                yield key_node, value_node
+            if key not in names:
+                names.add(key)
+                out.append((key_node, value_node))
+        return out
 
     def sequence(self, node: yaml.Node, path: str) -> list[yaml.Node] | None:
         if not isinstance(node, yaml.SequenceNode):
@@ -159,12 +203,21 @@ class Reader:
             return None
         return ENV_REF.sub(lambda m: self.env[m.group(1)], text)
 
+    def shown(self, node: yaml.Node, text: str, *, quote: bool = True) -> str:
+        """How a scalar may appear in a message: environment variables often hold
+        secrets, so a value that came from `${VAR}` is named by its reference only."""
+        raw = env_text(node)
+        if raw is not None:
+            return env_shown(raw)
+        return f"'{_clip(text)}'" if quote else _clip(text)
+
     def integer(self, node: yaml.Node, path: str, lo: int, hi: int) -> int | None:
         value = self._number(node, path, integral=True)
         if value is None:
             return None
         if not lo <= value <= hi:
-            self.fail(node, path, f"must be between {lo} and {hi}, got {int(value)}")
+            got = self.shown(node, str(int(value)), quote=False)
+            self.fail(node, path, f"must be between {lo} and {hi}, got {got}")
             return None
         return int(value)
 
@@ -173,7 +226,8 @@ class Reader:
         if value is None:
             return None
         if not lo <= value <= hi:
-            self.fail(node, path, f"must be between {lo:g} and {hi:g}, got {value:g}")
+            got = self.shown(node, f"{value:g}", quote=False)
+            self.fail(node, path, f"must be between {lo:g} and {hi:g}, got {got}")
             return None
         return float(value)
 
@@ -188,10 +242,10 @@ class Reader:
         try:
             value = float(int(text, 10)) if integral else float(text)
         except ValueError:
-            self.fail(node, path, f"expected {want}, got '{_clip(text)}'")
+            self.fail(node, path, f"expected {want}, got {self.shown(node, text)}")
             return None
         if value != value or value in (float("inf"), float("-inf")):
-            self.fail(node, path, f"expected a finite number, got '{_clip(text)}'")
+            self.fail(node, path, f"expected a finite number, got {self.shown(node, text)}")
             return None
         return value
 
@@ -242,6 +296,19 @@ def suggest(word: str, choices: tuple[str, ...] | list[str]) -> str:
     if choices:
         return f"; expected one of: {', '.join(sorted(choices))}"
     return ""
+
+
+def env_text(node: yaml.Node) -> str | None:
+    """The raw text of a scalar that references `${VAR}`s, else None."""
+    raw = node.value if isinstance(node, yaml.ScalarNode) else None
+    return raw if isinstance(raw, str) and ENV_REF.search(raw) else None
+
+
+def env_shown(raw: str) -> str:
+    """A message-safe stand-in for the value of `raw`, which holds `${VAR}` references."""
+    if ENV_REF.fullmatch(raw):
+        return f"the value of {raw}"
+    return f"the expansion of '{_clip(raw)}'"
 
 
 def _kind(node: yaml.Node) -> str:
