@@ -10,7 +10,7 @@ from pathlib import Path
 
 import yaml
 
-from cluster.inventory.model import Host, RayPorts, Secret
+from cluster.inventory.model import Bootstrap, Host, RayPorts, Secret
 from cluster.inventory.yamlread import ENV_REF, Loc, Reader, env_text
 
 SECRET_FIELDS = ("password", "key_passphrase")
@@ -23,8 +23,12 @@ CONNECTION_FIELDS = (
     "python",
     "remote_dir",
     "ray",
+    "bootstrap",
     *SECRET_FIELDS,
 )
+BOOTSTRAP_KEYS = ("venv", "requirements", "wheelhouse")
+# What the serving runtime needs on a host; Ray's version matches the console's pin.
+RUNTIME_REQUIREMENTS = ("ray[serve]==2.60.0", "onnxruntime>=1.18", "numpy")
 RAY_KEYS = {
     "port": "gcs",
     "dashboard_port": "dashboard",
@@ -91,6 +95,8 @@ def read_field(reader: Reader, name: str, node: yaml.Node, path: str, base: Path
         return read_secret(reader, node, path, name)
     if name == "ray":
         return read_ray_ports(reader, node, path)
+    if name == "bootstrap":
+        return read_bootstrap(reader, node, path, base)
     raise AssertionError(f"no reader for host field {name}")
 
 
@@ -105,6 +111,41 @@ def read_ray_ports(reader: Reader, node: yaml.Node, path: str) -> dict[str, int]
         if value is not None:
             ports[RAY_KEYS[key]] = value
     return ports
+
+
+def read_bootstrap(
+    reader: Reader, node: yaml.Node, path: str, base: Path
+) -> dict[str, object] | None:
+    """`venv` (absolute, on the host), `requirements` (pip specs), `wheelhouse` (local dir)."""
+    pairs = reader.mapping(node, path, BOOTSTRAP_KEYS)
+    if pairs is None:
+        return None
+    out: dict[str, object] = {}
+    if "venv" not in pairs:
+        reader.fail(node, path, "needs venv: the absolute path of the venv to create on the host")
+    else:
+        venv = reader.string(pairs["venv"][1], f"{path}.venv")
+        if venv is not None and (not venv.startswith("/") or any(c.isspace() for c in venv)):
+            reader.fail(pairs["venv"][1], f"{path}.venv", "must be an absolute path without spaces")
+        elif venv is not None:
+            out["venv"] = venv.rstrip("/")
+    if "requirements" in pairs:
+        node_r = pairs["requirements"][1]
+        requirements = reader.string_list(node_r, f"{path}.requirements")
+        if requirements == []:
+            reader.fail(node_r, f"{path}.requirements", "lists nothing to install; leave it out "
+                        "for the default (ray[serve], onnxruntime, numpy)")  # fmt: skip
+        elif requirements is not None:
+            out["requirements"] = tuple(requirements)
+    if "wheelhouse" in pairs:
+        wheelhouse = reader.path(pairs["wheelhouse"][1], f"{path}.wheelhouse", base)
+        if wheelhouse is not None and not wheelhouse.is_dir():
+            reader.fail(
+                pairs["wheelhouse"][1], f"{path}.wheelhouse", f"{wheelhouse} is not a directory"
+            )
+        elif wheelhouse is not None:
+            out["wheelhouse"] = wheelhouse
+    return out if "venv" in out else None
 
 
 def read_secret(reader: Reader, node: yaml.Node, path: str, name: str) -> Secret | None:
@@ -153,6 +194,7 @@ def resolve(spec: HostSpec, defaults: HostSpec | None = None) -> Host:
     passphrase = pick("key_passphrase", None)
     via = spec.values.get("via")
     ports = RayPorts(**{**_ports(fallback_values.get("ray")), **_ports(spec.values.get("ray"))})
+    bootstrap = _bootstrap(pick("bootstrap", None), str(python))
     return Host(
         name=spec.name,
         address=str(spec.values.get("address", LOCAL_ADDRESS if local else spec.name)),
@@ -163,7 +205,8 @@ def resolve(spec: HostSpec, defaults: HostSpec | None = None) -> Host:
         known_hosts=known_hosts if isinstance(known_hosts, Path) else None,
         verify_host_key=bool(pick("host_key_checking", True)),
         via=str(via) if via is not None else None,
-        python=str(python),
+        python=bootstrap.python if bootstrap else str(python),
+        bootstrap=bootstrap,
         remote_dir=str(pick("remote_dir", ".mlops-tui")),
         ray=ports,
         labels=dict(labels) if isinstance(labels, dict) else {},
@@ -178,6 +221,22 @@ def resolve(spec: HostSpec, defaults: HostSpec | None = None) -> Host:
 # The local host's default address. Not 127.0.0.1 on Linux: Ray rewrites that one to the
 # machine's outward IP for some of its processes, so a "local" Ray would leave loopback.
 LOCAL_ADDRESS = "127.0.0.2" if sys.platform.startswith("linux") else "127.0.0.1"
+
+
+def _bootstrap(value: object, base_python: str) -> Bootstrap | None:
+    """The parsed `bootstrap:` mapping as a Bootstrap; the configured python creates the venv."""
+    if not isinstance(value, dict) or "venv" not in value:
+        return None
+    requirements = value.get("requirements", RUNTIME_REQUIREMENTS)
+    wheelhouse = value.get("wheelhouse")
+    return Bootstrap(
+        venv=str(value["venv"]),
+        base_python=base_python,
+        requirements=tuple(str(r) for r in requirements)
+        if isinstance(requirements, tuple)
+        else RUNTIME_REQUIREMENTS,
+        wheelhouse=wheelhouse if isinstance(wheelhouse, Path) else None,
+    )
 
 
 def _ports(value: object) -> dict[str, int]:

@@ -47,6 +47,21 @@ class RayPorts:
 
 
 @dataclass(frozen=True)
+class Bootstrap:
+    """A venv mlops-tui makes on the host: `python -m venv`, then pip from the index or, for
+    air-gapped hosts, only from an uploaded wheelhouse. The venv's python runs Ray."""
+
+    venv: str  # absolute path on the host
+    base_python: str  # the interpreter that creates the venv
+    requirements: tuple[str, ...]
+    wheelhouse: Path | None = None  # a local directory of wheels; None means the package index
+
+    @property
+    def python(self) -> str:
+        return f"{self.venv}/bin/python"
+
+
+@dataclass(frozen=True)
 class Host:
     """One machine, with every connection setting already resolved from defaults."""
 
@@ -66,6 +81,7 @@ class Host:
     groups: tuple[str, ...] = ()
     password: Secret | None = None
     key_passphrase: Secret | None = None
+    bootstrap: Bootstrap | None = None  # when set, `python` is the venv's interpreter
     loc: Loc | None = field(default=None, compare=False)
     # Setting -> where it was set ("hosts.a.key_file", "defaults.known_hosts"), so a
     # failure caused by a setting can name the one to fix.
@@ -74,6 +90,11 @@ class Host:
     def origin(self, setting: str) -> str:
         """Where `setting` was set, or its field path on this host when not recorded."""
         return self.origins.get(setting, f"hosts.{self.name}.{setting}")
+
+    @property
+    def script_python(self) -> str:
+        """The interpreter for our stdlib-only helper scripts: it exists before any bootstrap."""
+        return self.bootstrap.base_python if self.bootstrap else self.python
 
     @property
     def endpoint(self) -> str:

@@ -18,6 +18,7 @@ from cluster.errors import MlopsError, TransportError
 from cluster.events import Event
 from cluster.fanout import fan_out
 from cluster.inventory import Host
+from cluster.provision.bootstrap import run_bootstrap
 from cluster.provision.bundle import Bundle
 from cluster.provision.events import HostSkipped, StepDone, StepFailed, StepStarted
 from cluster.provision.observe import serve_api
@@ -65,27 +66,39 @@ async def apply_cluster(
     for name, reason in plan.unreachable.items():
         await emit(StepFailed(name, "connect", reason, 0.0))
         result.failed.add(name)
-    if plan.errors:
+    if plan.errors or plan.observe_errors:
         for error in plan.errors:
             await emit(StepFailed(head.name, "preflight", error, 0.0))
+        for error in plan.observe_errors:
+            await emit(StepFailed(head.name, "observe", error, 0.0))
         result.failed.add(head.name)
         result.skipped |= {h.name for h in cluster.hosts} - result.failed
         for name in sorted(result.skipped):
             await emit(
-                HostSkipped(name, f"preflight failed for cluster {cluster.id}; nothing was started")
+                HostSkipped(
+                    name, f"cluster {cluster.id} is blocked (see above); nothing was started"
+                )
             )
         return result
     if head.name in result.failed:
-        for w in cluster.workers:
-            if w.name not in result.failed:
-                result.skipped.add(w.name)
-                await emit(HostSkipped(w.name, f"head {head.name} is unreachable"))
-        return result
+        return await _skip_rest(result, cluster.hosts, f"head {head.name} is unreachable", emit)
 
     # 1. Ship code and models to every reachable host at once.
     async def ship(host: Host) -> bool:
-        transport = await connections.get(host.name)
+        try:
+            transport = await connections.get(host.name)
+        except TransportError as exc:
+            await emit(StepFailed(host.name, "connect", exc.reason, 0.0))
+            return False
         layout = plan.states[host.name].layout
+        if plan.for_host(host.name, "bootstrap"):
+            digest = plan.wheelhouse_digests.get(host.name)
+
+            async def venv() -> str:
+                return await run_bootstrap(transport, host, layout, digest)
+
+            if not await _step(emit, host.name, "bootstrap", "make the venv", venv):
+                return False  # without its venv, nothing else can run there
         ok = True
         if plan.for_host(host.name, "upload-code"):
 
@@ -112,31 +125,32 @@ async def apply_cluster(
 
     reachable = [h for h in cluster.hosts if h.name in plan.states]
     async for host, ok in fan_out(reachable, ship, limit=concurrency):
+        if isinstance(ok, Exception):  # a bug, not a host problem: say what it was
+            await emit(StepFailed(host.name, "ship", f"{type(ok).__name__}: {ok}", 0.0))
         if ok is not True:
             result.failed.add(host.name)
     if head.name in result.failed:
-        return _skip_rest(result, cluster.hosts, f"head {head.name} failed")
+        return await _skip_rest(result, cluster.hosts, f"head {head.name} failed", emit)
 
-    # 2. The cluster's token, then the head, then the workers.
+    # 2. The cluster's token (read from the head, or made once), then the head, then workers.
     layout = plan.states[head.name].layout
-    ray_hosts = [
-        h
-        for h in reachable
-        if h.name not in result.failed and plan.for_host(h.name) and _ray_action(plan, h)
-    ]
-    head_transport = await connections.get(head.name)
-    token_path = layout.token_file(cluster.id)
-    if ray_hosts:
-        token = await read_secret_file(head_transport, token_path)
-        if token is None or _ray_action(plan, head):
-            token = token or secrets.token_hex(32)
-        for host in ray_hosts:
-            transport = await connections.get(host.name)
-            await write_file(transport, token_path, token, private=True)
-        del token  # kept no longer than needed; never logged
-    if _ray_action(plan, head) and not await _ray_step(connections, plan, head, emit):
+    token: list[str] = []  # filled by the step; a list so the secret stays out of events
+    if any(_ray_action(plan, h) for h in reachable if h.name not in result.failed):
+
+        async def read_token() -> str:
+            head_transport = await connections.get(head.name)
+            found = await read_secret_file(head_transport, layout.token_file(cluster.id))
+            token.append(found or secrets.token_hex(32))
+            return "existing token kept" if found else "new token made (never shown)"
+
+        if not await _step(emit, head.name, "token", f"cluster {cluster.id}", read_token):
+            result.failed.add(head.name)
+            return await _skip_rest(result, cluster.hosts, "the cluster token is unknown", emit)
+    if _ray_action(plan, head) and not await _ray_step(connections, plan, head, token, emit):
         result.failed.add(head.name)
-        return _skip_rest(result, cluster.hosts, f"Ray head on {head.name} did not start")
+        return await _skip_rest(
+            result, cluster.hosts, f"Ray head on {head.name} did not start", emit
+        )
     workers = [
         w
         for w in cluster.workers
@@ -144,21 +158,30 @@ async def apply_cluster(
     ]
 
     async def join(worker: Host) -> bool:
-        return await _ray_step(connections, plan, worker, emit)
+        return await _ray_step(connections, plan, worker, token, emit)
 
     async for worker, ok in fan_out(workers, join, limit=concurrency):
+        if isinstance(ok, Exception):
+            await emit(StepFailed(worker.name, "start-ray", f"{type(ok).__name__}: {ok}", 0.0))
         if ok is not True:
             result.failed.add(worker.name)
+    token.clear()  # kept no longer than needed; never logged
 
     # 3. Serve: the whole config in one PUT, then wait for every application to run.
     serve_actions = [a for a in plan.actions if a.kind == "serve"]
     if serve_actions or _ray_action(plan, head):
-        config = plan.desired.serve_config(layout)
+        config = plan.desired.serve_config(layout, bundle.sha256)
 
         async def deploy() -> str:
             async with serve_api(connections, cluster, layout) as api:
                 await api.deploy(config)
-                await api.wait_running([a["name"] for a in config["applications"]], timeout=300)
+                try:
+                    await api.wait_running([a["name"] for a in config["applications"]], timeout=300)
+                except MlopsError as exc:
+                    # Serve took the new config: the old one is gone, say so.
+                    raise MlopsError(
+                        f"Serve accepted the new config but it is not running: {exc}"
+                    ) from exc
             return "; ".join(a.detail for a in serve_actions) or "all applications running"
 
         if not await _step(
@@ -172,16 +195,21 @@ def _ray_action(plan: ClusterPlan, host: Host) -> bool:
     return bool(plan.for_host(host.name, "start-ray") or plan.for_host(host.name, "restart-ray"))
 
 
-async def _ray_step(connections: Connections, plan: ClusterPlan, host: Host, emit: Emit) -> bool:
-    transport = await connections.get(host.name)
+async def _ray_step(
+    connections: Connections, plan: ClusterPlan, host: Host, token: list[str], emit: Emit
+) -> bool:
+    """Install the cluster token (mode 600, over stdin), then start (or stop and start) Ray."""
     layout = plan.states[host.name].layout
     restart = bool(plan.for_host(host.name, "restart-ray"))
-    role = "head" if host.name == plan.desired.cluster.head.name else "worker"
+    cluster = plan.desired.cluster
+    role = "head" if host.name == cluster.head.name else "worker"
 
     async def start() -> str:
+        transport = await connections.get(host.name)
+        await write_file(transport, layout.token_file(cluster.id), token[0], private=True)
         if restart:
             await stop_node(transport, layout, host)
-        await start_node(transport, layout, plan.desired.cluster, host)
+        await start_node(transport, layout, cluster, host)
         return f"Ray {role} running on {host.address} (token auth on)"
 
     return await _step(
@@ -189,10 +217,14 @@ async def _ray_step(connections: Connections, plan: ClusterPlan, host: Host, emi
     )
 
 
-def _skip_rest(result: ClusterResult, hosts: tuple[Host, ...], reason: str) -> ClusterResult:
+async def _skip_rest(
+    result: ClusterResult, hosts: tuple[Host, ...], reason: str, emit: Emit
+) -> ClusterResult:
+    """The cluster cannot go on: its other hosts keep what was done so far and nothing more."""
     for host in hosts:
         if host.name not in result.failed:
             result.skipped.add(host.name)
+            await emit(HostSkipped(host.name, f"{reason}; its remaining steps were not run"))
     return result
 
 

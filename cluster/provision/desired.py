@@ -22,8 +22,9 @@ class DesiredCluster:
     apps: tuple[App, ...]
     models: tuple[StoredVersion, ...]
 
-    def serve_config(self, layout: Layout) -> dict[str, Any]:
-        """The whole Serve config; paths come from the head's layout (shared by the cluster)."""
+    def serve_config(self, layout: Layout, code: str) -> dict[str, Any]:
+        """The whole Serve config; paths come from the head's layout (shared by the cluster),
+        `code` is the sha256 of the serving bundle the replicas must run."""
         by_name = {(m.name, m.version): m for m in self.models}
         specs = []
         for app in self.apps:
@@ -34,6 +35,8 @@ class DesiredCluster:
                     route=app.route,
                     state_dir=layout.monitor_dir(self.cluster.id),
                     live=model.version,
+                    code=code,
+                    max_rows=app.max_rows,
                     versions=(
                         VersionSpec(
                             model.version,

@@ -37,23 +37,28 @@ class HostState:
 async def observe_host(connections: Connections, host: Host) -> HostState:
     transport = await connections.get(host.name)
     result = await transport.run(
-        [host.python, "-c", script("observe"), host.remote_dir, host.name], timeout=60
+        [host.script_python, "-c", script("observe"), host.remote_dir, host.name], timeout=60
     )
     if result.exit_status == 127:
         raise TransportError(
-            host.name, f"python not found at '{host.python}' (set python: in the inventory)"
+            host.name, f"python not found at '{host.script_python}' (set python: in the inventory)"
         )
     if not result.ok:
         raise TransportError(host.name, f"observing the host failed: {result.tail()}")
-    data = json.loads(result.stdout)
-    return HostState(
-        host.name,
-        Layout(data["root"]),
-        data["bundle"],
-        data["models"],
-        data["ray"]["pids"],
-        data["ray"]["node"],
-    )
+    try:
+        data = json.loads(result.stdout)
+        return HostState(
+            host.name,
+            Layout(data["root"]),
+            data["bundle"],
+            data["models"],
+            int(data["ray"]["pids"]),
+            data["ray"]["node"],
+        )
+    except (ValueError, KeyError, TypeError) as exc:
+        raise TransportError(
+            host.name, f"observing the host gave unreadable output ({exc}): {result.stdout[:200]!r}"
+        ) from None
 
 
 @asynccontextmanager

@@ -55,13 +55,13 @@ async def make_plans(
 def plan_event(plans: list[ClusterPlan]) -> PlanReady:
     return PlanReady(
         actions=tuple(a.to_dict() for p in plans for a in p.actions),
-        errors=tuple(e for p in plans for e in p.errors),
+        errors=tuple(e for p in plans for e in (*p.errors, *p.observe_errors)),
         unreachable=tuple(f"{h}: {r}" for p in plans for h, r in p.unreachable.items()),
     )
 
 
 def has_changes(plans: list[ClusterPlan]) -> bool:
-    return any(p.actions or p.errors or p.unreachable for p in plans)
+    return any(p.actions or p.errors or p.observe_errors or p.unreachable for p in plans)
 
 
 async def apply_plans(
@@ -81,9 +81,7 @@ async def apply_plans(
         size = target.rollout.batch if target.topology == "edge" else len(target_plans)
         target_failures = 0
         for i in range(0, len(target_plans), size):
-            batch = [
-                p for p in target_plans[i : i + size] if p.actions or p.errors or p.unreachable
-            ]
+            batch = [p for p in target_plans[i : i + size] if has_changes([p])]
             if target.topology == "edge" and target_failures > target.rollout.max_failures:
                 for plan in batch:
                     for host in plan.desired.cluster.hosts:
@@ -105,8 +103,6 @@ async def apply_plans(
                 if isinstance(item, StepDone):
                     changed += 1
                 yield item
-    for name in sorted(skipped - failed):
-        yield HostSkipped(name, "not changed")
     yield RunFinished(
         changed, tuple(sorted(failed)), tuple(sorted(skipped - failed)), time.perf_counter() - start
     )
@@ -160,16 +156,20 @@ async def _destroy_cluster(
             yield StepFailed(cluster.head.name, "serve", str(exc), time.perf_counter() - t0)
     for host in (*cluster.workers, cluster.head):  # workers first, so they do not chase a dead head
         state = states.get(host.name)
-        if state is None or not state.ray_running:
+        if state is None:
             continue
-        yield StepStarted(host.name, "stop-ray", "our Ray processes only")
         t0 = time.perf_counter()
         try:
             transport = await connections.get(host.name)
-            count = await stop_node(transport, Layout(state.layout.root), host)
-            await transport.run(["rm", "-f", state.layout.token_file(cluster.id)])
-            yield StepDone(
-                host.name, "stop-ray", f"{count} processes stopped", time.perf_counter() - t0
-            )
+            if state.ray_running:
+                yield StepStarted(host.name, "stop-ray", "our Ray processes only")
+                count = await stop_node(transport, Layout(state.layout.root), host)
+                yield StepDone(
+                    host.name, "stop-ray", f"{count} processes stopped", time.perf_counter() - t0
+                )
+            # The token goes even when Ray was already down: no secret outlives its cluster.
+            removed = await transport.run(["rm", "-f", state.layout.token_file(cluster.id)])
+            if not removed.ok:
+                raise TransportError(host.name, f"cannot remove the token: {removed.tail()}")
         except TransportError as exc:
             yield StepFailed(host.name, "stop-ray", exc.reason, time.perf_counter() - t0)

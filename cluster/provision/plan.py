@@ -9,6 +9,7 @@ from typing import Any
 from cluster.check import probe
 from cluster.errors import MlopsError, TransportError
 from cluster.fanout import fan_out
+from cluster.provision.bootstrap import describe, read_marker, wanted_marker, wheelhouse_digest
 from cluster.provision.desired import DesiredCluster
 from cluster.provision.observe import HostState, observe_host, serve_api
 from cluster.provision.ray_node import node_record
@@ -22,7 +23,7 @@ class Action:
 
     cluster: str
     host: str
-    kind: str  # upload-code | upload-model | start-ray | restart-ray | serve
+    kind: str  # bootstrap | upload-code | upload-model | start-ray | restart-ray | serve
     detail: str
 
     def to_dict(self) -> dict[str, Any]:
@@ -42,8 +43,10 @@ class ClusterPlan:
     bundle_sha: str
     states: dict[str, HostState] = field(default_factory=dict)
     unreachable: dict[str, str] = field(default_factory=dict)
-    errors: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)  # preflight: nothing may start
+    observe_errors: list[str] = field(default_factory=list)  # the current state is unknown
     actions: list[Action] = field(default_factory=list)
+    wheelhouse_digests: dict[str, str | None] = field(default_factory=dict)
 
     def for_host(self, host: str, kind: str | None = None) -> list[Action]:
         return [a for a in self.actions if a.host == host and (kind is None or a.kind == kind)]
@@ -58,20 +61,38 @@ async def plan_cluster(
 
     async def look(host_name: str) -> tuple[HostState, Any]:
         host = connections.inventory.hosts[host_name]
-        return await asyncio.gather(observe_host(connections, host), probe(connections, host))
+        if host.bootstrap is not None:
+            digest = await wheelhouse_digest(host.bootstrap.wheelhouse)
+            plan.wheelhouse_digests[host_name] = digest
+            marker = await read_marker(await connections.get(host.name), host.bootstrap)
+            if marker != wanted_marker(host.bootstrap, digest):
+                # Its Python and Ray are what the bootstrap will install: nothing to probe yet.
+                return await observe_host(connections, host), None
+        async with asyncio.TaskGroup() as group:  # one failing cancels the other
+            state = group.create_task(observe_host(connections, host))
+            facts = group.create_task(probe(connections, host))
+        return state.result(), facts.result()
 
     async for name, outcome in fan_out([h.name for h in cluster.hosts], look, limit=concurrency):
+        if isinstance(outcome, ExceptionGroup):
+            outcome = outcome.exceptions[0]
         if isinstance(outcome, TransportError):
             plan.unreachable[name] = outcome.reason
         elif isinstance(outcome, Exception):
             raise outcome
         else:
             plan.states[name], facts[name] = outcome
-    _preflight(plan, facts)
+    _preflight(plan, {n: f for n, f in facts.items() if f is not None})
     for host in cluster.hosts:
         state = plan.states.get(host.name)
         if state is None:
             continue
+        bootstrapping = host.bootstrap is not None and facts.get(host.name) is None
+        if bootstrapping:
+            assert host.bootstrap is not None
+            plan.actions.append(
+                Action(cluster.id, host.name, "bootstrap", describe(host.bootstrap))
+            )
         if state.bundle != bundle_sha:
             plan.actions.append(
                 Action(cluster.id, host.name, "upload-code", f"serving package {bundle_sha[:12]}")
@@ -86,9 +107,17 @@ async def plan_cluster(
         )
         if not state.ray_running:
             plan.actions.append(Action(cluster.id, host.name, "start-ray", role))
+        elif bootstrapping:
+            plan.actions.append(Action(cluster.id, host.name, "restart-ray", f"{role} (new venv)"))
         elif state.ray_node != wanted:
             plan.actions.append(
                 Action(cluster.id, host.name, "restart-ray", f"{role} (settings changed)")
+            )
+        elif host.name != cluster.head.name and plan.for_host(cluster.head.name, "start-ray"):
+            plan.actions.append(Action(cluster.id, host.name, "restart-ray", f"{role} (new head)"))
+        elif host.name != cluster.head.name and plan.for_host(cluster.head.name, "restart-ray"):
+            plan.actions.append(
+                Action(cluster.id, host.name, "restart-ray", f"{role} (head restarts)")
             )
     await _plan_serve(connections, plan)
     return plan
@@ -134,7 +163,7 @@ async def _plan_serve(connections: Connections, plan: ClusterPlan) -> None:
     head_state = plan.states.get(cluster.head.name)
     if head_state is None:
         return
-    config = plan.desired.serve_config(head_state.layout)
+    config = plan.desired.serve_config(head_state.layout, plan.bundle_sha)
     observed = None
     ray_changes = any(
         a.host == cluster.head.name and a.kind in ("start-ray", "restart-ray") for a in plan.actions
@@ -144,7 +173,11 @@ async def _plan_serve(connections: Connections, plan: ClusterPlan) -> None:
             async with serve_api(connections, cluster, head_state.layout) as api:
                 observed = await api.applications()
         except MlopsError as exc:
-            plan.errors.append(f"{cluster.head.name}: cannot read Serve state: {exc}")
+            plan.observe_errors.append(
+                f"{cluster.head.name}: cannot read Serve state ({exc}); nothing was changed on "
+                f"cluster {cluster.id}. If its token was lost or replaced, run `mlops-tui destroy "
+                f"--target {cluster.target.name}` and apply again"
+            )
             return
     for change in serve_changes(config, observed):
         plan.actions.append(Action(cluster.id, cluster.head.name, "serve", change))

@@ -97,6 +97,9 @@ async def read_secret_file(transport: Transport, path: str) -> str | None:
 
 async def start_node(transport: Transport, layout: Layout, cluster: RayCluster, host: Host) -> None:
     result = await transport.run(start_argv(layout, cluster, host), timeout=180)
+    if not result.ok and "No module named 'ray'" in result.stderr:
+        hint = " (add ray[serve] to bootstrap.requirements)" if host.bootstrap else ""
+        raise RayStartFailed(host.name, f"Ray is not installed for {host.python}{hint}")
     if not result.ok:
         raise RayStartFailed(
             host.name, f"ray start failed (exit {result.exit_status}): {result.tail(8)}"
@@ -107,9 +110,14 @@ async def start_node(transport: Transport, layout: Layout, cluster: RayCluster, 
 async def stop_node(transport: Transport, layout: Layout, host: Host) -> int:
     """Stop only our Ray processes on this host; returns how many were stopped."""
     result = await transport.run(
-        [host.python, "-c", script("stop_ray"), layout.ray_dir(host.name)], timeout=60
+        [host.script_python, "-c", script("stop_ray"), layout.ray_dir(host.name)], timeout=60
     )
     if not result.ok:
         raise TransportError(host.name, f"stopping Ray failed: {result.tail()}")
     await transport.run(["rm", "-f", layout.node_file(host.name)])
-    return int(json.loads(result.stdout).get("stopped", 0))
+    try:
+        return int(json.loads(result.stdout).get("stopped", 0))
+    except (ValueError, AttributeError, TypeError):
+        raise TransportError(
+            host.name, f"stopping Ray gave unreadable output: {result.stdout[:200]!r}"
+        ) from None

@@ -9,6 +9,7 @@ from typing import Any
 from cluster.check import probe
 from cluster.errors import MlopsError, TransportError
 from cluster.events import Event
+from cluster.models.store import ModelStore
 from cluster.provision.observe import HostState, observe_host, serve_api
 from cluster.provision.topology import RayCluster, clusters_of, selected_targets
 from cluster.serve.config import MONITOR_SUFFIX
@@ -75,10 +76,12 @@ async def _cluster_status(connections: Connections, cluster: RayCluster) -> Asyn
                 details = (await api.applications()).get("applications") or {}
         except MlopsError as exc:
             problem = f"cannot read Serve state: {exc}"
+    store = ModelStore(connections.inventory.settings.model_store)
     for app in apps:
-        yield _app_status(
-            cluster, app.name, app.route, app.model_version, app.replicas, details, problem
-        )
+        # An unpinned model means its newest version; unknown when the store is not here.
+        versions = store.versions(app.model) if app.model_version is None else []
+        wanted = app.model_version or (versions[-1] if versions else None)
+        yield _app_status(cluster, app.name, app.route, wanted, app.replicas, details, problem)
 
 
 def _app_status(
@@ -133,6 +136,11 @@ def _app_status(
         wanted_total += want
         if info.get("status") != "RUNNING" or up < want:
             unhealthy.append(f"{name} {info.get('status')} {up}/{want}")
+    live_wanted = next((v["wanted"] for v in versions if v["live"]), 0)
+    if live is not None and live_wanted != replicas:
+        unhealthy.append(
+            f"{app}--{live} runs {live_wanted} replicas, the inventory wants {replicas}"
+        )
     healthy = not unhealthy and live is not None and (wanted is None or live == wanted)
     detail = "; ".join(unhealthy) or (
         "" if healthy else f"live version {live}, inventory wants {wanted}"
@@ -144,7 +152,7 @@ def _app_status(
         wanted,
         tuple(versions),
         running,
-        wanted_total,
+        max(wanted_total, replicas),
         healthy,
         detail or "healthy",
     )

@@ -41,10 +41,13 @@ def _remove(path):
 def _swap_in(staging, final):
     """Move the old copy aside and the new one in; retried, since two uploaders may share a
     filesystem (NFS home directories) and race for the same path."""
-    old = final + ".old-" + os.path.basename(staging).rsplit("-", 1)[-1]
-    for _ in range(20):
+    tag = os.path.basename(staging).rsplit("-", 1)[-1]
+    olds = []
+    for attempt in range(20):
+        old = "%s.old-%s-%d" % (final, tag, attempt)  # a fresh name: renaming onto a full dir fails
         try:
             os.rename(final, old)
+            olds.append(old)
         except FileNotFoundError:
             pass
         try:
@@ -54,7 +57,8 @@ def _swap_in(staging, final):
             continue  # another uploader put its copy in between: move it aside and retry
     else:
         raise SystemExit("could not move %s into place" % final)
-    _remove(old)
+    for old in olds:
+        _remove(old)
 
 
 def main():

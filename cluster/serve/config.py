@@ -51,6 +51,9 @@ class AppSpec:
     max_rows: int = 1024
     monitor: bool = True
     monitor_settings: dict[str, Any] = field(default_factory=dict)
+    # sha256 of the shipped `serving` code: a new bundle changes the args, so Serve restarts
+    # the replicas on it instead of leaving them on the old code.
+    code: str = ""
 
     def version(self, version: str) -> VersionSpec:
         for v in self.versions:
@@ -89,6 +92,7 @@ def applications(spec: AppSpec) -> list[dict[str, Any]]:
                 "app": spec.app,
                 "state_dir": spec.state_dir,
                 "settings": spec.monitor_settings,
+                **({"code": spec.code} if spec.code else {}),
             },
             "deployments": [
                 # One replica on the head node: its SQLite file must not move between nodes.
@@ -123,6 +127,7 @@ def applications(spec: AppSpec) -> list[dict[str, Any]]:
                     "model_dir": v.model_dir,
                     "max_rows": spec.max_rows,
                     "monitor": spec.monitor,
+                    **({"code": spec.code} if spec.code else {}),
                 },
                 "deployments": [deployment],
             }

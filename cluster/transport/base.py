@@ -71,6 +71,11 @@ class Transport(ABC):
     async def _stage(self, local: Path, staging: str) -> None:
         """Copy `local` (file or directory) to `staging` on the host."""
 
+    @property
+    def alive(self) -> bool:
+        """False once the connection under this transport is gone."""
+        return True
+
     @abstractmethod
     async def close(self) -> None:
         """Release the connection; safe to call twice."""
@@ -92,7 +97,8 @@ class Transport(ABC):
             raise TransferError(self.host.name, f"cannot create {parent}: {made.tail()}")
         await self._stage(local, staging)
         result = await self.run(
-            [self.host.python, "-c", script("place"), staging, remote], input=json.dumps(expected)
+            [self.host.script_python, "-c", script("place"), staging, remote],
+            input=json.dumps(expected),
         )
         if not result.ok:
             raise TransferError(self.host.name, f"verifying {remote} failed: {result.tail()}")

@@ -6,7 +6,7 @@ import argparse
 
 from rich.console import Console
 
-from cluster.provision.events import RunFinished, StepDone
+from cluster.provision.events import RunFinished, StepDone, StepFailed, StepStarted
 from cluster.provision.operations import apply_plans, has_changes
 from console import exit_codes
 from console.commands.provision_common import add_target_args, confirmed, planned
@@ -23,6 +23,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 async def run(args: argparse.Namespace, out: Console, err: Console) -> int:
     done: list[str] = []
+    running: dict[tuple[str, str], str] = {}  # started, not yet done or failed
     finished: RunFinished | None = None
     async with planned(args, out, err) as run_:
         if not has_changes(run_.plans):
@@ -34,6 +35,10 @@ async def run(args: argparse.Namespace, out: Console, err: Console) -> int:
             return exit_codes.OK
         try:
             async for step in apply_plans(run_.connections, run_.plans, run_.bundle):
+                if isinstance(step, StepStarted):
+                    running[(step.host, step.step)] = f"{step.host}: {step.step} {step.detail}"
+                if isinstance(step, StepDone | StepFailed):
+                    running.pop((step.host, step.step), None)
                 if isinstance(step, StepDone):
                     done.append(f"{step.host}: {step.step} {step.detail}")
                 if isinstance(step, RunFinished):
@@ -43,14 +48,28 @@ async def run(args: argparse.Namespace, out: Console, err: Console) -> int:
                 else:
                     print_step(out, step)
         except BaseException:
-            # Ctrl-C or a lost connection: every step is atomic, so say which ones landed.
-            err.print(
-                "[bold red]apply interrupted.[/] Steps completed before the stop (the rest kept their old state):"
-            )
-            for line in done or ["(none)"]:
-                err.print(f"  {line}", markup=False)
-            err.print("Run apply again to converge.")
+            # Ctrl-C or a lost connection: say which steps landed and which were cut short.
+            _report_interrupted(args, err, done, list(running.values()))
             raise
     if finished is None or finished.failed_hosts:
         return exit_codes.FAILED
     return exit_codes.OK
+
+
+def _report_interrupted(
+    args: argparse.Namespace, err: Console, done: list[str], cut: list[str]
+) -> None:
+    """Steps that landed, steps cut short (their host may be in either state), the rest untouched."""
+    if args.json:
+        json_line({"event": "interrupted", "done": done, "cut_short": cut})
+    err.print("[bold red]apply interrupted.[/] Steps completed before the stop:")
+    for line in done or ["(none)"]:
+        err.print(f"  {line}", markup=False)
+    if cut:
+        err.print(
+            "Steps cut short (each is all-or-nothing on its host, so it either landed or not; "
+            "a restart-ray may have left Ray stopped):"
+        )
+        for line in cut:
+            err.print(f"  {line}", markup=False)
+    err.print("Every other step kept its old state. Run apply again to converge.")

@@ -33,7 +33,7 @@ def plan_table(plan: PlanReady) -> Table:
     for column in ("cluster", "host", "action", "detail"):
         table.add_column(column)
     for a in plan.actions:
-        table.add_row(a["cluster"], a["host"], a["kind"], a["detail"])
+        table.add_row(*(Text(str(a[k])) for k in ("cluster", "host", "kind", "detail")))
     return table
 
 
@@ -43,7 +43,7 @@ def print_plan(out: Console, plan: PlanReady) -> None:
     for line in plan.unreachable:
         out.print(Text.assemble(("unreachable ", "bold red"), line))
     for line in plan.errors:
-        out.print(Text.assemble(("preflight ", "bold red"), line))
+        out.print(Text.assemble(("blocked ", "bold red"), line))
     if not (plan.actions or plan.unreachable or plan.errors):
         out.print("[green]No changes.[/] The hosts run what the inventory says.")
     else:
@@ -99,12 +99,12 @@ def status_tables(nodes: list[NodeStatus], apps: list[AppStatus]) -> list[Table]
         node_table.add_column(column)
     for n in nodes:
         node_table.add_row(
-            n.cluster,
-            n.host,
+            Text(n.cluster),
+            Text(n.host),
             n.role,
             Text("up", style="green") if n.up else Text("DOWN", style="bold red"),
-            n.ray_version or "",
-            n.detail,
+            Text(n.ray_version or ""),
+            Text(n.detail),  # host output: shown as is, never read as markup
         )
     app_table = Table(title="Apps", title_justify="left")
     for column in ("cluster", "app", "live", "wanted", "traffic", "replicas", "health"):
@@ -113,11 +113,11 @@ def status_tables(nodes: list[NodeStatus], apps: list[AppStatus]) -> list[Table]
         traffic = ", ".join(_traffic(v) for v in a.versions) or "-"
         health = Text("healthy", style="green") if a.healthy else Text(a.detail, style="bold red")
         app_table.add_row(
-            a.cluster,
-            a.app,
-            a.live or "-",
-            a.wanted_version or "latest",
-            traffic,
+            Text(a.cluster),
+            Text(a.app),
+            Text(a.live or "-"),
+            Text(a.wanted_version or "latest"),
+            Text(traffic),
             f"{a.replicas_running}/{a.replicas_wanted}",
             health,
         )
