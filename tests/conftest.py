@@ -13,9 +13,9 @@ from tests.support.sshd import SshdFleet, sshd_fleet
 
 
 @pytest.fixture(scope="session", autouse=True)
-def no_leftover_processes() -> Iterator[None]:
-    """Fail the run if any Ray or sshd process started during it is still alive at the end."""
-    with leak_guard():
+def no_leftover_processes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Fail the run if any process it started (Ray, sshd) is still alive at the end."""
+    with leak_guard(tmp_path_factory.getbasetemp()):
         yield
 
 

@@ -1,34 +1,27 @@
-"""Find Ray and sshd processes a test run left behind: fixtures must stop what they start."""
+"""Find the processes a test run left behind: fixtures must stop what they start.
+
+Only this run's processes count (another run on the same machine is not ours to judge or
+kill): those whose command line or stdout/stderr name one of this run's directories (pytest's
+base temp dir, and every directory made with `run_temp_dir`), and their descendants.
+"""
 
 from __future__ import annotations
 
 import os
 import signal
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
-# Command-line fragments of every long-lived process `ray start`, Serve and our sshd hosts run.
-MARKERS = (b"/usr/sbin/sshd", b"gcs_server", b"raylet", b"ray.util.client.server", b"ray::",
-           b"ray/dashboard", b"ray/_private", b"ray/autoscaler", b"ray.scripts")  # fmt: skip
+_RUN_DIRS: list[Path] = []
 
 
-def ray_and_sshd_processes() -> dict[int, str]:
-    """PID -> command line of every process that looks like Ray or one of our sshd."""
-    out: dict[int, str] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/cmdline", "rb") as fh:
-                cmdline = fh.read()
-            with open(f"/proc/{entry}/stat") as fh:
-                if fh.read().rsplit(")", 1)[1].split()[0] == "Z":
-                    continue
-        except OSError:
-            continue
-        if any(m in cmdline for m in MARKERS):
-            out[int(entry)] = cmdline.replace(b"\0", b" ").decode(errors="replace")[:160]
-    return out
+def run_temp_dir(prefix: str) -> Path:
+    """A short directory under /tmp (Ray's socket paths must stay short), owned by this run."""
+    path = Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
+    _RUN_DIRS.append(path)
+    return path
 
 
 class LeftoverProcesses(AssertionError):
@@ -36,11 +29,15 @@ class LeftoverProcesses(AssertionError):
 
 
 @contextmanager
-def leak_guard() -> Iterator[None]:
+def leak_guard(base_temp: Path) -> Iterator[None]:
     """Around a whole run: kill what it leaked and fail, naming each process."""
-    before = set(ray_and_sshd_processes())
+    from tests.support.ray_node import processes_under
+
     yield
-    leaked = {p: c for p, c in ray_and_sshd_processes().items() if p not in before}
+    leaked: dict[int, str] = {}
+    for directory in [base_temp, *_RUN_DIRS]:
+        for pid in processes_under(directory):
+            leaked[pid] = _cmdline(pid)
     for pid in leaked:
         try:
             os.kill(pid, signal.SIGKILL)
@@ -49,3 +46,11 @@ def leak_guard() -> Iterator[None]:
     if leaked:
         lines = "\n".join(f"  {pid}: {cmd}" for pid, cmd in sorted(leaked.items()))
         raise LeftoverProcesses(f"{len(leaked)} processes outlived the test run:\n{lines}")
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as fh:
+            return fh.read().replace(b"\0", b" ").decode(errors="replace")[:160]
+    except OSError:
+        return "?"

@@ -10,10 +10,11 @@ import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from tests.support.leaks import run_temp_dir
 
 
 def free_port(address: str = "127.0.0.1") -> int:
@@ -63,9 +64,7 @@ TEST_HEAD_ADDRESS = "127.0.0.2"
 
 def start_head(address: str = TEST_HEAD_ADDRESS, num_cpus: int = 2) -> RayHead:
     """Start a head with token auth; its processes are found again through `temp_dir`."""
-    temp_dir = Path(
-        tempfile.mkdtemp(prefix="mlr-", dir="/tmp")
-    )  # short: Ray has socket path limits
+    temp_dir = run_temp_dir("mlr-")  # short: Ray has socket path limits
     head = RayHead(
         address=address,
         temp_dir=temp_dir,
@@ -75,9 +74,9 @@ def start_head(address: str = TEST_HEAD_ADDRESS, num_cpus: int = 2) -> RayHead:
         serve_port=free_port(address),
         token=secrets.token_hex(32),
     )
-    token_file = temp_dir / "auth_token"
-    token_file.write_text(head.token)
-    token_file.chmod(0o600)
+    fd = os.open(temp_dir / "auth_token", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as fh:  # born mode 600, never readable by others
+        fh.write(head.token)
     ray = str(Path(sys.executable).parent / "ray")
     cmd = [
         ray, "start", "--head",
@@ -144,7 +143,9 @@ def processes_under(temp_dir: Path) -> set[int]:
     """PIDs that name temp_dir (see `_names`), and all their descendants (Ray workers)."""
     marker = str(temp_dir).encode()
     roots = {
-        int(e) for e in os.listdir("/proc") if e.isdigit() and int(e) != os.getpid() and _names(e, marker)
+        int(e)
+        for e in os.listdir("/proc")
+        if e.isdigit() and int(e) != os.getpid() and _names(e, marker)
     }
     return _descendants(roots) - {os.getpid()} if roots else set()
 
