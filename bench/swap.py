@@ -25,9 +25,10 @@ from cluster.models.examples import make_examples
 from cluster.models.store import ModelStore
 from cluster.provision.bundle import build_bundle
 from cluster.provision.operations import apply_plans, destroy, make_plans
+from cluster.rollout.events import SwapFinished, SwapOptions, SwapStep
 from cluster.rollout.history import History
 from cluster.rollout.manage import change
-from cluster.rollout.swap import SwapFinished, SwapOptions, SwapStep, swap
+from cluster.rollout.swap import swap
 from cluster.transport import Connections
 from tests.support.load import LoadResult, run_load
 from tests.support.ray_node import free_port
@@ -68,7 +69,9 @@ async def scenario(inventory_path: Path, store: ModelStore, workdir: Path) -> di
         t_start = time.time()
         history = History(workdir / "history.jsonl")
         timings: dict[str, float] = {}
-        async for event in swap(conns, store, app, SwapOptions(to_version="2", bake_s=0), history):
+        async for event in swap(
+            conns, store, app, SwapOptions(to_version="2", bake_s=0, retire_after_s=0), history
+        ):
             if isinstance(event, SwapFinished):
                 timings.update(event.timings)
                 assert event.outcome == "promoted", event
@@ -89,6 +92,11 @@ async def scenario(inventory_path: Path, store: ModelStore, workdir: Path) -> di
         "p99": (p99(before), p99(during), p99(after)),
         "timings": timings,
         "counts": (len(before), len(during), len(after)),
+        "failed": (
+            sum(1 for t in result.failed_at if t < t_start),
+            sum(1 for t in result.failed_at if t_start <= t <= t_end),
+            sum(1 for t in result.failed_at if t > t_end),
+        ),
     }
 
 
@@ -98,7 +106,10 @@ def main() -> None:
         store = ModelStore(tmp / "models")
         make_examples(store)
         remote = Path(tempfile.mkdtemp(prefix="ms-", dir="/tmp"))
-        ports = {k: free_port(LOCAL_ADDRESS) for k in ("port", "dashboard_port", "metrics_port", "serve_port")}
+        ports = {
+            k: free_port(LOCAL_ADDRESS)
+            for k in ("port", "dashboard_port", "metrics_port", "serve_port")
+        }
         inventory = tmp / "inventory.yaml"
         inventory.write_text(
             f"defaults:\n  model_store: {store.root}\n  remote_dir: {remote}\n"
@@ -117,6 +128,7 @@ def main() -> None:
     result: LoadResult = out["result"]  # type: ignore[assignment]
     before, during, after = out["p99"]  # type: ignore[misc]
     n_before, n_during, n_after = out["counts"]  # type: ignore[misc]
+    f_before, f_during, f_after = out["failed"]  # type: ignore[misc]
     timings: dict[str, float] = out["timings"]  # type: ignore[assignment]
     body = (
         "## Swap under load (`bench/swap.py`)\n\n"
@@ -124,15 +136,16 @@ def main() -> None:
         f"{result.sent:,} single-row requests at concurrency 16 while `swap` moves v1 -> v2 (blue/green) "
         "and `rollback` moves it back.\n\n"
         "| | requests | failed | p99 |\n|---|---|---|---|\n"
-        f"| before the swap | {n_before:,} | | {before:.0f} ms |\n"
-        f"| during swap and rollback | {n_during:,} | | {during:.0f} ms |\n"
-        f"| after | {n_after:,} | | {after:.0f} ms |\n"
+        f"| before the swap | {n_before:,} | {f_before} | {before:.0f} ms |\n"
+        f"| during swap and rollback | {n_during:,} | {f_during} | {during:.0f} ms |\n"
+        f"| after | {n_after:,} | {f_after} | {after:.0f} ms |\n"
         f"| **all** | **{result.sent:,}** | **{result.failed}** | |\n\n"
         "| timing | measured | goal |\n|---|---|---|\n"
-        f"| gates passed -> 100% on the new version (one PUT, until the route answers with it) | {timings.get('to_100_s', float('nan')) * 1000:.0f} ms | < 1 s |\n"
-        f"| rollback (one PUT: route and weights back) | {timings.get('rollback_s', float('nan')) * 1000:.0f} ms | < 1 s |\n\n"
-        "The rollback here starts v1 again first (it was retired at promotion) and times only the "
-        "switch once v1 runs; while the old version is still deployed a rollback is the switch alone.\n"
+        f"| gates passed -> 100% on the new version (one PUT, until every node's proxy answers with it) | {timings.get('to_100_s', float('nan')) * 1000:.0f} ms | < 1 s |\n"
+        f"| rollback (one PUT: route and weights back, until every proxy answers with v1) | {timings.get('rollback_s', float('nan')) * 1000:.0f} ms | < 1 s |\n\n"
+        "The swap runs with `retire_after_s=0`, so v1 is retired at promotion and the rollback "
+        "starts it again first; the rollback time is the switch once v1 runs, which is what a "
+        "rollback costs while the old replicas are still deployed (30 s after promotion by default).\n"
     )
     write_section("swap", body)
     print(body)

@@ -9,6 +9,7 @@ from cluster.gates import Gate
 
 LATENCY = {"p50_ms", "p95_ms", "p99_ms"}
 TRAFFIC = {"error_rate", "rps"}
+ACCURACY = {"accuracy", "precision", "recall", "f1", "roc_auc", "mse", "mae"}
 
 
 @dataclass(frozen=True)
@@ -28,18 +29,23 @@ class GateResult:
 def figures(
     version_stats: dict[str, Any] | None, monitor_version: dict[str, Any] | None
 ) -> dict[str, float]:
-    """The metrics a gate can name, from a telemetry frame's version stats and monitor summary."""
+    """The metrics a gate can name, from a telemetry frame's version stats and monitor summary.
+
+    Latency and errors are the replicas' own (processing time, exceptions): the proxy cannot
+    tell a canary's requests from the live version's, since the live replicas forward them.
+    """
     out: dict[str, float] = {}
     stats = version_stats or {}
     for name in LATENCY:
-        if stats.get(name) is not None:
-            out[name] = float(stats[name])
-    if stats.get("requests"):
-        out["error_rate"] = float(stats.get("error_rate", 0.0))
+        value = stats.get(f"processing_{name}")
+        if value is not None:
+            out[name] = float(value)
+    if stats.get("replica_requests_total"):
+        out["error_rate"] = float(stats.get("replica_error_rate", 0.0))
         out["rps"] = float(stats.get("requests_per_s", 0.0))
     last = (monitor_version or {}).get("last_n") or {}
     if last.get("n"):
-        for name in ("accuracy", "precision", "recall", "f1", "roc_auc", "mse", "mae"):
+        for name in sorted(ACCURACY):
             if last.get(name) is not None:
                 out[name] = float(last[name])
     return out

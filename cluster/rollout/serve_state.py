@@ -38,6 +38,7 @@ class AppServe:
         self.cluster = cluster
         self.layout = layout
         self.app = app
+        self.code = ""
 
     async def read(self) -> Deployed:
         async with serve_api(self.connections, self.cluster, self.layout) as api:
@@ -67,6 +68,8 @@ class AppServe:
             )
             if config.get("route_prefix") == self.app.route:
                 state.live = version
+                # The serving bundle the live version runs; new versions run the same one.
+                self.code = str((config.get("args") or {}).get("code", ""))
                 traffic = (deployment.get("user_config") or {}).get("traffic") or {}
                 for key in ("canary", "shadow"):
                     if traffic.get(key):
@@ -76,6 +79,7 @@ class AppServe:
 
     def spec(self, live: str, versions: list[VersionSpec], canary: tuple[str, float] | None = None,
              shadow: tuple[str, float] | None = None) -> AppSpec:  # fmt: skip
+        """This app's spec; every version runs the serving bundle the live one ran when read."""
         return AppSpec(
             app=self.app.name,
             route=self.app.route,
@@ -84,6 +88,8 @@ class AppServe:
             versions=tuple(versions),
             canary=canary,
             shadow=shadow,
+            code=self.code,
+            max_rows=self.app.max_rows,
         )
 
     async def wait_gone(self, names: list[str], timeout: float = 120.0) -> None:

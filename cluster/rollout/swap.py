@@ -1,22 +1,23 @@
 """swap: replace an app's live version behind gates, rolling back on its own when one fails.
 
-1. Deploy the new version next to the live one (its own replica set; the live one untouched).
+Per cluster (an edge target's hosts go `rollout.batch` at a time, a batch's hosts at once):
+1. Deploy the new version next to the live one (its own replicas; the live one untouched).
 2. Wait until it really serves: real predictions on its preview route, not just RUNNING.
-3. Pre-promotion: accuracy on the holdout sample stored with the model; optional shadow phase.
-4. Shift traffic: at once (bluegreen: the route moves) or in canary steps, each followed by a
+3. Pre-promotion: the gates on the model's stored holdout; optionally a shadow phase.
+4. Shift traffic at once (bluegreen: the route moves) or in canary steps, each followed by a
    bake during which the gates are evaluated on live telemetry.
-5. Promote (retire the old replicas after a delay) or roll back: the route and weights go back
-   to the old version in one PUT, and the new replicas are removed.
+Then, once every cluster passed: the old replicas stay idle for `retire_after_s` (a rollback
+until then is one route flip) and are retired. A failed gate puts the old version back: on
+that host alone while an edge fleet stays within `max_failures`, everywhere otherwise.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import secrets
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -24,445 +25,375 @@ import httpx
 from cluster.errors import MlopsError, TransportError, UsageError
 from cluster.events import Event
 from cluster.gates import Gate
-from cluster.inventory import App, Inventory
-from cluster.models.store import ModelStore
+from cluster.inventory import App
+from cluster.models.store import ModelStore, StoredVersion
 from cluster.provision.observe import observe_host
 from cluster.provision.topology import RayCluster, clusters_of
-from cluster.rollout.gates_eval import GateResult, evaluate, figures
+from cluster.rollout.events import GateFailed, GatesChecked, SwapFinished, SwapOptions, SwapStep
+from cluster.rollout.gates_eval import ACCURACY, LATENCY, TRAFFIC, GateResult, evaluate, figures
 from cluster.rollout.history import History
-from cluster.rollout.serve_state import AppServe, Deployed
+from cluster.rollout.http_checks import holdout, predict_until, probe_rows, scores
+from cluster.rollout.serve_state import AppServe
+from cluster.rollout.versions import move_route, restore, retire_others, start_beside
 from cluster.serve.api import ServeApiError
-from cluster.serve.config import VersionSpec, preview_route, serve_app_name
+from cluster.serve.config import preview_route
 from cluster.telemetry.collector import Collector, TelemetryFrame
 from cluster.transport import Connections
 
+BASELINE_MAX_S = 10.0  # the old version is measured alone at most this long before a shift
+_ERRORS = (MlopsError, OSError, httpx.HTTPError)
 
-@dataclass(frozen=True)
-class SwapOptions:
-    """How to swap: strategy, steps, bake and shadow durations, gates."""
 
-    to_version: str
-    strategy: str = "bluegreen"
-    steps: tuple[int, ...] = (10, 50, 100)
-    bake_s: float = 30.0
-    shadow_s: float = 0.0
-    gates: tuple[Gate, ...] = ()
-    auto_rollback: bool = True
-    retire_after_s: float = 0.0
-    interval_s: float = 1.0
+@dataclass
+class _Cluster:
+    """One cluster's part in a swap: what ran before, and how far it got."""
+
+    cluster: RayCluster
+    serve: AppServe
+    old: str
+    stage: str = "deploying"  # deploying -> shifted (new has 100%) -> retired
 
 
 @dataclass(frozen=True)
-class SwapStep(Event):
-    """A phase of the swap happened (deploy, ready, holdout, shadow, shift, bake, promote, rollback)."""
+class _Done:
+    """A cluster's swap ended: None when it passed, else why not."""
 
-    app: str
-    cluster: str
-    phase: str
-    detail: str
-    data: dict[str, Any] = field(default_factory=dict)
-    at: float = field(default_factory=time.time)
-
-
-@dataclass(frozen=True)
-class GatesChecked(Event):
-    """Every gate's value and verdict at the end of a phase."""
-
-    app: str
-    cluster: str
-    phase: str
-    results: tuple[dict[str, Any], ...]
-    passed: bool
-
-
-@dataclass(frozen=True)
-class SwapFinished(Event):
-    """promoted, rolled_back (a gate failed), failed (an error; old version still live) or interrupted."""
-
-    app: str
-    outcome: str
-    from_version: str | None
-    to_version: str
-    detail: str
-    timings: dict[str, float] = field(default_factory=dict)
-
-
-class GateFailed(Exception):
-    """A gate failed; carries the results for the history."""
-
-    def __init__(self, phase: str, results: list[GateResult]) -> None:
-        super().__init__(phase)
-        self.phase = phase
-        self.results = results
+    cluster: RayCluster
+    error: BaseException | None
 
 
 async def swap(
     connections: Connections, store: ModelStore, app: App, options: SwapOptions, history: History
 ) -> AsyncIterator[Event]:
-    inventory: Inventory = connections.inventory
+    inventory = connections.inventory
     target = inventory.targets[app.target]
     clusters = clusters_of(inventory, target)
     new = store.get(app.model, options.to_version)  # verified before anything ships
     history.swap_id = history.swap_id or secrets.token_hex(4)
-    size = target.rollout.batch if target.topology == "edge" else len(clusters)
-    done: list[tuple[RayCluster, AppServe, Deployed]] = []
-    failures = 0
-    start = time.perf_counter()
+    edge = target.topology == "edge"
+    size = target.rollout.batch if edge else len(clusters)
+    allowed = target.rollout.max_failures if edge else 0
+    touched: list[_Cluster] = []
+    complete = False  # every cluster passed its gates: an interruption keeps the new version
+    went_back: list[str] = []
     timings: dict[str, float] = {}
-    old_version: str | None = None
+    start = time.perf_counter()
     history.append("swap_started", app=app.name, to=options.to_version, strategy=options.strategy,
                    steps=list(options.steps), gates=[g.text for g in options.gates], target=target.name)  # fmt: skip
+
+    def finished(outcome: str, detail: str) -> SwapFinished:
+        old = touched[0].old if touched else None
+        history.append("swap_finished", app=app.name, outcome=outcome, detail=detail, to=options.to_version,
+                       rolled_back=went_back, seconds=time.perf_counter() - start, **{"from": old})  # fmt: skip
+        return SwapFinished(
+            app.name, outcome, old, options.to_version, detail, timings, tuple(went_back)
+        )
+
     try:
         for i in range(0, len(clusters), size):
-            batch = clusters[i : i + size]
-            for cluster in batch:
-                try:
-                    async for event in _swap_cluster(
-                        connections, store, app, cluster, new, options, history, done, timings
-                    ):
-                        yield event
-                except GateFailed as exc:
-                    failures += 1
-                    yield GatesChecked(
-                        app.name,
-                        cluster.id,
-                        exc.phase,
-                        tuple(r.to_dict() for r in exc.results),
-                        False,
-                    )
-                    if not options.auto_rollback:
-                        history.append(
-                            "gate_failed", app=app.name, cluster=cluster.id, phase=exc.phase
-                        )
-                        yield SwapFinished(app.name, "gate_failed", old_version, options.to_version,
-                                           f"gate failed in {exc.phase}; --no-auto-rollback: left as is for `rollback` or `promote`")  # fmt: skip
-                        return
-                    if target.topology != "edge" or failures > target.rollout.max_failures:
-                        async for event in _rollback_all(app, done, history, timings):
-                            if isinstance(event, SwapStep) and event.phase == "deploy":
-                                old_version = old_version or event.data.get("previous")
-                            yield event
-                        history.append(
-                            "swap_finished", app=app.name, outcome="rolled_back", phase=exc.phase
-                        )
-                        yield SwapFinished(app.name, "rolled_back", old_version, options.to_version,
-                                           f"gate failed in {exc.phase}; every host is back on the old version", timings)  # fmt: skip
-                        return
-        history.append(
-            "swap_finished",
-            app=app.name,
-            outcome="promoted",
-            to=options.to_version,
-            seconds=time.perf_counter() - start,
-        )
-        yield SwapFinished(
-            app.name,
-            "promoted",
-            old_version,
-            options.to_version,
-            "the new version serves all traffic",
-            timings,
-        )
-    except (MlopsError, OSError) as exc:
-        reason = exc.reason if isinstance(exc, TransportError) else str(exc)
-        async for event in _rollback_all(app, done, history, timings):
+            failed: list[tuple[RayCluster, GateFailed]] = []
+            async for item in _batch(connections, store, app, new, options, history, touched, timings, clusters[i : i + size]):  # fmt: skip
+                if isinstance(item, Event):
+                    yield item
+                elif isinstance(item.error, GateFailed):
+                    failed.append((item.cluster, item.error))
+                elif item.error is not None:
+                    raise item.error
+            if failed and not options.auto_rollback:
+                phases = ", ".join(f"{c.id} in {e.phase}" for c, e in failed)
+                yield finished("gate_failed", f"a gate failed ({phases}); --no-auto-rollback: left as is "
+                               f"for `mlops-tui rollback {app.name}` or `promote {app.name}`")  # fmt: skip
+                return
+            if len(went_back) + len(failed) > allowed:
+                async for event in _roll_back(
+                    connections, store, app, touched, history, timings, went_back
+                ):
+                    yield event
+                phases = ", ".join(f"{c.id} in {e.phase}" for c, e in failed)
+                yield finished(
+                    "rolled_back",
+                    f"a gate failed ({phases}); every host is back on the old version",
+                )
+                return
+            failing = {c.id for c, _ in failed}
+            back = [r for r in touched if r.cluster.id in failing]
+            async for event in _roll_back(
+                connections, store, app, back, history, timings, went_back
+            ):
+                yield event  # within max_failures: these hosts alone go back; the fleet goes on
+        complete = True
+        async for event in _retire(app, touched, options, history):
             yield event
-        history.append("swap_finished", app=app.name, outcome="failed", error=reason)
-        yield SwapFinished(
-            app.name,
-            "failed",
-            old_version,
-            options.to_version,
-            f"{reason}; the old version stays live",
-            timings,
-        )
+        if went_back:
+            yield finished("partial", f"{options.to_version} serves on every host but {', '.join(went_back)}, "
+                           f"which failed a gate and went back (max_failures {allowed})")  # fmt: skip
+        else:
+            yield finished("promoted", "the new version serves all traffic")
+    except _ERRORS as exc:
+        if isinstance(exc, UsageError) and not touched:
+            history.append("swap_finished", app=app.name, outcome="refused", detail=str(exc))
+            raise  # nothing changed anywhere: an invalid request (exit 2)
+        reason = exc.reason if isinstance(exc, TransportError) else f"{exc}"
+        async for event in _roll_back_quietly(
+            connections, store, app, touched, history, timings, went_back
+        ):
+            yield event
+        yield finished("failed", f"{reason}; the old version stays live")
     except asyncio.CancelledError:
-        # Ctrl-C or a lost console: put the old version back at 100% unless promotion completed.
-        await asyncio.shield(_restore(done, history, app))
+        # Ctrl-C or a lost console: the old version back at 100% unless promotion completed.
+        # Not shielded: the restore must finish before the run ends (a second Ctrl-C stops it).
+        await _interrupted(connections, store, app, touched, history, complete)
         raise
 
 
-async def _swap_cluster(connections: Connections, store: ModelStore, app: App, cluster: RayCluster, new: Any,
-                        options: SwapOptions, history: History, done: list[tuple[RayCluster, AppServe, Deployed]],
+async def _batch(connections: Connections, store: ModelStore, app: App, new: StoredVersion, options: SwapOptions,
+                 history: History, touched: list[_Cluster], timings: dict[str, float],
+                 batch: list[RayCluster]) -> AsyncIterator[Event | _Done]:  # fmt: skip
+    """Swap a batch's clusters at once; their events interleave, then one _Done each."""
+    queue: asyncio.Queue[Event | _Done] = asyncio.Queue()
+
+    async def one(cluster: RayCluster) -> None:
+        error: BaseException | None = None
+        try:
+            async for event in _swap_cluster(
+                connections, app, cluster, new, options, history, touched, timings
+            ):
+                await queue.put(event)
+        except (GateFailed, *_ERRORS) as exc:
+            error = exc
+        await queue.put(_Done(cluster, error))
+
+    tasks = [asyncio.create_task(one(c)) for c in batch]
+    try:
+        for _ in range(len(batch)):
+            while not isinstance(item := await queue.get(), _Done):
+                yield item
+            yield item
+        for task in tasks:
+            task.result()  # a bug surfaces instead of vanishing
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def _swap_cluster(connections: Connections, app: App, cluster: RayCluster, new: StoredVersion,
+                        options: SwapOptions, history: History, touched: list[_Cluster],
                         timings: dict[str, float]) -> AsyncIterator[Event]:  # fmt: skip
     head_state = await observe_host(connections, cluster.head)
     serve = AppServe(connections, cluster, head_state.layout, app)
-    before = await serve.read()
-    if before.live is None:
+    state = await serve.read()
+    if state.live is None:
         raise UsageError(f"{app.name} is not deployed on {cluster.id}: run `mlops-tui apply` first")
-    if before.live == options.to_version:
+    if state.live == options.to_version:
         raise UsageError(f"{app.name} already serves version {options.to_version} on {cluster.id}")
-    old = before.versions[before.live]
-    new_spec = VersionSpec(
-        options.to_version,
-        head_state.layout.model_dir(new.name, new.version),
-        app.replicas,
-        app.num_cpus,
-    )
-    record = (cluster, serve, before)
-    done.append(record)
+    if state.canary or state.shadow:
+        raise UsageError(
+            f"{app.name} on {cluster.id} is in a canary or shadow phase: `promote` or `abort` it first"
+        )
+    old = state.live
+    record = _Cluster(cluster, serve, old)
+    touched.append(record)
 
     def step(phase: str, detail: str, **data: Any) -> SwapStep:
         history.append("step", app=app.name, cluster=cluster.id, phase=phase, detail=detail, **data)
         return SwapStep(app.name, cluster.id, phase, detail, data)
 
-    # 1. Ship the model and deploy the new version beside the live one.
-    for host in cluster.hosts:
-        state = await observe_host(connections, host)
-        if state.models.get(f"{new.name}:{new.version}") != new.meta.sha256:
-            transport = await connections.get(host.name)
-            await transport.upload(new.path, state.layout.model_dir(new.name, new.version))
-    both = [old, new_spec]
-    await serve.wait_gone(
-        [n for n in before.deleting if n == serve_app_name(app.name, options.to_version)]
-    )
-    try:
-        await serve.write(
-            serve.spec(old.version, both),
-            before.others,
-            wait_for=[serve_app_name(app.name, options.to_version)],
+    def checked(phase: str, results: list[GateResult]) -> GatesChecked:
+        passed = all(r.passed for r in results)
+        history.append("gates", app=app.name, cluster=cluster.id, phase=phase, passed=passed,
+                       results=[r.to_dict() for r in results])  # fmt: skip
+        return GatesChecked(
+            app.name, cluster.id, phase, tuple(r.to_dict() for r in results), passed
         )
+
+    # 1. The new version beside the live one, on its preview route only.
+    try:
+        await start_beside(connections, serve, state, new)
     except ServeApiError as exc:
-        raise MlopsError(
-            f"version {options.to_version} did not start on {cluster.id} ({exc}); it never received traffic"
-        ) from None
+        raise MlopsError(f"version {options.to_version} did not start on {cluster.id} ({exc}); "
+                         "it never received traffic") from None  # fmt: skip
     yield step(
-        "deploy",
-        f"version {options.to_version} running beside {old.version} (no traffic)",
-        previous=old.version,
+        "deploy", f"version {options.to_version} running beside {old} (no traffic)", previous=old
     )
 
-    # 2-3. It answers real predictions on its preview route; holdout accuracy before any traffic.
-    holdout = _holdout(new.path)
-    new_holdout = await _holdout_figures(
-        connections,
-        cluster,
-        preview_route(app.route, options.to_version),
-        holdout,
-        options.to_version,
+    # 2. It answers real predictions; 3. the gates it can be judged on before any traffic.
+    labelled = holdout(new)
+    preview = preview_route(app.route, options.to_version)
+    answer = await predict_until(
+        connections, cluster, preview, probe_rows(new, labelled), options.to_version
     )
-    old_holdout = (
-        await _holdout_figures(connections, cluster, app.route, holdout, old.version)
-        if holdout
-        else {}
-    )
+    new_holdout = scores(new, labelled, answer) if labelled else {}
+    old_holdout: dict[str, float] = {}
+    if labelled:
+        old_answer = await predict_until(connections, cluster, app.route, labelled["X"], old)
+        old_holdout = scores(new, labelled, old_answer)
     yield step(
         "ready",
-        f"version {options.to_version} answers predictions on its preview route",
+        f"version {options.to_version} answers predictions on {preview}",
         holdout=new_holdout,
     )
-    accuracy_gates = [
-        g for g in options.gates if g.metric in ("accuracy", "precision", "recall", "f1")
-    ]
-    if holdout and accuracy_gates:
-        results = evaluate(accuracy_gates, new_holdout, old_holdout)
-        yield GatesChecked(
-            app.name,
-            cluster.id,
-            "holdout",
-            tuple(r.to_dict() for r in results),
-            all(r.passed for r in results),
-        )
+    offline = [g for g in options.gates if g.metric in new_holdout]
+    if offline:
+        results = evaluate(offline, new_holdout, old_holdout)
+        yield checked("holdout", results)
         if not all(r.passed for r in results):
             raise GateFailed("holdout", results)
-    baseline: dict[str, float] = {}
+
+    # The old version alone, as the baseline for relative gates on live traffic.
+    baseline = dict(old_holdout)
+    live_relative = [g for g in options.gates if g.relative and g.metric in LATENCY | TRAFFIC]
+    if live_relative and options.bake_s > 0:
+        seconds = min(options.bake_s, BASELINE_MAX_S)
+        frame = await _bake(connections, app, cluster, options, seconds)
+        baseline.update({k: v for k, v in _figures(frame, old).items() if k not in ACCURACY})
+        yield step("baseline", f"{old} measured alone for {seconds:g}s", figures=baseline)
+
     if options.shadow_s > 0:
-        await serve.write(
-            serve.spec(old.version, both, shadow=(options.to_version, 1.0)), before.others
-        )
+        both = list(state.versions.values())
+        await serve.write(serve.spec(old, both, shadow=(options.to_version, 1.0)), state.others)
+        state.shadow = (options.to_version, 1.0)
         yield step(
             "shadow", f"live traffic mirrored to {options.to_version} for {options.shadow_s:g}s"
         )
         frame = await _bake(connections, app, cluster, options, options.shadow_s)
-        baseline = _figures(frame, old.version)
-        await _check(
-            app, cluster, "shadow", options.gates, _figures(frame, options.to_version), baseline
-        )
-        await serve.write(serve.spec(old.version, both), before.others)
+        await serve.write(serve.spec(old, both), state.others)
+        state.shadow = None
+        results = _judge(options.gates, frame, options.to_version, old, baseline, partial=True)
+        yield checked("shadow", results)
+        if not all(r.passed for r in results):
+            raise GateFailed("shadow", results)
 
-    # 4. Shift traffic.
-    shares = (
-        (100,) if options.strategy == "bluegreen" else tuple(sorted(set(options.steps) | {100}))
-    )
+    # 4. Shift traffic, baking after each step.
+    shares = (100,) if options.strategy == "bluegreen" else tuple(sorted({*options.steps, 100}))
     for share in shares:
-        t0 = time.perf_counter()
         if share >= 100:
-            await serve.write(serve.spec(options.to_version, both), before.others)
-            await _wait_live(connections, cluster, app, options.to_version)
-            timings["to_100_s"] = time.perf_counter() - t0
+            seconds = await move_route(connections, serve, state, options.to_version, retire=False)
+            record.stage = "shifted"
+            timings["to_100_s"] = max(timings.get("to_100_s", 0.0), seconds)
         else:
+            t0 = time.perf_counter()
+            versions = list(state.versions.values())
             await serve.write(
-                serve.spec(old.version, both, canary=(options.to_version, share / 100)),
-                before.others,
+                serve.spec(old, versions, canary=(options.to_version, share / 100)), state.others
             )
+            state.canary = (options.to_version, share / 100)
+            seconds = time.perf_counter() - t0
         yield step(
-            "shift",
-            f"{share}% of traffic on {options.to_version}",
-            share=share,
-            seconds=time.perf_counter() - t0,
+            "shift", f"{share}% of traffic on {options.to_version}", share=share, seconds=seconds
         )
         if options.bake_s > 0 and options.gates:
             frame = await _bake(connections, app, cluster, options, options.bake_s)
-            old_now = _figures(frame, old.version)
-            baseline = old_now if old_now else baseline
-            results = evaluate(
-                list(options.gates), _figures(frame, options.to_version), baseline or old_holdout
-            )
-            ok = all(r.passed for r in results)
-            yield GatesChecked(
-                app.name, cluster.id, f"bake@{share}%", tuple(r.to_dict() for r in results), ok
-            )
-            history.append(
-                "gates",
-                app=app.name,
-                cluster=cluster.id,
-                phase=f"bake@{share}%",
-                results=[r.to_dict() for r in results],
-            )
-            if not ok:
+            results = _judge(options.gates, frame, options.to_version, old, baseline, partial=False)
+            yield checked(f"bake@{share}%", results)
+            if not all(r.passed for r in results):
                 raise GateFailed(f"bake@{share}%", results)
+    yield step(
+        "promote", f"{options.to_version} serves 100% ({old} kept, idle, for an instant rollback)"
+    )
 
-    # 5. Promoted: the old replicas stay for an instant rollback, then retire.
+
+def _judge(gates: tuple[Gate, ...], frame: TelemetryFrame, new: str, old: str,
+           baseline: dict[str, float], *, partial: bool) -> list[GateResult]:  # fmt: skip
+    """Gates on the new version's live figures against the baseline; the old version's own
+    live accuracy (labels keep arriving for it) replaces its holdout figure when known.
+
+    partial: a gate with no figure yet is reported, not failed (a shadow sees no errors of its
+    own answers and may have no labels yet; every gate is checked again after each shift)."""
+    reference = {**baseline, **{k: v for k, v in _figures(frame, old).items() if k in ACCURACY}}
+    new_figures = _figures(frame, new)
+    judged = [g for g in gates if g.metric in new_figures] if partial else list(gates)
+    results = evaluate(judged, new_figures, reference)
+    if partial:
+        results += [GateResult(g.text, None, None, True, "not measured yet; checked after each shift")
+                    for g in gates if g not in judged]  # fmt: skip
+    return results
+
+
+async def _retire(app: App, touched: list[_Cluster], options: SwapOptions,
+                  history: History) -> AsyncIterator[Event]:  # fmt: skip
+    """Every cluster passed: the old replicas wait `retire_after_s`, idle, then go."""
+    promoted = [r for r in touched if r.stage == "shifted"]
+    if not promoted:
+        return
     if options.retire_after_s > 0:
+        yield SwapStep(app.name, app.target, "retire", f"old replicas retire in {options.retire_after_s:g}s; "
+                       f"until then `mlops-tui rollback {app.name}` is one route flip")  # fmt: skip
         await asyncio.sleep(options.retire_after_s)
-    await serve.write(serve.spec(options.to_version, [new_spec]), before.others)
-    await serve.wait_gone(
-        [serve_app_name(app.name, old.version)]
-    )  # so a rollback can start it afresh
-    done.remove(record)
-    yield step("promote", f"{options.to_version} serves 100%; {old.version} retired")
-
-
-async def _check(
-    app: App,
-    cluster: RayCluster,
-    phase: str,
-    gates: tuple[Gate, ...],
-    new: dict[str, float],
-    old: dict[str, float],
-) -> None:
-    results = evaluate(list(gates), new, old)
-    if not all(r.passed for r in results):
-        raise GateFailed(phase, results)
-
-
-async def _rollback_all(app: App, done: list[tuple[RayCluster, AppServe, Deployed]], history: History,
-                        timings: dict[str, float]) -> AsyncIterator[Event]:  # fmt: skip
-    for cluster, serve, before in reversed(done):
-        t0 = time.perf_counter()
-        assert before.live is not None
-        old = before.versions[before.live]
-        await serve.write(
-            serve.spec(before.live, [old]), before.others
-        )  # route, weights: back in one PUT
-        timings["rollback_s"] = time.perf_counter() - t0
-        await serve.wait_gone(
-            (await serve.read()).deleting
-        )  # the new replicas are gone, not just idle
+    for record in promoted:
+        state = await record.serve.read()
+        gone = await retire_others(record.serve, state)
+        record.stage = "retired"
         history.append(
-            "step",
-            app=app.name,
-            cluster=cluster.id,
-            phase="rollback",
-            detail=f"back to {before.live}",
+            "step", app=app.name, cluster=record.cluster.id, phase="retire", retired=gone
         )
         yield SwapStep(
-            app.name,
-            cluster.id,
-            "rollback",
-            f"{before.live} serves 100% again",
-            {"seconds": timings["rollback_s"]},
+            app.name, record.cluster.id, "retire", f"retired {', '.join(gone) or 'nothing'}"
         )
-    done.clear()
 
 
-async def _restore(
-    done: list[tuple[RayCluster, AppServe, Deployed]], history: History, app: App
-) -> None:
-    for cluster, serve, before in reversed(done):
-        if before.live is not None:
-            try:
-                await serve.write(
-                    serve.spec(before.live, [before.versions[before.live]]), before.others
-                )
-                history.append("swap_finished", app=app.name, cluster=cluster.id, outcome="interrupted",
-                               detail=f"interrupted; {before.live} restored to 100%")  # fmt: skip
-            except (MlopsError, OSError) as exc:
-                history.append("swap_finished", app=app.name, cluster=cluster.id, outcome="interrupted",
-                               detail=f"interrupted and the restore failed: {exc}; run `mlops-tui rollback {app.name}`")  # fmt: skip
+async def _roll_back(connections: Connections, store: ModelStore, app: App, records: list[_Cluster],
+                     history: History, timings: dict[str, float],
+                     went_back: list[str]) -> AsyncIterator[Event]:  # fmt: skip
+    """These clusters back on their old version (restarted first if it was retired)."""
+    for record in reversed(records):
+        if record.cluster.id in went_back:
+            continue
+        seconds = await restore(connections, record.serve, record.old, store)
+        timings["rollback_s"] = max(timings.get("rollback_s", 0.0), seconds)
+        record.stage = "rolled_back"
+        went_back.append(record.cluster.id)
+        history.append("step", app=app.name, cluster=record.cluster.id, phase="rollback",
+                       detail=f"back to {record.old}", seconds=seconds)  # fmt: skip
+        yield SwapStep(app.name, record.cluster.id, "rollback", f"{record.old} serves 100% again",
+                       {"seconds": seconds})  # fmt: skip
 
 
-def _holdout(path: Any) -> dict[str, Any] | None:
-    try:
-        data: dict[str, Any] = json.loads((path / "holdout.json").read_text())
-        return data
-    except FileNotFoundError:
-        return None
+async def _roll_back_quietly(connections: Connections, store: ModelStore, app: App, records: list[_Cluster],
+                             history: History, timings: dict[str, float],
+                             went_back: list[str]) -> AsyncIterator[Event]:  # fmt: skip
+    """After an error: roll back what can be; a cluster that cannot is named, not hidden."""
+    for record in reversed(records):
+        try:
+            async for event in _roll_back(
+                connections, store, app, [record], history, timings, went_back
+            ):
+                yield event
+        except _ERRORS as exc:
+            history.append("step", app=app.name, cluster=record.cluster.id, phase="rollback_failed",
+                           detail=f"{exc}; run `mlops-tui rollback {app.name} --to {record.old}`")  # fmt: skip
+            yield SwapStep(app.name, record.cluster.id, "rollback_failed",
+                           f"could not restore {record.old}: {exc}; run `mlops-tui rollback {app.name} --to {record.old}`")  # fmt: skip
 
 
-async def _holdout_figures(
-    connections: Connections,
-    cluster: RayCluster,
-    route: str,
-    holdout: dict[str, Any] | None,
-    version: str,
-) -> dict[str, float]:
-    """POST the holdout rows to `route` until `version` answers; accuracy against their labels."""
-    if not holdout:
-        return {}
-    transport = await connections.get(cluster.head.name)
-    body = {"instances": holdout["X"]}
-    async with (
-        transport.forward(cluster.head.address, cluster.head.ray.serve_http) as (host, port),
-        httpx.AsyncClient(base_url=f"http://{host}:{port}", timeout=30) as client,
-    ):
-        for attempt in range(20):
-            response = await client.post(f"{route}/predict", json=body)
-            if response.status_code == 200 and response.json().get("version") == version:
-                break
-            await asyncio.sleep(0.25 * (attempt + 1))
-        else:
-            raise MlopsError(
-                f"{route}: version {version} does not answer predictions "
-                f"(HTTP {response.status_code}: {response.text[:200]})"
-            )
-    predictions = response.json()["predictions"]
-    labels = holdout["y"]
-    correct = sum(1 for p, y in zip(predictions, labels, strict=False) if p == y)
-    return {"accuracy": correct / len(labels)} if labels else {}
+async def _interrupted(connections: Connections, store: ModelStore, app: App, touched: list[_Cluster],
+                       history: History, complete: bool) -> None:  # fmt: skip
+    """Cancelled: unless every cluster had passed, each goes back; the history says what held."""
+    for record in reversed(touched):
+        cluster = record.cluster.id
+        if complete or record.stage == "rolled_back":
+            history.append("swap_finished", app=app.name, cluster=cluster, outcome="interrupted",
+                           detail=f"interrupted after promotion; the new version stays live ({record.stage})")  # fmt: skip
+            continue
+        try:
+            await restore(connections, record.serve, record.old, store)
+            history.append("swap_finished", app=app.name, cluster=cluster, outcome="interrupted",
+                           detail=f"interrupted; {record.old} restored to 100%")  # fmt: skip
+        except _ERRORS as exc:
+            history.append("swap_finished", app=app.name, cluster=cluster, outcome="interrupted",
+                           detail=f"interrupted and the restore failed: {exc}; "
+                           f"run `mlops-tui rollback {app.name} --to {record.old}`")  # fmt: skip
 
 
-async def _wait_live(
-    connections: Connections, cluster: RayCluster, app: App, version: str, timeout: float = 30
-) -> None:
-    transport = await connections.get(cluster.head.name)
-    async with (
-        transport.forward(cluster.head.address, cluster.head.ray.serve_http) as (host, port),
-        httpx.AsyncClient(base_url=f"http://{host}:{port}", timeout=10) as client,
-    ):
-        deadline = time.perf_counter() + timeout
-        while time.perf_counter() < deadline:
-            response = await client.get(f"{app.route}/version")
-            if response.status_code == 200 and response.json().get("version") == version:
-                return
-            await asyncio.sleep(0.05)
-    raise MlopsError(f"{app.route} did not move to version {version} within {timeout:g}s")
-
-
-async def _bake(
-    connections: Connections, app: App, cluster: RayCluster, options: SwapOptions, seconds: float
-) -> TelemetryFrame:
-    collector = Collector(
-        connections,
-        app,
-        [cluster],
-        interval=options.interval_s,
-        window_s=seconds + options.interval_s,
-    )
+async def _bake(connections: Connections, app: App, cluster: RayCluster, options: SwapOptions,
+                seconds: float) -> TelemetryFrame:  # fmt: skip
+    collector = Collector(connections, app, [cluster], interval=options.interval_s,
+                          window_s=seconds + options.interval_s)  # fmt: skip
     last: TelemetryFrame | None = None
     async for frame in collector.frames(seconds):
         last = frame
-    assert last is not None
+    if last is None:
+        raise MlopsError(f"no telemetry from {cluster.id} during the bake")
     return last
 
 

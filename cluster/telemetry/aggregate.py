@@ -22,6 +22,13 @@ class VersionStats:
     p95_ms: float | None = None
     p99_ms: float | None = None
     requests: float = 0.0
+    # The replicas' own view: processing time and exceptions, per version even when the
+    # requests reached it through another version (a canary, a shadow).
+    processing_p50_ms: float | None = None
+    processing_p95_ms: float | None = None
+    processing_p99_ms: float | None = None
+    replica_requests_total: float = 0.0
+    replica_error_rate: float = 0.0
     replica_requests: dict[str, float] = field(default_factory=dict)
     imbalance_max_mean: float | None = None
     imbalance_cv: float | None = None
@@ -58,6 +65,7 @@ def version_stats(
     proc_buckets: dict[str, dict[float, float]] = defaultdict(lambda: defaultdict(float))
     requests: dict[str, float] = defaultdict(float)
     errors: dict[str, float] = defaultdict(float)
+    replica_errors: dict[str, float] = defaultdict(float)
     per_replica: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
     stats: dict[str, VersionStats] = {}
     span_s: dict[str, float] = defaultdict(float)
@@ -93,6 +101,10 @@ def version_stats(
             version = _version(labels, prefix)
             per_replica[version][labels.get("replica", "?")] += delta
             span_s[version] = max(span_s[version], dt)
+        for key, delta in counter_deltas(
+            old, new, "ray_serve_deployment_error_counter_total", mine
+        ).items():
+            replica_errors[_version(_labels(key), prefix)] += delta
         for key, value in gauges(new, "ray_serve_deployment_queued_queries", mine).items():
             _get(stats, _version(_labels(key), prefix)).queued += value
         for key, value in gauges(new, "ray_serve_replica_processing_queries", mine).items():
@@ -105,7 +117,7 @@ def version_stats(
             old, new, "ray_serve_deployment_replica_starts_total", mine
         ).items():
             _get(stats, _version(_labels(key), prefix)).restarts += delta
-    for version in set(requests) | set(per_replica) | set(buckets) | set(stats):
+    for version in set(requests) | set(per_replica) | set(buckets) | set(proc_buckets) | set(stats):
         s = _get(stats, version)
         dt = span_s.get(version) or window_s
         total = requests.get(version) or sum(per_replica.get(version, {}).values())
@@ -119,9 +131,14 @@ def version_stats(
         http = buckets.get(version) or {}
         hist = http if max(http.values(), default=0.0) > 0 else proc_buckets.get(version) or {}
         cumulative = sorted(hist.items())
+        processing = sorted((proc_buckets.get(version) or {}).items())
         for q, attr in ((0.5, "p50_ms"), (0.95, "p95_ms"), (0.99, "p99_ms")):
             setattr(s, attr, histogram_quantile(q, cumulative))
+            setattr(s, f"processing_{attr}", histogram_quantile(q, processing))
         s.replica_requests = dict(per_replica.get(version, {}))
+        s.replica_requests_total = sum(s.replica_requests.values())
+        if s.replica_requests_total:
+            s.replica_error_rate = replica_errors.get(version, 0.0) / s.replica_requests_total
         counts = list(s.replica_requests.values())
         if counts and sum(counts) > 0:
             mean = sum(counts) / len(counts)

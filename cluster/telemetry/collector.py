@@ -2,7 +2,7 @@
 forwards and ask the app's monitor for accuracy; yield one frame per interval.
 
 A node that stops answering is marked stale within two intervals while the others keep
-updating; its forward is reopened on later ticks, so it recovers by itself.
+updating; its connection and forward are reopened on later ticks, so it recovers by itself.
 """
 
 from __future__ import annotations
@@ -39,8 +39,9 @@ class TelemetryFrame(Event):
     window_s: float
     versions: dict[str, dict[str, Any]]
     nodes: dict[str, str]
-    monitor: dict[str, Any] | None
+    monitor: dict[str, Any] | None  # the app's monitor when it runs on one cluster
     errors: tuple[str, ...] = ()
+    monitors: dict[str, dict[str, Any]] = field(default_factory=dict)  # per cluster (edge fleets)
 
 
 @dataclass
@@ -50,13 +51,17 @@ class _Node:
     window: NodeWindow
     url: str | None = None
     stack: AsyncExitStack | None = None
-    stale: bool = False
+    opening: asyncio.Task[str] | None = None  # a forward being opened, off the tick's path
     last_error: str = ""
 
 
 @dataclass
 class Collector:
-    """Scrapes the nodes of every cluster an app runs on."""
+    """Scrapes the nodes of every cluster an app runs on.
+
+    No node can hold up the others: a scrape is one HTTP GET bounded by the interval, and an
+    SSH connection or forward is (re)opened in the background while the other nodes go on.
+    """
 
     connections: Connections
     app: App
@@ -70,72 +75,125 @@ class Collector:
         nodes = [_Node(h, c, NodeWindow(keep)) for c in self.clusters for h in c.hosts]
         loop = asyncio.get_running_loop()
         start = loop.time()
-        limits = httpx.Limits(max_connections=len(nodes) + 4)
-        async with httpx.AsyncClient(timeout=self.interval * 0.8, limits=limits) as client:
+        limits = httpx.Limits(max_connections=2 * len(nodes) + 4)
+        timeout = httpx.Timeout(self.interval * 0.8)
+        async with httpx.AsyncClient(timeout=timeout, limits=limits) as client:
             try:
                 tick = 0
                 while duration is None or loop.time() - start < duration:
                     tick_start = loop.time()
                     await asyncio.gather(*(self._scrape(client, n, tick) for n in nodes))
-                    monitor = await self._monitor(client)
-                    frame = self._frame(nodes, monitor)
+                    monitors = await asyncio.gather(
+                        *(self._monitor(client, c) for c in self.clusters)
+                    )
+                    frame = self._frame(
+                        nodes, dict(zip((c.id for c in self.clusters), monitors, strict=True))
+                    )
                     self.history.append(frame)
                     yield frame
                     tick += 1
                     await asyncio.sleep(max(0.0, self.interval - (loop.time() - tick_start)))
             finally:
                 for n in nodes:
-                    if n.stack is not None:
-                        await n.stack.aclose()
+                    await self._drop_forward(n)
 
     async def _scrape(self, client: httpx.AsyncClient, node: _Node, tick: int) -> None:
+        if node.url is None and not await self._forward_ready(node, tick):
+            return
+        assert node.url is not None
         try:
-            if node.url is None:
-                if node.window.failures and tick % 3:
-                    return  # a dead node is retried every third tick, not hammered
-                node.stack = AsyncExitStack()
-                transport = await self.connections.get(node.host.name)
-                local = await node.stack.enter_async_context(
-                    transport.forward(node.host.address, node.host.ray.metrics)
-                )
-                node.url = f"http://{local[0]}:{local[1]}/metrics"
             response = await client.get(node.url)
             response.raise_for_status()
             samples = parse(response.text)
-        except (httpx.HTTPError, MlopsError, OSError, ValueError) as exc:
-            node.window.failures += 1
-            node.last_error = (
-                exc.reason if isinstance(exc, TransportError) else f"{type(exc).__name__}: {exc}"
-            )
-            if isinstance(exc, TransportError | OSError):
-                await self._drop_forward(node)
-            self.connections.forget(node.host.name)
+        except httpx.TransportError as exc:
+            # The forward, the node's endpoint or the SSH connection under it is gone.
+            self._failed(node, f"{type(exc).__name__}: {exc}")
+            await self._drop_forward(node)  # reopened later, on a new connection if it died
+            return
+        except (httpx.HTTPError, ValueError) as exc:
+            self._failed(node, f"{type(exc).__name__}: {exc}")
             return
         node.window.add(Scrape(time.time(), index(samples)))
 
+    async def _forward_ready(self, node: _Node, tick: int) -> bool:
+        """Open the node's forward, waiting at most most of an interval; a slow connection goes
+        on in the background while the other nodes are scraped. True once `node.url` works."""
+        if node.opening is None:
+            if node.window.failures and tick % 3:
+                self._failed(node, node.last_error)
+                return False  # a dead node is retried every third tick, not hammered
+            node.opening = asyncio.create_task(self._open_forward(node))
+        done, _ = await asyncio.wait({node.opening}, timeout=self.interval * 0.8)
+        if not done:
+            self._failed(
+                node,
+                f"connecting to {node.host.endpoint} takes longer than {self.interval * 0.8:g}s",
+            )
+            return False
+        task, node.opening = node.opening, None
+        try:
+            node.url = task.result()
+        except (MlopsError, OSError) as exc:
+            reason = (
+                exc.reason if isinstance(exc, TransportError) else f"{type(exc).__name__}: {exc}"
+            )
+            self._failed(node, reason)
+            self.connections.forget(node.host.name)
+            return False
+        return True
+
+    async def _open_forward(self, node: _Node) -> str:
+        stack = AsyncExitStack()
+        try:
+            transport = await self.connections.get(node.host.name)
+            host, port = await stack.enter_async_context(
+                transport.forward(node.host.address, node.host.ray.metrics)
+            )
+        except BaseException:
+            await stack.aclose()
+            raise
+        node.stack = stack
+        return f"http://{host}:{port}/metrics"
+
+    def _failed(self, node: _Node, reason: str) -> None:
+        node.window.failures += 1
+        node.last_error = reason
+
     async def _drop_forward(self, node: _Node) -> None:
+        if node.opening is not None:
+            node.opening.cancel()
+            await asyncio.gather(node.opening, return_exceptions=True)
+            node.opening = None
         if node.stack is not None:
             await node.stack.aclose()
         node.stack, node.url = None, None
 
-    async def _monitor(self, client: httpx.AsyncClient) -> dict[str, Any] | None:
-        """The app's /monitor summary, through the first cluster's head."""
-        cluster = self.clusters[0]
+    async def _monitor(
+        self, client: httpx.AsyncClient, cluster: RayCluster
+    ) -> dict[str, Any] | None:
+        """The app's /monitor summary on one cluster (each keeps its own labels), or None."""
         head = cluster.head
         try:
-            transport = await self.connections.get(head.name)
+            transport = await asyncio.wait_for(self.connections.get(head.name), self.interval)
             async with transport.forward(head.address, head.ray.serve_http) as (host, port):
                 response = await client.get(f"http://{host}:{port}{monitor_route(self.app.route)}")
             return response.json() if response.status_code == 200 else None
-        except (httpx.HTTPError, MlopsError, OSError, ValueError):
+        except (httpx.HTTPError, MlopsError, OSError, ValueError, TimeoutError):
             return None
 
-    def _frame(self, nodes: list[_Node], monitor: dict[str, Any] | None) -> TelemetryFrame:
+    def _frame(
+        self, nodes: list[_Node], monitors: dict[str, dict[str, Any] | None]
+    ) -> TelemetryFrame:
         now = time.time()
         freshness: dict[str, str] = {}
         errors = []
         for n in nodes:
-            stale = n.window.last_ok is None or now - n.window.last_ok > 2 * self.interval + 0.5
+            # Stale after two failed intervals in a row, or when nothing arrived for two.
+            stale = (
+                n.window.last_ok is None
+                or n.window.failures >= 2
+                or now - n.window.last_ok > 2 * self.interval + 0.5
+            )
             freshness[n.host.name] = "stale" if stale else "ok"
             if stale and n.last_error:
                 errors.append(f"{n.host.name}: {n.last_error}")
@@ -147,6 +205,7 @@ class Collector:
             self.window_s,
             {v: s.to_dict() for v, s in sorted(stats.items())},
             freshness,
-            monitor,
+            next(iter(monitors.values())) if len(monitors) == 1 else None,
             tuple(errors),
+            {k: v for k, v in monitors.items() if v is not None},
         )

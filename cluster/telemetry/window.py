@@ -37,16 +37,13 @@ class NodeWindow:
         self.failures = 0
 
     def span(self, window_s: float, now: float) -> tuple[Scrape, Scrape] | None:
-        """(oldest within the window, newest), or None with fewer than two scrapes."""
+        """(oldest within the window, newest), or None without two scrapes in the window: after
+        an outage longer than the window, the first new scrape must not count the outage."""
         if len(self.scrapes) < 2:
             return None
         newest = self.scrapes[-1]
-        oldest = next(
-            (s for s in self.scrapes if newest.at - s.at <= window_s + 1e-6), self.scrapes[0]
-        )
-        if oldest is newest:
-            oldest = self.scrapes[-2]
-        return oldest, newest
+        oldest = next(s for s in self.scrapes if newest.at - s.at <= window_s + 1e-6)
+        return None if oldest is newest else (oldest, newest)
 
 
 def counter_deltas(

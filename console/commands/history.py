@@ -8,6 +8,7 @@ import sys
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from cluster.rollout.history import history_path, read_history
 from console import exit_codes
@@ -38,8 +39,7 @@ async def run(args: argparse.Namespace, out: Console, err: Console) -> int:
                 f"{r['gate']}={r['value']} {'ok' if r['passed'] else 'FAIL'}"
                 for r in e.get("results", [])
             )
-        table.add_row(
-            e.get("at", ""), e.get("who", ""), e.get("app", ""), e.get("kind", ""), str(what)
-        )
+        cells = (e.get("at", ""), e.get("who", ""), e.get("app", ""), e.get("kind", ""), what)
+        table.add_row(*(Text(str(c)) for c in cells))  # plain text: no markup from the file
     out.print(table)
     return exit_codes.OK

@@ -1,6 +1,7 @@
 """`mlops-tui swap APP --to VERSION`: blue/green or canary behind gates, with automatic rollback.
 
-Exit codes: 0 promoted, 3 a gate failed (rolled back), 1 error, 2 invalid input, 130 Ctrl-C.
+Exit codes: 0 promoted, 3 a gate failed and its hosts went back (all of them, or on an edge
+fleet within max_failures only those), 1 error, 2 invalid input, 130 Ctrl-C.
 """
 
 from __future__ import annotations
@@ -13,8 +14,9 @@ from rich.text import Text
 from cluster.errors import UsageError
 from cluster.gates import GateSyntaxError, parse_gate
 from cluster.models.store import ModelStore
+from cluster.rollout.events import GatesChecked, SwapFinished, SwapOptions, SwapStep
 from cluster.rollout.history import History, history_path
-from cluster.rollout.swap import GatesChecked, SwapFinished, SwapOptions, SwapStep, swap
+from cluster.rollout.swap import swap
 from cluster.transport import Connections
 from console import exit_codes
 from console.commands.provision_common import confirmed
@@ -55,8 +57,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--retire-after",
         type=duration_or_zero,
-        default=0.0,
-        help="keep the old replicas this long after promotion",
+        default=30.0,
+        help="keep the old replicas (idle) this long after promotion, so a rollback is one "
+        "route flip (default 30s)",
     )
     p.add_argument(
         "--no-auto-rollback",
@@ -79,7 +82,7 @@ def parse_steps(text: str) -> tuple[int, ...]:
 
 
 async def run(args: argparse.Namespace, out: Console, err: Console) -> int:
-    inventory = open_inventory(args.inventory)
+    inventory = open_inventory(args.inventory, err=err)
     if args.app not in inventory.apps:
         raise UsageError(
             f"no app named '{args.app}' in {inventory.path} (apps: {', '.join(inventory.apps) or 'none'})"
@@ -112,6 +115,7 @@ async def run(args: argparse.Namespace, out: Console, err: Console) -> int:
     return {
         "promoted": exit_codes.OK,
         "rolled_back": exit_codes.GATE_FAILED,
+        "partial": exit_codes.GATE_FAILED,
         "gate_failed": exit_codes.GATE_FAILED,
     }.get(finished.outcome, exit_codes.FAILED)
 

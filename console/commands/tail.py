@@ -44,7 +44,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 async def run(args: argparse.Namespace, out: Console, err: Console) -> int:
-    inventory = open_inventory(args.inventory)
+    inventory = open_inventory(args.inventory, err=err)
     if args.app not in inventory.apps:
         known = ", ".join(inventory.apps) or "none defined"
         raise UsageError(f"no app named '{args.app}' in {inventory.path} (apps: {known})")
@@ -65,5 +65,11 @@ async def run(args: argparse.Namespace, out: Console, err: Console) -> int:
                 async for frame in collector.frames(args.duration):
                     last = frame
                     live.update(frame_view(frame))
-    reachable = last is not None and any(state == "ok" for state in last.nodes.values())
-    return exit_codes.OK if reachable else exit_codes.FAILED
+    if last is None or not any(state == "ok" for state in last.nodes.values()):
+        return exit_codes.FAILED  # no node answered
+    if not last.versions:
+        err.print(
+            f"[red]error:[/] {app.name} is not running on {app.target} (no version reports metrics)"
+        )
+        return exit_codes.FAILED
+    return exit_codes.OK

@@ -8,9 +8,9 @@ from rich.console import Console
 
 from cluster.errors import UsageError
 from cluster.models.store import ModelStore
+from cluster.rollout.events import SwapStep
 from cluster.rollout.history import History, history_path
 from cluster.rollout.manage import change
-from cluster.rollout.swap import SwapStep
 from cluster.transport import Connections
 from console import exit_codes
 from console.inventory_path import open_inventory
@@ -37,7 +37,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 async def run(args: argparse.Namespace, out: Console, err: Console) -> int:
-    inventory = open_inventory(args.inventory)
+    inventory = open_inventory(args.inventory, err=err)
     if args.app not in inventory.apps:
         raise UsageError(f"no app named '{args.app}' in {inventory.path}")
     history = History(history_path(inventory.path))

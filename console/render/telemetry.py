@@ -63,10 +63,25 @@ def frame_view(frame: TelemetryFrame) -> Group:
             str(m.get("n", 0)),
             _drift(monitor.get(version, {}).get("drift")),
         )
+    per_cluster = _per_cluster(frame) if len(frame.monitors) > 1 else None
     nodes = Text("nodes: ")
     for name, state in frame.nodes.items():
         nodes.append(f"{name} ", style="green" if state == "ok" else "bold red")
         nodes.append(f"({state})  ")
-    parts: list[Any] = [table, nodes]
+    parts: list[Any] = [table] + ([per_cluster] if per_cluster else []) + [nodes]
     parts += [Text(f"  {e}", style="red") for e in frame.errors]
     return Group(*parts)
+
+
+def _per_cluster(frame: TelemetryFrame) -> Table:
+    """Each edge host keeps its own labels: accuracy per host and version."""
+    table = Table(title="accuracy per host", title_justify="left")
+    for column in ("host", "version", "accuracy", "f1", "labelled"):
+        table.add_column(column, justify="left" if column in ("host", "version") else "right")
+    for cluster, summary in sorted(frame.monitors.items()):
+        for version, figures in sorted((summary.get("versions") or {}).items()):
+            m = figures.get("last_n", {})
+            table.add_row(
+                cluster, version, _num(m.get("accuracy")), _num(m.get("f1")), str(m.get("n", 0))
+            )
+    return table

@@ -19,11 +19,16 @@ class LoadResult:
     statuses: Counter[int] = field(default_factory=Counter)
     versions: Counter[str] = field(default_factory=Counter)
     failures: list[str] = field(default_factory=list)
+    failed_at: list[float] = field(default_factory=list)  # time.time() of each failure
     latencies_s: list[float] = field(default_factory=list)
 
     @property
     def failed(self) -> int:
         return len(self.failures)
+
+    def fail(self, reason: str) -> None:
+        self.failures.append(reason)
+        self.failed_at.append(time.time())
 
 
 async def run_load(
@@ -59,7 +64,7 @@ async def run_load(
                 try:
                     response = await client.post(url, json=body)
                 except httpx.HTTPError as exc:
-                    result.failures.append(f"{type(exc).__name__}: {exc}")
+                    result.fail(f"{type(exc).__name__}: {exc}")
                     continue
                 took = time.perf_counter() - t0
                 result.latencies_s.append(took)
@@ -67,9 +72,13 @@ async def run_load(
                     samples.append((time.time(), took))
                 result.statuses[response.status_code] += 1
                 if response.status_code != 200:
-                    result.failures.append(f"HTTP {response.status_code}: {response.text[:200]}")
+                    result.fail(f"HTTP {response.status_code}: {response.text[:200]}")
                     continue
-                version = str(response.json().get("version"))
+                try:
+                    version = str(response.json()["version"])
+                except (ValueError, KeyError, TypeError):
+                    result.fail(f"HTTP 200 without a version: {response.text[:200]}")
+                    continue
                 result.versions[version] += 1
                 if timeline is not None:
                     timeline.append((time.time(), version))

@@ -60,6 +60,41 @@ class SshdHost:
                 self.proc.wait()
         self.proc = None
 
+    def crash(self) -> None:
+        """The host goes away mid-run: sshd and every connection it serves are killed at once
+        (stopping only the listener would leave established connections working)."""
+        if self.proc is None:
+            return
+        sessions = _children(self.proc.pid)
+        for pid in (self.proc.pid, *sessions):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                continue
+        self.proc.wait()
+        self.proc = None
+
+
+def _children(pid: int) -> list[int]:
+    """Every descendant of `pid`: its connections and whatever they were running."""
+    parents: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as fh:
+                parents.setdefault(int(fh.read().rsplit(")", 1)[1].split()[1]), []).append(
+                    int(entry)
+                )
+        except (OSError, ValueError, IndexError):
+            continue
+    out, stack = [], list(parents.get(pid, ()))
+    while stack:
+        child = stack.pop()
+        out.append(child)
+        stack.extend(parents.get(child, ()))
+    return out
+
 
 @dataclass
 class SshdFleet:

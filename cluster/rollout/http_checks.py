@@ -1,0 +1,120 @@
+"""Checks that go through the Serve proxies, as clients do: a version answers real predictions
+on a route, a route has moved on every node, a holdout's scores."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from cluster.errors import MlopsError
+from cluster.inventory import Host
+from cluster.models.store import StoredVersion
+from cluster.provision.topology import RayCluster
+from cluster.transport import Connections
+from serving.monitor.scores import classifier_scores, regressor_scores
+
+
+def holdout(version: StoredVersion) -> dict[str, Any] | None:
+    """The labelled rows stored with a version, or None when it was imported without labels."""
+    try:
+        data: dict[str, Any] = json.loads((Path(version.path) / "holdout.json").read_text())
+    except FileNotFoundError:
+        return None
+    return data if data.get("X") else None
+
+
+def probe_rows(version: StoredVersion, labelled: dict[str, Any] | None) -> list[list[float]]:
+    """Rows to send to a new version: its holdout, else one row of zeros of the right width."""
+    if labelled:
+        rows: list[list[float]] = labelled["X"]
+        return rows
+    return [[0.0] * version.meta.n_features]
+
+
+async def predict_until(
+    connections: Connections,
+    cluster: RayCluster,
+    route: str,
+    rows: list[list[float]],
+    version: str,
+    attempts: int = 20,
+) -> dict[str, Any]:
+    """POST rows to ROUTE/predict through the head's proxy until `version` answers them."""
+    head = cluster.head
+    transport = await connections.get(head.name)
+    async with (
+        transport.forward(head.address, head.ray.serve_http) as (host, port),
+        httpx.AsyncClient(base_url=f"http://{host}:{port}", timeout=30) as client,
+    ):
+        last = "no answer"
+        for attempt in range(attempts):
+            try:
+                response = await client.post(f"{route}/predict", json={"instances": rows})
+            except httpx.HTTPError as exc:
+                last = f"{type(exc).__name__}: {exc}"
+            else:
+                body = response.json() if response.status_code == 200 else {}
+                if body.get("version") == version:
+                    return dict(body)
+                last = f"HTTP {response.status_code}: {response.text[:200]}"
+            await asyncio.sleep(0.25 * (attempt + 1))
+    raise MlopsError(f"{route}: version {version} does not answer predictions ({last})")
+
+
+def scores(
+    version: StoredVersion, labelled: dict[str, Any], answer: dict[str, Any]
+) -> dict[str, float]:
+    """The same scores the live monitor computes, on the holdout rows and their labels."""
+    labels = labelled["y"]
+    if version.meta.is_classifier:
+        found = classifier_scores(
+            labels, answer["predictions"], answer.get("probabilities"), version.meta.classes
+        )
+    else:
+        found = regressor_scores(labels, answer["predictions"])
+    return {k: float(v) for k, v in found.items() if v is not None}
+
+
+async def wait_live(
+    connections: Connections, cluster: RayCluster, route: str, version: str, timeout: float = 30
+) -> None:
+    """Until every node's proxy answers ROUTE/version with `version`: only then is a route
+    change done for clients, wherever they connect."""
+
+    async def one(host: Host) -> None:
+        transport = await connections.get(host.name)
+        async with (
+            transport.forward(host.address, host.ray.serve_http) as (address, port),
+            httpx.AsyncClient(base_url=f"http://{address}:{port}", timeout=5) as client,
+        ):
+            deadline = time.perf_counter() + timeout
+            seen = "no answer"
+            while time.perf_counter() < deadline:
+                try:
+                    response = await client.get(f"{route}/version")
+                    seen = (
+                        str(response.json().get("version"))
+                        if response.status_code == 200
+                        else f"HTTP {response.status_code}"
+                    )
+                except (httpx.HTTPError, ValueError) as exc:
+                    seen = type(exc).__name__
+                if seen == version:
+                    return
+                await asyncio.sleep(0.05)
+        raise MlopsError(
+            f"{host.name}: {route} did not move to version {version} within {timeout:g}s "
+            f"(it answers {seen})"
+        )
+
+    try:
+        async with asyncio.TaskGroup() as group:
+            for host in cluster.hosts:
+                group.create_task(one(host))
+    except ExceptionGroup as group:
+        raise group.exceptions[0] from None  # the first node that did not move says why

@@ -1,0 +1,137 @@
+"""The fleet logic of a swap on an edge target, with each host's own swap faked (a unit test:
+the per-host swap, rollback and retirement run for real in tests/provision/test_provision_e2e.py).
+
+Batches run their hosts at once; a host failing its gates goes back alone while the fleet
+stays within max_failures; one failure more and every host touched goes back."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from cluster.events import Event
+from cluster.inventory import load_inventory
+from cluster.models.store import ModelStore
+from cluster.provision.topology import RayCluster
+from cluster.rollout import swap as swap_module
+from cluster.rollout.events import GateFailed, SwapFinished, SwapOptions, SwapStep
+from cluster.rollout.gates_eval import GateResult
+from cluster.rollout.history import History, read_history
+from cluster.transport import Connections
+
+INVENTORY = """\
+hosts:
+  s1: {address: 127.0.0.81}
+  s2: {address: 127.0.0.82}
+  s3: {address: 127.0.0.83}
+  s4: {address: 127.0.0.84}
+targets:
+  shops:
+    topology: edge
+    hosts: [s1, s2, s3, s4]
+    rollout: {batch: 2, max_failures: 1}
+apps:
+  shelf: {target: shops, model: breast-cancer}
+"""
+
+
+class FakeServe:
+    def __init__(self, cluster: str) -> None:
+        self.cluster_id = cluster
+
+    async def read(self) -> Any:
+        return self
+
+
+class Fleet:
+    """Fakes for one host's swap, restore and retirement, recording what happened when."""
+
+    def __init__(self, failing: set[str]) -> None:
+        self.failing = failing
+        self.spans: dict[str, tuple[float, float]] = {}
+        self.restored: list[str] = []
+        self.retired: list[str] = []
+
+    async def swap_cluster(self, connections: Connections, app: Any, cluster: RayCluster, new: Any,
+                           options: SwapOptions, history: History, touched: list[Any],
+                           timings: dict[str, float]) -> AsyncIterator[Event]:  # fmt: skip
+        record = swap_module._Cluster(cluster, FakeServe(cluster.id), "1")  # type: ignore[arg-type]
+        touched.append(record)
+        start = asyncio.get_running_loop().time()
+        yield SwapStep(app.name, cluster.id, "deploy", "beside 1")
+        await asyncio.sleep(0.05)
+        self.spans[cluster.id] = (start, asyncio.get_running_loop().time())
+        if cluster.id in self.failing:
+            raise GateFailed("bake@100%", [GateResult("accuracy>=0.9", 0.5, 0.9, False, "low")])
+        record.stage = "shifted"
+        yield SwapStep(app.name, cluster.id, "promote", "2 serves 100%")
+
+    async def restore(self, connections: Connections, serve: FakeServe, version: str,
+                      store: Any) -> float:  # fmt: skip
+        self.restored.append(serve.cluster_id)
+        return 0.01
+
+    async def retire_others(self, serve: FakeServe, state: Any) -> list[str]:
+        self.retired.append(serve.cluster_id)
+        return ["1"]
+
+
+async def run(tmp_path: Path, store: ModelStore, fleet: Fleet, monkeypatch: pytest.MonkeyPatch) -> tuple[list[Event], SwapFinished]:  # fmt: skip
+    monkeypatch.setattr(swap_module, "_swap_cluster", fleet.swap_cluster)
+    monkeypatch.setattr(swap_module, "restore", fleet.restore)
+    monkeypatch.setattr(swap_module, "retire_others", fleet.retire_others)
+    path = tmp_path / "inventory.yaml"
+    path.write_text(INVENTORY + f"defaults:\n  model_store: {store.root}\n")
+    inventory = load_inventory(path)
+    options = SwapOptions(to_version="2", retire_after_s=0)
+    events: list[Event] = []
+    async with Connections(inventory) as connections:  # never connects: the hosts are faked
+        history = History(tmp_path / "history.jsonl")
+        async for event in swap_module.swap(
+            connections, store, inventory.apps["shelf"], options, history
+        ):
+            events.append(event)
+    assert isinstance(events[-1], SwapFinished)
+    return events, events[-1]
+
+
+async def test_a_batch_swaps_its_hosts_at_once(
+    tmp_path: Path, example_store: ModelStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fleet = Fleet(failing=set())
+    _, finished = await run(tmp_path, example_store, fleet, monkeypatch)
+    assert finished.outcome == "promoted" and finished.from_version == "1"
+    (a1, b1), (a2, b2) = fleet.spans["shops.s1"], fleet.spans["shops.s2"]
+    assert a2 < b1 and a1 < b2  # s1 and s2 overlapped
+    assert fleet.spans["shops.s3"][0] >= max(b1, b2)  # the second batch waited for the first
+    assert sorted(fleet.retired) == ["shops.s1", "shops.s2", "shops.s3", "shops.s4"]
+
+
+async def test_within_max_failures_only_the_failing_host_goes_back(
+    tmp_path: Path, example_store: ModelStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fleet = Fleet(failing={"shops.s2"})
+    _, finished = await run(tmp_path, example_store, fleet, monkeypatch)
+    assert finished.outcome == "partial" and finished.rolled_back == ("shops.s2",)
+    assert fleet.restored == ["shops.s2"]
+    assert sorted(fleet.retired) == ["shops.s1", "shops.s3", "shops.s4"]
+    last = read_history(tmp_path / "history.jsonl")[-1]
+    assert last["kind"] == "swap_finished" and last["outcome"] == "partial" and last["from"] == "1"
+
+
+async def test_past_max_failures_the_whole_fleet_goes_back(
+    tmp_path: Path, example_store: ModelStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fleet = Fleet(failing={"shops.s2", "shops.s3"})
+    events, finished = await run(tmp_path, example_store, fleet, monkeypatch)
+    assert finished.outcome == "rolled_back"
+    # s2 went back alone after batch 1; batch 2's failure put every touched host back.
+    assert fleet.restored[0] == "shops.s2"
+    assert sorted(fleet.restored) == ["shops.s1", "shops.s2", "shops.s3", "shops.s4"]
+    assert fleet.retired == []  # nothing was retired: every host still had its old version
+    rollbacks = [e for e in events if isinstance(e, SwapStep) and e.phase == "rollback"]
+    assert len(rollbacks) == 4
