@@ -81,7 +81,8 @@ class ProbeFailed(TransportError):
 async def probe(connections: Connections, host: Host) -> HostFacts:
     """Facts about one host from a single remote command."""
     transport = await connections.get(host.name)
-    result = await transport.run([host.python, "-c", script("probe")], timeout=30)
+    # No explicit timeout: the transport applies the inventory's command_timeout.
+    result = await transport.run([host.python, "-c", script("probe")])
     if result.exit_status == 127:
         raise ProbeFailed(
             host.name, f"python not found at '{host.python}' (set python: in the inventory)"
@@ -97,31 +98,49 @@ async def probe(connections: Connections, host: Host) -> HostFacts:
 async def check_hosts(
     connections: Connections, hosts: Sequence[Host], *, concurrency: int | None = None
 ) -> AsyncIterator[CheckEvent]:
-    """Probe every host at once (bounded), yielding one event per host as it finishes."""
+    """Probe every host at once (bounded), yielding one event per host as it finishes.
+
+    Whatever goes wrong on one host, even an error nobody foresaw, becomes that host's
+    HostCheckFailed (naming the exception), so the other hosts are still reported.
+    """
     loop = asyncio.get_running_loop()
     start = loop.time()
     limit = concurrency or connections.inventory.settings.concurrency
     yield CheckStarted(tuple(h.name for h in hosts))
     healthy = failed = 0
 
-    async def timed(host: Host) -> tuple[HostFacts, float]:
+    async def timed(host: Host) -> _Probed:
+        # Timed from when the host's turn comes, not from the start of the whole check.
         t0 = loop.time()
-        return await probe(connections, host), loop.time() - t0
+        try:
+            facts: HostFacts | Exception = await probe(connections, host)
+        except Exception as exc:  # noqa: BLE001 - reported as this host's failure below
+            facts = exc
+        return _Probed(facts, loop.time() - t0)
 
     async for host, outcome in fan_out(hosts, timed, limit=limit):
-        if isinstance(outcome, TransportError):
-            failed += 1
-            yield HostCheckFailed(
-                host.name,
-                host.endpoint,
-                type(outcome).__name__,
-                outcome.reason,
-                loop.time() - start,
-            )
-        elif isinstance(outcome, Exception):
-            raise outcome
-        else:
+        probed = outcome if isinstance(outcome, _Probed) else _Probed(outcome, 0.0)
+        if isinstance(probed.facts, HostFacts):
             healthy += 1
-            facts, took = outcome
-            yield HostChecked(host.name, host.endpoint, facts, took)
+            yield HostChecked(host.name, host.endpoint, probed.facts, probed.took)
+        else:
+            failed += 1
+            error_type, error = _describe(probed.facts)
+            yield HostCheckFailed(host.name, host.endpoint, error_type, error, probed.took)
     yield CheckFinished(healthy, failed, loop.time() - start)
+
+
+@dataclass(frozen=True)
+class _Probed:
+    """One host's probe outcome and how long that host took."""
+
+    facts: HostFacts | Exception
+    took: float
+
+
+def _describe(exc: Exception) -> tuple[str, str]:
+    """(error type, message) for a failed host; an unforeseen error says what it was."""
+    if isinstance(exc, TransportError):
+        return type(exc).__name__, exc.reason
+    name = type(exc).__name__
+    return name, f"unexpected {name} while probing: {str(exc) or repr(exc)}"

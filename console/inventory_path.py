@@ -5,6 +5,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from rich.console import Console
+from rich.text import Text
+
 from cluster.errors import UsageError
 from cluster.inventory import Inventory, load_inventory
 
@@ -24,9 +27,19 @@ def resolve_inventory_path(option: str | None) -> Path:
     return default
 
 
-def open_inventory(option: str | None, targets: list[str] | None = None) -> Inventory:
-    """Load the inventory and check that every named target exists in it."""
+def open_inventory(
+    option: str | None, targets: list[str] | None = None, *, err: Console | None = None
+) -> Inventory:
+    """Load the inventory and check that every named target exists in it.
+
+    With `err`, the inventory's warnings (host key checking off, ...) are printed there:
+    here, once, so every command that connects warns on every run.
+    """
     inventory = load_inventory(resolve_inventory_path(option))
+    if err is not None:
+        for warning in inventory.warnings:
+            # Literal text: a warning quotes inventory values, which are not rich markup.
+            err.print(Text.assemble(("warning:", "yellow"), " ", warning))
     for name in targets or []:
         if name not in inventory.targets:
             known = ", ".join(inventory.targets) or "none defined"

@@ -110,3 +110,92 @@ def test_tail_unknown_app_and_unreachable_app(
     )
     assert main(["tail", "m", "-i", str(inv), "--duration", "soon"]) == 2
     assert "'soon' is not a duration" in capsys.readouterr().err
+
+
+def test_a_host_whose_python_cannot_start_fails_alone(tmp_path: Path) -> None:
+    inv = tmp_path / "i.yaml"
+    inv.write_text(
+        "hosts:\n  good: {connection: local}\n"
+        "  odd:\n    connection: local\n    address: 127.0.0.3\n    python: /etc/passwd/x\n"
+    )
+    # A child process with a time limit: when the error escaped, the run never ended.
+    proc = subprocess.run(
+        [sys.executable, "-m", "console.cli", "check", "-i", str(inv), "--json"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=60,
+    )
+    assert proc.returncode == 1, proc.stderr
+    hosts = {h["name"]: h for h in json.loads(proc.stdout)["hosts"]}
+    assert hosts["good"]["ok"]
+    assert hosts["odd"]["error"] == (
+        "python not found at '/etc/passwd/x' (set python: in the inventory)"
+    )
+
+
+UNCHECKED = (
+    "hosts:\n  h:\n    address: 127.0.0.1\n    port: 1\n    user: '[/]'\n"
+    "    host_key_checking: false\n"
+)
+
+
+def test_inventory_and_host_text_is_never_read_as_markup(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    inv = tmp_path / "i.yaml"
+    inv.write_text(UNCHECKED)
+    assert main(["check", "-i", str(inv)]) == 1
+    out, err = capsys.readouterr()
+    assert "[/]@127.0.0.1:1" in out and "FAILED" in out
+    assert "Traceback" not in out + err and "MarkupError" not in out + err
+    assert "host key checking is OFF for h ([/]@127.0.0.1:1)" in err
+
+
+def test_facts_with_brackets_render_as_written() -> None:
+    from rich.console import Console
+
+    from cluster.check import HostChecked, HostFacts
+    from console.render.check import check_table
+
+    facts = HostFacts(
+        hostname="x",
+        os="[bold]Linux",
+        os_release="6",
+        arch="[/]",
+        cpus=2,
+        load_1m=None,
+        memory_total=None,
+        memory_available=None,
+        disk_free=None,
+        python="3.11 [red]",
+        python_path="/usr/bin/python3",
+        ray="[/red]",
+        onnxruntime=None,
+    )
+    console = Console(record=True, width=200)
+    console.print(check_table([HostChecked("h", "[i]@a:22", facts, 0.1)]))
+    text = console.export_text()
+    for literal in ("[bold]Linux [/]", "3.11 [red]", "[/red]", "[i]@a:22"):
+        assert literal in text
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["status", "--json"],
+        ["destroy"],  # no terminal and no --yes: refused after loading
+        ["swap", "nope", "--to", "2"],
+        ["tail", "nope"],
+        ["rollback", "nope"],
+        ["check", "--json"],
+    ],
+)
+def test_every_command_warns_about_host_key_checking_once(
+    argv: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    inv = tmp_path / "i.yaml"
+    inv.write_text(UNCHECKED)
+    main([*argv, "-i", str(inv)])
+    err = capsys.readouterr().err
+    assert err.count("host key checking is OFF for h") == 1, err

@@ -4,8 +4,16 @@ from __future__ import annotations
 
 import asyncio
 from contextlib import aclosing
+from pathlib import Path
 
+import pytest
+
+from cluster import check
+from cluster.check import CheckEvent, HostChecked, HostCheckFailed, HostFacts, check_hosts
+from cluster.errors import HostUnreachable
 from cluster.fanout import fan_out
+from cluster.inventory import Host, Inventory, load_inventory
+from cluster.transport import Connections
 
 
 async def test_bounded_and_isolated() -> None:
@@ -44,3 +52,72 @@ async def test_leaving_early_cancels_the_rest() -> None:
             assert item == 0
             break
     assert sorted(cancelled) == [1, 2, 3]
+
+
+def _inventory(tmp_path: Path, text: str) -> Inventory:
+    path = tmp_path / "inventory.yaml"
+    path.write_text(text)
+    return load_inventory(path, env={})
+
+
+async def _check(inv: Inventory, concurrency: int | None = None) -> dict[str, CheckEvent]:
+    async with Connections(inv) as conns:
+        return {
+            e.host: e
+            async for e in check_hosts(conns, list(inv.hosts.values()), concurrency=concurrency)
+            if isinstance(e, HostChecked | HostCheckFailed)
+        }
+
+
+async def test_an_unforeseen_error_on_one_host_is_that_hosts_failure(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    inv = _inventory(tmp_path, "hosts:\n  a: {connection: local}\n  b: {connection: local}\n")
+    real_probe = check.probe
+
+    async def probe(connections: Connections, host: Host) -> HostFacts:
+        if host.name == "b":
+            raise RuntimeError("boom")
+        return await real_probe(connections, host)
+
+    monkeypatch.setattr(check, "probe", probe)
+    events = await _check(inv)
+    assert isinstance(events["a"], HostChecked)
+    failed = events["b"]
+    assert isinstance(failed, HostCheckFailed)
+    assert (failed.error_type, failed.error) == (
+        "RuntimeError",
+        "unexpected RuntimeError while probing: boom",
+    )
+
+
+async def test_a_failed_host_is_timed_from_its_own_turn(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    inv = _inventory(tmp_path, "hosts:\n  slow: {connection: local}\n  bad: {connection: local}\n")
+
+    async def probe(connections: Connections, host: Host) -> HostFacts:
+        if host.name == "bad":
+            raise HostUnreachable("bad", "refused")
+        await asyncio.sleep(0.5)
+        raise HostUnreachable("slow", "timed out")
+
+    monkeypatch.setattr(check, "probe", probe)
+    events = await _check(inv, concurrency=1)  # bad waits for slow's turn to end
+    assert events["slow"].duration_s >= 0.5
+    assert events["bad"].duration_s < 0.25
+
+
+async def test_the_probe_obeys_command_timeout(tmp_path: Path) -> None:
+    slow_python = tmp_path / "python"
+    slow_python.write_text("#!/bin/sh\nsleep 5\n")
+    slow_python.chmod(0o755)
+    inv = _inventory(
+        tmp_path,
+        f"defaults:\n  command_timeout: 0.5\nhosts:\n  me:\n    connection: local\n"
+        f"    python: {slow_python}\n",
+    )
+    failed = (await _check(inv))["me"]
+    assert isinstance(failed, HostCheckFailed) and failed.error_type == "CommandTimeout"
+    assert "ran longer than 0.5s and was stopped" in failed.error
+    assert failed.duration_s < 3

@@ -4,12 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
+import secrets
+import subprocess
 from pathlib import Path
 
 import asyncssh
 import pytest
 
-from cluster.errors import HostKeyMismatch, HostUnreachable, TransferError
+from cluster.errors import (
+    AuthenticationFailed,
+    CommandTimeout,
+    HostKeyMismatch,
+    HostUnreachable,
+    TransferError,
+)
 from cluster.fanout import fan_out
 from cluster.inventory import load_inventory
 from cluster.transport import Connections
@@ -200,3 +209,42 @@ async def test_fan_out_many_commands_over_reused_connections(fleet_inventory) ->
         results = {i: r async for i, r in fan_out(range(20), work, limit=8)}
         assert len(conns._open) == 3
     assert results == {i: str(i) for i in range(20)}
+
+
+def _running(pattern: str) -> bool:
+    return subprocess.run(["pgrep", "-f", pattern], capture_output=True).returncode == 0
+
+
+async def test_a_timed_out_command_is_stopped_on_the_host(fleet_inventory) -> None:
+    seconds = f"30.{secrets.randbelow(10**6):06d}"  # a marker no other process has
+    pattern = f"^sleep {re.escape(seconds)}$"
+    inv = load_inventory(fleet_inventory())
+    async with Connections(inv) as conns:
+        t = await conns.get("node1")
+        with pytest.raises(CommandTimeout, match=r"'sleep' ran longer than 1s and was stopped"):
+            await t.run(["sleep", seconds], timeout=1)
+        assert (await t.run(["echo", "still usable"])).stdout.strip() == "still usable"
+        for _ in range(50):  # the kill has been sent; allow up to 5 s for it to land
+            if not _running(pattern):
+                break
+            await asyncio.sleep(0.1)
+        assert not _running(pattern), "the remote sleep outlived its timeout"
+
+
+async def test_a_missing_key_or_known_hosts_file_is_named_with_its_setting(
+    fleet_inventory, tmp_path: Path
+) -> None:
+    gone = tmp_path / "no-such-key"
+    inv = load_inventory(fleet_inventory(hosts_extra={"node1": f"    key_file: {gone}"}))
+    async with Connections(inv) as conns:
+        with pytest.raises(AuthenticationFailed) as info:
+            await conns.get("node1")
+    assert info.value.reason == f"key_file {gone} (hosts.node1.key_file): no such file"
+    path = fleet_inventory().read_text().replace("  known_hosts: ", f"  known_hosts: {tmp_path}/x")
+    (tmp_path / "kh.yaml").write_text(path)
+    inv = load_inventory(tmp_path / "kh.yaml")
+    async with Connections(inv) as conns:
+        with pytest.raises(HostUnreachable) as unreachable:
+            await conns.get("node2")
+    known = inv.hosts["node2"].known_hosts
+    assert unreachable.value.reason == f"known_hosts {known} (defaults.known_hosts): no such file"

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import signal
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from cluster.errors import CommandTimeout, TransferError
+from cluster.errors import CommandTimeout, TransferError, TransportError
+from cluster.inventory import Host, load_inventory
 from cluster.inventory.hostfields import HostSpec, resolve
 from cluster.inventory.yamlread import Loc
+from cluster.transport import Connections
 from cluster.transport.local import LocalTransport
 
 
@@ -87,3 +91,75 @@ async def test_a_corrupted_upload_replaces_nothing(tmp_path: Path) -> None:
 async def test_forward_is_the_address_itself() -> None:
     async with local_transport().forward("127.0.0.1", 8265) as (host, port):
         assert (host, port) == ("127.0.0.1", 8265)
+
+
+async def test_programs_that_cannot_start_are_results_not_exceptions(tmp_path: Path) -> None:
+    t = local_transport()
+    through_a_file = await t.run(["/etc/passwd/x"])  # NotADirectoryError
+    assert through_a_file.exit_status == 127
+    assert through_a_file.stderr == "/etc/passwd/x: command not found"
+    junk = tmp_path / "junk"
+    junk.write_bytes(b"\x00\x01\x02 not a program")
+    junk.chmod(0o755)
+    not_executable = await t.run([str(junk), "arg"])  # OSError: Exec format error
+    assert not_executable.exit_status == 126
+    assert not_executable.stderr == f"{junk}: cannot run: Exec format error"
+    directory = await t.run([str(tmp_path)])
+    assert directory.exit_status == 126 and directory.stderr.startswith(f"{tmp_path}: cannot run")
+
+
+async def test_a_cancelled_command_is_killed_and_reaped(monkeypatch: pytest.MonkeyPatch) -> None:
+    started: list[asyncio.subprocess.Process] = []
+    running = asyncio.Event()
+    real = asyncio.create_subprocess_exec
+
+    async def spy(*args: Any, **kwargs: Any) -> asyncio.subprocess.Process:
+        proc = await real(*args, **kwargs)
+        started.append(proc)
+        running.set()
+        return proc
+
+    monkeypatch.setattr(asyncio, "create_subprocess_exec", spy)
+    task = asyncio.create_task(local_transport().run(["sleep", "30"]))
+    await running.wait()
+    await asyncio.sleep(0.05)  # let run() reach its wait for the command
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    # Reaped before run() gave up: its exit status is known, so no zombie is left behind.
+    assert started[0].returncode == -signal.SIGKILL
+
+
+class ClosingTransport(LocalTransport):
+    """Records the order connections are closed in; one of them fails to close."""
+
+    def __init__(self, host: Host, log: list[str], fail: bool = False) -> None:
+        super().__init__(host, 30)
+        self.log = log
+        self.fail = fail
+
+    async def close(self) -> None:
+        self.log.append(self.host.name)
+        if self.fail:
+            raise OSError("socket already gone")
+
+
+async def test_connections_close_deepest_first_and_all_despite_a_failure(write_inventory) -> None:
+    inv = load_inventory(
+        write_inventory(
+            "hosts:\n  edge: 127.0.0.11\n  mid:\n    address: 10.0.0.2\n    via: edge\n"
+            "  deep:\n    address: 10.0.1.3\n    via: mid\n  me: {connection: local}\n"
+        ),
+        env={},
+    )
+    log: list[str] = []
+    conns = Connections(inv)
+    for name in ("edge", "me", "mid", "deep"):  # the order they happened to be opened in
+        conns._open[name] = ClosingTransport(inv.hosts[name], log, fail=name == "mid")
+    with pytest.raises(TransportError) as info:
+        await conns.aclose()
+    assert log.index("deep") < log.index("mid") < log.index("edge")
+    assert sorted(log) == ["deep", "edge", "me", "mid"]
+    assert info.value.host == "mid"
+    assert "closing the connection failed: OSError: socket already gone" in str(info.value)
+    assert conns._open == {}

@@ -31,10 +31,10 @@ class LocalTransport(Transport):
                 stderr=asyncio.subprocess.PIPE,
                 start_new_session=True,  # so a timeout can stop the whole process group
             )
-        except FileNotFoundError:
-            return CommandResult(tuple(argv), 127, "", f"{argv[0]}: command not found", 0.0)
-        except PermissionError:
-            return CommandResult(tuple(argv), 126, "", f"{argv[0]}: permission denied", 0.0)
+        except OSError as exc:
+            # What a shell would say: 127 when there is no such program, 126 when it exists
+            # but cannot run (a directory, no permission, not an executable format, ...).
+            return _not_started(argv, exc)
         try:
             out, err = await asyncio.wait_for(
                 proc.communicate(input.encode() if input is not None else None), limit
@@ -47,6 +47,8 @@ class LocalTransport(Transport):
             ) from None
         except asyncio.CancelledError:
             _kill_group(proc.pid)
+            # Reap it even though we are being cancelled, or it lingers as a zombie.
+            await asyncio.shield(proc.wait())
             raise
         return CommandResult(
             tuple(argv),
@@ -74,6 +76,15 @@ class LocalTransport(Transport):
 
     async def close(self) -> None:
         return None
+
+
+def _not_started(argv: Sequence[str], exc: OSError) -> CommandResult:
+    """The result a shell would give for a program that could not be started."""
+    program = argv[0] if argv else "(empty command)"
+    if isinstance(exc, FileNotFoundError | NotADirectoryError):
+        return CommandResult(tuple(argv), 127, "", f"{program}: command not found", 0.0)
+    reason = exc.strerror or type(exc).__name__
+    return CommandResult(tuple(argv), 126, "", f"{program}: cannot run: {reason}", 0.0)
 
 
 def _kill_group(pid: int) -> None:

@@ -34,7 +34,15 @@ class Connections:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        await self.aclose()
+        if exc is None:
+            await self.aclose()
+            return
+        try:
+            await self.aclose()
+        except TransportError as close_error:  # never hide the error that ended the run
+            exc.add_note(f"while handling it, {close_error}")
+            for note in getattr(close_error, "__notes__", ()):
+                exc.add_note(note)
 
     async def get(self, name: str) -> Transport:
         if name in self._open:
@@ -81,8 +89,36 @@ class Connections:
         self._failed.pop(name, None)
 
     async def aclose(self) -> None:
-        # Close tunnelled connections before the jump hosts they ride on.
-        order = sorted(self._open.values(), key=lambda t: t.host.via is None)
+        """Close every connection, each tunnelled one before the jump hosts it rides on.
+
+        One failing close does not keep the others open: all are closed, then the first
+        failure is raised as a TransportError, with any others noted on it.
+        """
+        order = sorted(self._open.values(), key=lambda t: self._hops(t.host.name), reverse=True)
         self._open.clear()
+        failures: list[TransportError] = []
         for transport in order:
-            await transport.close()
+            try:
+                await transport.close()
+            except Exception as exc:  # noqa: BLE001 - the rest still get closed; raised below
+                failures.append(
+                    TransportError(
+                        transport.host.name,
+                        f"closing the connection failed: {type(exc).__name__}: {exc}",
+                    )
+                )
+                failures[-1].__cause__ = exc
+        if failures:
+            first = failures[0]
+            for other in failures[1:]:
+                first.add_note(f"also: {other}")
+            raise first
+
+    def _hops(self, name: str) -> int:
+        """How many jump hosts lie between this machine and `name`."""
+        hosts = self.inventory.hosts
+        hops, cur = 0, hosts.get(name)
+        while cur is not None and cur.via is not None and hops <= len(hosts):
+            hops += 1
+            cur = hosts.get(cur.via)
+        return hops

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import shlex
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -12,13 +11,14 @@ import asyncssh
 
 from cluster.errors import (
     AuthenticationFailed,
-    CommandTimeout,
     HostKeyMismatch,
     HostUnreachable,
     TransferError,
+    TransportError,
 )
 from cluster.inventory.model import Host
 from cluster.transport.base import CommandResult, Transport
+from cluster.transport.sshrun import run_command
 
 
 class SshTransport(Transport):
@@ -36,21 +36,15 @@ class SshTransport(Transport):
         limit = self.command_timeout if timeout is None else timeout
         loop = asyncio.get_running_loop()
         start = loop.time()
-        command = shlex.join(argv)  # the remote shell sees exactly these arguments
         try:
-            done = await self._conn.run(command, check=False, timeout=limit, input=input)
-        except asyncssh.TimeoutError:
-            raise CommandTimeout(
-                self.host.name, f"'{argv[0]}' ran longer than {limit:g}s and was stopped"
-            ) from None
+            status, out, err = await run_command(
+                self._conn, self.host.name, argv, limit=limit, input=input
+            )
         except (asyncssh.Error, OSError) as exc:
             raise HostUnreachable(
                 self.host.name, f"connection lost while running '{argv[0]}': {exc}"
             ) from None
-        status = done.exit_status if done.exit_status is not None else 255
-        return CommandResult(
-            tuple(argv), status, _text(done.stdout), _text(done.stderr), loop.time() - start
-        )
+        return CommandResult(tuple(argv), status, out, err, loop.time() - start)
 
     @asynccontextmanager
     async def forward(self, remote_host: str, remote_port: int) -> AsyncIterator[tuple[str, int]]:
@@ -89,6 +83,7 @@ async def open_ssh(
     tunnel: SshTransport | None = None,
 ) -> SshTransport:
     """Connect and authenticate, turning asyncssh's errors into ones that say what to fix."""
+    _check_local_files(host)
     options: dict[str, object] = {
         "username": host.user,
         "port": host.port,
@@ -138,8 +133,48 @@ async def open_ssh(
         ) from None
     except (asyncssh.Error, OSError) as exc:
         text = getattr(exc, "reason", None) or getattr(exc, "strerror", None) or str(exc)
+        setting = _setting_of(host, getattr(exc, "filename", None))
+        if setting is not None:  # one of our files went away or became unreadable meanwhile
+            text = f"{setting}: {text}"
         raise HostUnreachable(host.name, f"no SSH connection to {where}: {text}") from None
     return SshTransport(host, conn, command_timeout)
+
+
+def _check_local_files(host: Host) -> None:
+    """Fail before connecting when a file the inventory names cannot be read, saying which
+    file and which setting; asyncssh would only say 'No such file or directory'."""
+    files: list[tuple[str, Path | None, type[TransportError]]] = [
+        ("key_file", host.key_file, AuthenticationFailed)
+    ]
+    if host.verify_host_key:
+        files.append(("known_hosts", host.known_hosts, HostUnreachable))
+    for setting, path, error in files:
+        if path is None:
+            continue
+        problem = _unreadable(path)
+        if problem is not None:
+            raise error(host.name, f"{setting} {path} ({host.origin(setting)}): {problem}")
+
+
+def _unreadable(path: Path) -> str | None:
+    """Why `path` cannot be read as a file, or None when it can."""
+    try:
+        with path.open("rb"):
+            return None
+    except FileNotFoundError:
+        return "no such file"
+    except IsADirectoryError:
+        return "is a directory, not a file"
+    except OSError as exc:
+        return exc.strerror or f"{type(exc).__name__}: {exc}"
+
+
+def _setting_of(host: Host, filename: object) -> str | None:
+    """'key_file /x (hosts.a.key_file)' when `filename` is one of the host's files."""
+    for setting, path in (("key_file", host.key_file), ("known_hosts", host.known_hosts)):
+        if path is not None and filename is not None and str(path) == str(filename):
+            return f"{setting} {path} ({host.origin(setting)})"
+    return None
 
 
 def _known_hosts(host: Host) -> object:
@@ -148,9 +183,3 @@ def _known_hosts(host: Host) -> object:
     if host.known_hosts is not None:
         return str(host.known_hosts)
     return ()  # asyncssh's default: ~/.ssh/known_hosts
-
-
-def _text(data: object) -> str:
-    if isinstance(data, bytes):
-        return data.decode("utf-8", "replace")
-    return data if isinstance(data, str) else ""

@@ -29,9 +29,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 async def run(args: argparse.Namespace, out: Console, err: Console) -> int:
-    inventory = open_inventory(args.inventory, args.target)
-    for warning in inventory.warnings:
-        err.print(f"[yellow]warning:[/] {warning}")
+    inventory = open_inventory(args.inventory, args.target, err=err)
     hosts = inventory.hosts_of(args.target)
     results: list[HostResult] = []
     finished: CheckFinished | None = None

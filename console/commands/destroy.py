@@ -24,7 +24,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 async def run(args: argparse.Namespace, out: Console, err: Console) -> int:
-    inventory = open_inventory(args.inventory, args.target)
+    inventory = open_inventory(args.inventory, args.target, err=err)
     targets = ", ".join(args.target or inventory.targets)
     if not confirmed(args, err, f"Stop Serve and Ray on {targets}?"):
         err.print("nothing changed")

@@ -23,7 +23,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 async def run(args: argparse.Namespace, out: Console, err: Console) -> int:
-    inventory = open_inventory(args.inventory, args.target)
+    inventory = open_inventory(args.inventory, args.target, err=err)
     nodes: list[NodeStatus] = []
     apps: list[AppStatus] = []
     async with Connections(inventory) as connections:

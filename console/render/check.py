@@ -14,6 +14,8 @@ HostResult = HostChecked | HostCheckFailed
 
 
 def check_table(results: list[HostResult]) -> Table:
+    """Every cell that comes from the inventory or a host is plain Text: a user named
+    "[/]" or an OS string with brackets must print as written, not as rich markup."""
     table = Table(title="Hosts", title_justify="left")
     for col in (
         "host",
@@ -33,24 +35,24 @@ def check_table(results: list[HostResult]) -> Table:
             f = r.facts
             mem = f"{human_bytes(f.memory_available)} / {human_bytes(f.memory_total)}"
             table.add_row(
-                r.host,
-                r.endpoint,
+                Text(r.host),
+                Text(r.endpoint),
                 Text("ok", style="green"),
-                f"{f.os} {f.arch}",
-                str(f.cpus or "?"),
-                mem,
-                f.python,
+                Text(f"{f.os} {f.arch}"),
+                Text(str(f.cpus or "?")),
+                Text(mem),
+                Text(f.python),
                 _version(f.ray),
                 _version(f.onnxruntime),
-                seconds(r.duration_s),
+                Text(seconds(r.duration_s)),
             )
         else:
             table.add_row(
-                r.host,
-                r.endpoint,
+                Text(r.host),
+                Text(r.endpoint),
                 Text("FAILED", style="bold red"),
-                *[""] * 6,
-                seconds(r.duration_s),
+                *[Text("")] * 6,
+                Text(seconds(r.duration_s)),
             )
     return table
 

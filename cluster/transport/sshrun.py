@@ -1,0 +1,95 @@
+"""One command over SSH, run so that a timeout really stops it on the host.
+
+Closing the channel does not stop a command that neither reads nor writes (`sleep`), and
+OpenSSH refuses signal requests for sessions it runs without privilege separation (root
+logins). So the command is started through a tiny POSIX sh wrapper that prints its pid and
+then execs the command: sshd made that process a session and process-group leader, so on
+a timeout the whole group is killed from a second channel.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import shlex
+from collections.abc import Sequence
+
+import asyncssh
+
+from cluster.errors import CommandTimeout
+
+# The login shell execs sh, which prints "$$" and becomes the command (same pid).
+_WRAPPER = ("exec", "sh", "-c", 'echo "$$"; exec "$@"', "mlops-tui")
+# How long stopping a command (the kill, then the channel close) may take.
+_STOP_WAIT_S = 5.0
+
+
+async def run_command(
+    conn: asyncssh.SSHClientConnection,
+    host: str,
+    argv: Sequence[str],
+    *,
+    limit: float,
+    input: str | None = None,
+) -> tuple[int, str, str]:
+    """(exit status, stdout, stderr) of argv; past `limit`, stop it and raise CommandTimeout.
+
+    Connection failures surface as asyncssh.Error or OSError for the caller to explain.
+    """
+    command = shlex.join([*_WRAPPER, *argv])  # the command sees exactly these arguments
+    proc = await conn.create_process(command, input=input, errors="replace")
+    pid: int | None = None
+    head = ""
+    try:
+        async with asyncio.timeout(limit):
+            pid, head = _leader(await proc.stdout.readline())
+            done = await proc.wait(check=False)
+    except TimeoutError:
+        trouble = await _stop(conn, proc, pid)
+        what = f"'{argv[0]}' ran longer than {limit:g}s"
+        if trouble:
+            raise CommandTimeout(
+                host, f"{what}; stopping it failed ({trouble}), so it may still be running"
+            ) from None
+        raise CommandTimeout(host, f"{what} and was stopped") from None
+    except asyncio.CancelledError:
+        await asyncio.shield(_stop(conn, proc, pid))
+        raise
+    status = done.exit_status if done.exit_status is not None else 255
+    return status, head + _text(done.stdout), _text(done.stderr)
+
+
+def _leader(line: str) -> tuple[int | None, str]:
+    """The wrapper's pid line, or (None, line) when the first line is the command's own."""
+    text = line.strip()
+    return (int(text), "") if text.isdigit() else (None, line)
+
+
+async def _stop(
+    conn: asyncssh.SSHClientConnection, proc: asyncssh.SSHClientProcess[str], pid: int | None
+) -> str | None:
+    """Kill the command's process group, then close its channel; what went wrong, if anything."""
+    trouble: str | None = None
+    with contextlib.suppress(OSError):  # the channel is closed already
+        proc.kill()  # honoured where sshd allows signals; the group kill below always is
+    if pid is None:
+        trouble = "its process id never arrived"
+    else:
+        kill = shlex.join(["sh", "-c", 'kill -s KILL -- "-$1"', "sh", str(pid)])
+        try:
+            # Exit 1 ("no such process") means it ended on its own meanwhile: also fine.
+            await asyncio.wait_for(conn.run(kill, check=False), _STOP_WAIT_S)
+        except (asyncssh.Error, OSError, TimeoutError) as exc:
+            trouble = f"kill over SSH: {type(exc).__name__}: {exc}"
+    proc.close()
+    try:
+        await asyncio.wait_for(proc.wait_closed(), _STOP_WAIT_S)
+    except TimeoutError:
+        proc.channel.abort()  # no answer from the host: drop the channel on our side
+    return trouble
+
+
+def _text(data: object) -> str:
+    if isinstance(data, bytes):
+        return data.decode("utf-8", "replace")
+    return data if isinstance(data, str) else ""
