@@ -45,12 +45,16 @@ class Connections:
                 exc.add_note(note)
 
     async def get(self, name: str) -> Transport:
-        if name in self._open:
+        """The host's open transport; a connection that has died (host or sshd restarted) is
+        replaced by a new one, so long-running watchers recover by themselves."""
+        if name in self._open and self._open[name].alive:
             return self._open[name]
         lock = self._locks.setdefault(name, asyncio.Lock())
         async with lock:
             if name in self._open:
-                return self._open[name]
+                if self._open[name].alive:
+                    return self._open[name]
+                await self._open.pop(name).close()
             if name in self._failed:
                 raise self._failed[name]
             try:

@@ -69,6 +69,10 @@ class SshTransport(Transport):
                 self.host.name, f"SFTP upload of {local} to {staging} failed: {exc}"
             ) from None
 
+    @property
+    def alive(self) -> bool:
+        return not self._conn.is_closed()
+
     async def close(self) -> None:
         self._conn.close()
         await self._conn.wait_closed()
