@@ -8,6 +8,7 @@ import sys
 from collections.abc import Sequence
 
 from rich.console import Console
+from rich.text import Text
 
 from cluster.errors import InventoryError, MlopsError, UsageError
 from console import exit_codes
@@ -68,10 +69,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             err.print(f"  {problem}", highlight=False, markup=False)
         return exit_codes.INVALID
     except UsageError as exc:
-        err.print(f"[red]error:[/] {exc}", highlight=False)
+        err.print(Text.assemble(("error: ", "red"), str(exc)), highlight=False)
         return exit_codes.INVALID
     except MlopsError as exc:
-        err.print(f"[red]error:[/] {exc}", highlight=False)
+        err.print(Text.assemble(("error: ", "red"), str(exc)), highlight=False)
         return exit_codes.FAILED
     except KeyboardInterrupt:
         err.print("interrupted")

@@ -186,6 +186,11 @@ async def _swap_cluster(connections: Connections, app: App, cluster: RayCluster,
     if state.live is None:
         raise UsageError(f"{app.name} is not deployed on {cluster.id}: run `mlops-tui apply` first")
     if state.live == options.to_version:
+        if cluster.target.topology == "edge":  # e.g. a swap run again after a partial one
+            history.append("step", app=app.name, cluster=cluster.id, phase="skip",
+                           detail=f"already serves {options.to_version}")  # fmt: skip
+            yield SwapStep(app.name, cluster.id, "skip", f"already serves {options.to_version}")
+            return
         raise UsageError(f"{app.name} already serves version {options.to_version} on {cluster.id}")
     if state.canary or state.shadow:
         raise UsageError(

@@ -59,9 +59,7 @@ class Planned:
 @asynccontextmanager
 async def planned(args: argparse.Namespace, out: Console, err: Console) -> AsyncIterator[Planned]:
     """Load the inventory, observe the hosts, make and print the plan; connections stay open."""
-    inventory = open_inventory(args.inventory, args.target)
-    for warning in inventory.warnings:
-        err.print(f"[yellow]warning:[/] {warning}")
+    inventory = open_inventory(args.inventory, args.target, err=err)
     store = ModelStore(inventory.settings.model_store)
     with temp_workdir() as tmp:
         bundle = build_bundle(Path(tmp))

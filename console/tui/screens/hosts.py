@@ -29,7 +29,7 @@ class HostsScreen(Screen[None]):
         yield Header()
         yield Static(f"inventory: {self.inventory.path}", id="inventory-path")
         for warning in self.inventory.warnings:
-            yield Static(f"⚠ {warning}", classes="warning")
+            yield Static(f"⚠ {warning}", classes="warning", markup=False)
         yield HostTable(id="hosts")
         yield Static("", id="summary")
         yield Footer()
