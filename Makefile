@@ -24,6 +24,8 @@ test: lint
 	$(BIN)/python -m pytest
 
 bench: $(STAMP)
+	@command -v wrk >/dev/null || { echo "installing wrk (the serving benchmark's load generator)"; \
+		export DEBIAN_FRONTEND=noninteractive; apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check flask
 	$(BIN)/python bench/check_fanout.py
 	$(BIN)/python bench/serving.py

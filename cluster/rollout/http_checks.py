@@ -16,7 +16,6 @@ from cluster.inventory import Host
 from cluster.models.store import StoredVersion
 from cluster.provision.topology import RayCluster
 from cluster.transport import Connections
-from serving.monitor.scores import classifier_scores, regressor_scores
 
 
 def holdout(version: StoredVersion) -> dict[str, Any] | None:
@@ -70,6 +69,9 @@ def scores(
     version: StoredVersion, labelled: dict[str, Any], answer: dict[str, Any]
 ) -> dict[str, float]:
     """The same scores the live monitor computes, on the holdout rows and their labels."""
+    # scikit-learn takes a second to import: only a swap with a holdout pays for it.
+    from serving.monitor.scores import classifier_scores, regressor_scores
+
     labels = labelled["y"]
     if version.meta.is_classifier:
         found = classifier_scores(

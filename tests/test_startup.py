@@ -1,0 +1,16 @@
+"""The console starts fast and needs no Ray: importing the CLI loads none of the heavy
+libraries (they are imported by the few commands that need them, when they run)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+HEAVY = ("ray", "sklearn", "skl2onnx", "onnxruntime", "textual", "numpy")
+
+
+def test_the_cli_imports_no_heavy_library() -> None:
+    code = f"import console.cli, sys, json; print(json.dumps([m for m in {HEAVY!r} if m in sys.modules]))"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert json.loads(done.stdout) == []
