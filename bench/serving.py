@@ -263,6 +263,21 @@ def render(results: dict) -> str:  # type: ignore[type-arg]
             0.9,
         ),
         (
+            "monitor on >= 0.9x monitor off, worst of every forest/rows/concurrency cell",
+            min(
+                rps(("ours", t, r, c)) / rps(("ours-nomon", t, r, c))
+                for t in FORESTS
+                for r in (1, 64)
+                for c in (1, 16)
+            ),
+            0.9,
+        ),
+        (
+            "ours >= 3x Flask, 500 trees (1 row, c1: Flask barely answers at c16)",
+            rps(("ours", 500, 1, 1)) / rps(("flask", 500, 1, 1)),
+            3.0,
+        ),
+        (
             "50% canary phase vs steady state (100 trees, 1 row, c16)",
             rps(("ours-canary", 100, 1, 16)) / rps(("ours", 100, 1, 16)),
             None,

@@ -40,6 +40,10 @@ apps:
 
 
 class FakeServe:
+    """Stands for one host's Serve and its state: after the swap, version 2 is live."""
+
+    live = "2"
+
     def __init__(self, cluster: str) -> None:
         self.cluster_id = cluster
 
@@ -50,8 +54,9 @@ class FakeServe:
 class Fleet:
     """Fakes for one host's swap, restore and retirement, recording what happened when."""
 
-    def __init__(self, failing: set[str]) -> None:
+    def __init__(self, failing: set[str], exploding: frozenset[str] = frozenset()) -> None:
         self.failing = failing
+        self.exploding = exploding
         self.spans: dict[str, tuple[float, float]] = {}
         self.restored: list[str] = []
         self.retired: list[str] = []
@@ -65,6 +70,8 @@ class Fleet:
         yield SwapStep(app.name, cluster.id, "deploy", "beside 1")
         await asyncio.sleep(0.05)
         self.spans[cluster.id] = (start, asyncio.get_running_loop().time())
+        if cluster.id in self.exploding:
+            raise ValueError("an unforeseen bug")
         if cluster.id in self.failing:
             raise GateFailed("bake@100%", [GateResult("accuracy>=0.9", 0.5, 0.9, False, "low")])
         record.stage = "shifted"
@@ -135,3 +142,15 @@ async def test_past_max_failures_the_whole_fleet_goes_back(
     assert fleet.retired == []  # nothing was retired: every host still had its old version
     rollbacks = [e for e in events if isinstance(e, SwapStep) and e.phase == "rollback"]
     assert len(rollbacks) == 4
+
+
+async def test_an_unforeseen_error_rolls_back_and_says_what_it_was(
+    tmp_path: Path, example_store: ModelStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fleet = Fleet(failing=set(), exploding=frozenset({"shops.s2"}))
+    _, finished = await run(tmp_path, example_store, fleet, monkeypatch)
+    assert finished.outcome == "failed" and "ValueError: an unforeseen bug" in finished.detail
+    assert sorted(fleet.restored) == [
+        "shops.s1",
+        "shops.s2",
+    ]  # the batch went back; s3, s4 untouched

@@ -209,7 +209,14 @@ async def _ray_step(
         await write_file(transport, layout.token_file(cluster.id), token[0], private=True)
         if restart:
             await stop_node(transport, layout, host)
-        await start_node(transport, layout, cluster, host)
+            try:
+                await start_node(transport, layout, cluster, host)
+            except TransportError as exc:
+                raise TransportError(
+                    host.name, f"{exc.reason}; Ray on this host is stopped now"
+                ) from None
+        else:
+            await start_node(transport, layout, cluster, host)
         return f"Ray {role} running on {host.address} (token auth on)"
 
     return await _step(

@@ -91,8 +91,12 @@ async def write_file(
 
 
 async def read_secret_file(transport: Transport, path: str) -> str | None:
+    """The file's content, or None when it does not exist; a failed read is an error (taken
+    for "no token", it would make a new one and split a running cluster)."""
     result = await transport.run(["sh", "-c", 'test -f "$1" && cat "$1" || true', "sh", path])
-    return result.stdout.strip() or None if result.ok else None
+    if not result.ok:
+        raise TransportError(transport.host.name, f"cannot read {path}: {result.tail()}")
+    return result.stdout.strip() or None
 
 
 async def start_node(transport: Transport, layout: Layout, cluster: RayCluster, host: Host) -> None:

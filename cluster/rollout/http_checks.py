@@ -35,34 +35,74 @@ def probe_rows(version: StoredVersion, labelled: dict[str, Any] | None) -> list[
     return [[0.0] * version.meta.n_features]
 
 
+class Refused(MlopsError):
+    """The version answered, with a 4xx: the rows do not fit it (retrying cannot help)."""
+
+
 async def predict_until(
     connections: Connections,
     cluster: RayCluster,
     route: str,
     rows: list[list[float]],
     version: str,
+    *,
+    max_rows: int = 1024,
     attempts: int = 20,
 ) -> dict[str, Any]:
-    """POST rows to ROUTE/predict through the head's proxy until `version` answers them."""
+    """POST the rows to ROUTE/predict through the head's proxy (at most `max_rows` a request,
+    the app's limit) until `version` answers; its predictions for every row, in order."""
     head = cluster.head
     transport = await connections.get(head.name)
+    chunks = [rows[i : i + max_rows] for i in range(0, len(rows), max_rows)] or [rows]
     async with (
         transport.forward(head.address, head.ray.serve_http) as (host, port),
         httpx.AsyncClient(base_url=f"http://{host}:{port}", timeout=30) as client,
     ):
-        last = "no answer"
-        for attempt in range(attempts):
-            try:
-                response = await client.post(f"{route}/predict", json={"instances": rows})
-            except httpx.HTTPError as exc:
-                last = f"{type(exc).__name__}: {exc}"
-            else:
-                body = response.json() if response.status_code == 200 else {}
-                if body.get("version") == version:
-                    return dict(body)
-                last = f"HTTP {response.status_code}: {response.text[:200]}"
-            await asyncio.sleep(0.25 * (attempt + 1))
+        first = await _first_answer(client, route, chunks[0], version, attempts)
+        answers = [first]
+        for chunk in chunks[1:]:
+            answers.append(await _post(client, route, chunk, version))
+    merged: dict[str, Any] = {"version": version, "predictions": []}
+    for answer in answers:
+        merged["predictions"] += answer["predictions"]
+        if "probabilities" in answer:
+            merged.setdefault("probabilities", []).extend(answer["probabilities"])
+    return merged
+
+
+async def _first_answer(
+    client: httpx.AsyncClient, route: str, rows: list[list[float]], version: str, attempts: int
+) -> dict[str, Any]:
+    """Retried while the route is not (yet) served by `version`; a 4xx is final."""
+    last = "no answer"
+    for attempt in range(attempts):
+        try:
+            return await _post(client, route, rows, version)
+        except Refused:
+            raise
+        except (MlopsError, httpx.HTTPError, ValueError) as exc:
+            last = str(exc) or type(exc).__name__
+        await asyncio.sleep(0.25 * (attempt + 1))
     raise MlopsError(f"{route}: version {version} does not answer predictions ({last})")
+
+
+async def _post(
+    client: httpx.AsyncClient, route: str, rows: list[list[float]], version: str
+) -> dict[str, Any]:
+    response = await client.post(f"{route}/predict", json={"instances": rows})
+    if 400 <= response.status_code < 500 and response.status_code != 404:
+        raise Refused(
+            f"{route}: version {version} refused the rows: HTTP {response.status_code} {response.text[:200]}"
+        )
+    if response.status_code != 200:
+        raise MlopsError(f"HTTP {response.status_code}: {response.text[:200]}")
+    try:
+        body: dict[str, Any] = response.json()
+    except ValueError:
+        raise MlopsError(f"{route}: an answer that is not JSON: {response.text[:200]}") from None
+    if body.get("version") != version:
+        raise MlopsError(f"answered by version {body.get('version')}, not {version}")
+    return body
 
 
 def scores(

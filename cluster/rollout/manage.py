@@ -14,11 +14,11 @@ from cluster.events import Event
 from cluster.inventory import App
 from cluster.models.store import ModelStore
 from cluster.provision.observe import observe_host
-from cluster.provision.topology import clusters_of
+from cluster.provision.topology import RayCluster, clusters_of
 from cluster.rollout.events import SwapStep
 from cluster.rollout.history import History
 from cluster.rollout.serve_state import AppServe, Deployed
-from cluster.rollout.versions import move_route, retire_others, start_beside
+from cluster.rollout.versions import answers, move_route, retire_others, start_beside
 from cluster.transport import Connections
 
 
@@ -42,12 +42,18 @@ async def change(
             raise UsageError(f"{app.name} is not deployed on {cluster.id}")
         t0 = time.perf_counter()
         if action == "rollback":
-            version = _rollback_target(app, cluster.id, state, to)
+            version = _rollback_target(app, cluster, state, to)
+            if version is None:  # an edge host already back (a partial swap): nothing to do
+                yield SwapStep(
+                    app.name, cluster.id, "skip", f"{state.live} is live; nothing to roll back"
+                )
+                continue
             if version not in state.versions:
                 # Retired already: start it beside the live one first (no traffic yet).
                 if store is None:
                     raise UsageError(f"version {version} is not deployed on {cluster.id}")
                 await start_beside(connections, serve, state, store.get(app.model, version))
+                await answers(connections, serve, store.get(app.model, version))
             previous = state.live
             seconds = await move_route(connections, serve, state, version, retire=True)
             detail = f"{version} serves 100% again ({previous} retired)"
@@ -70,12 +76,15 @@ async def change(
         )  # fmt: skip
 
 
-def _rollback_target(app: App, cluster: str, state: Deployed, to: str | None) -> str:
+def _rollback_target(app: App, cluster: RayCluster, state: Deployed, to: str | None) -> str | None:
     """--to, else: during a canary or shadow the live version (the new one never had all the
-    traffic); else the one other deployed version."""
+    traffic); else the one other deployed version. None: an edge host already there."""
+    edge = cluster.target.topology == "edge"
     if to is not None:
         if to == state.live and not (state.canary or state.shadow):
-            raise UsageError(f"{app.name} already serves version {to} on {cluster}")
+            if edge:
+                return None
+            raise UsageError(f"{app.name} already serves version {to} on {cluster.id}")
         return to
     if state.canary or state.shadow:
         assert state.live is not None
@@ -83,7 +92,9 @@ def _rollback_target(app: App, cluster: str, state: Deployed, to: str | None) ->
     others = [v for v in state.versions if v != state.live]
     if len(others) == 1:
         return others[0]
+    if not others and edge:
+        return None
     choices = ", ".join(others) or "none (the old version was already retired)"
     raise UsageError(
-        f"{app.name} on {cluster}: name the version to roll back to with --to (deployed: {choices})"
+        f"{app.name} on {cluster.id}: name the version to roll back to with --to (deployed: {choices})"
     )

@@ -18,13 +18,12 @@ from cluster.transport import Connections
 
 @dataclass
 class Deployed:
-    """What Serve runs for the app now, and every other app's config untouched."""
+    """What Serve runs for the app now."""
 
     live: str | None
     versions: dict[str, VersionSpec]
     canary: tuple[str, float] | None
     shadow: tuple[str, float] | None
-    others: list[dict[str, Any]] = field(default_factory=list)
     deleting: list[str] = field(default_factory=list)  # our applications Serve is still removing
 
 
@@ -48,8 +47,6 @@ class AppServe:
         for name, info in details.items():
             config = info.get("deployed_app_config") or {}
             if not name.startswith(prefix):
-                if config:
-                    state.others.append(config)
                 continue
             if name.endswith(MONITOR_SUFFIX):
                 continue
@@ -104,16 +101,28 @@ class AppServe:
                 await asyncio.sleep(0.5)
         raise MlopsError(f"Serve is still removing {', '.join(names)} after {timeout:g}s")
 
-    async def write(
-        self, spec: AppSpec, others: list[dict[str, Any]], wait_for: list[str] | None = None
-    ) -> None:
-        """PUT the whole config: other apps as deployed, this app as `spec`; wait for `wait_for`."""
-        config = {
-            "proxy_location": "EveryNode",
-            "http_options": {"host": SERVE_HTTP_HOST, "port": self.cluster.head.ray.serve_http},
-            "applications": [*others, *applications(spec)],
-        }
+    async def write(self, spec: AppSpec, wait_for: list[str] | None = None) -> None:
+        """PUT the whole config: this app as `spec`, every other app as deployed right now.
+
+        Serve removes what a config leaves out, so the other apps are read just before the
+        PUT (not when this app was read): a concurrent change to another app is kept.
+        """
         async with serve_api(self.connections, self.cluster, self.layout) as api:
+            others = _other_configs(await api.applications(), self.app.name)
+            config = {
+                "proxy_location": "EveryNode",
+                "http_options": {"host": SERVE_HTTP_HOST, "port": self.cluster.head.ray.serve_http},
+                "applications": [*others, *applications(spec)],
+            }
             await api.deploy(config)
             if wait_for:
                 await api.wait_running(wait_for, timeout=300)
+
+
+def _other_configs(details: dict[str, Any], app: str) -> list[dict[str, Any]]:
+    """The deployed configs of every application that is not one of `app`'s."""
+    return [
+        info["deployed_app_config"]
+        for name, info in (details.get("applications") or {}).items()
+        if not name.startswith(f"{app}--") and info.get("deployed_app_config")
+    ]

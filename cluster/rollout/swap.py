@@ -14,9 +14,10 @@ that host alone while an edge fleet stays within `max_failures`, everywhere othe
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import secrets
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,7 +33,7 @@ from cluster.provision.topology import RayCluster, clusters_of
 from cluster.rollout.events import GateFailed, GatesChecked, SwapFinished, SwapOptions, SwapStep
 from cluster.rollout.gates_eval import ACCURACY, LATENCY, TRAFFIC, GateResult, evaluate, figures
 from cluster.rollout.history import History
-from cluster.rollout.http_checks import holdout, predict_until, probe_rows, scores
+from cluster.rollout.http_checks import Refused, holdout, predict_until, probe_rows, scores
 from cluster.rollout.serve_state import AppServe
 from cluster.rollout.versions import move_route, restore, retire_others, start_beside
 from cluster.serve.api import ServeApiError
@@ -41,7 +42,7 @@ from cluster.telemetry.collector import Collector, TelemetryFrame
 from cluster.transport import Connections
 
 BASELINE_MAX_S = 10.0  # the old version is measured alone at most this long before a shift
-_ERRORS = (MlopsError, OSError, httpx.HTTPError)
+_ERRORS = (MlopsError, OSError, httpx.HTTPError)  # what a rollback may meet, and survive
 
 
 @dataclass
@@ -90,66 +91,82 @@ async def swap(
         )
 
     try:
-        for i in range(0, len(clusters), size):
-            failed: list[tuple[RayCluster, GateFailed]] = []
-            async for item in _batch(connections, store, app, new, options, history, touched, timings, clusters[i : i + size]):  # fmt: skip
-                if isinstance(item, Event):
-                    yield item
-                elif isinstance(item.error, GateFailed):
-                    failed.append((item.cluster, item.error))
-                elif item.error is not None:
-                    raise item.error
-            if failed and not options.auto_rollback:
+        try:
+            for i in range(0, len(clusters), size):
+                failed: list[tuple[RayCluster, GateFailed]] = []
+                batch = _batch(connections, app, new, options, history, touched, timings, clusters[i : i + size])  # fmt: skip
+                async with contextlib.aclosing(batch) as items:  # siblings stop before any rollback
+                    async for item in items:
+                        if isinstance(item, Event):
+                            yield item
+                        elif isinstance(item.error, GateFailed):
+                            failed.append((item.cluster, item.error))
+                        elif item.error is not None:
+                            raise item.error
                 phases = ", ".join(f"{c.id} in {e.phase}" for c, e in failed)
-                yield finished("gate_failed", f"a gate failed ({phases}); --no-auto-rollback: left as is "
-                               f"for `mlops-tui rollback {app.name}` or `promote {app.name}`")  # fmt: skip
+                if failed and not options.auto_rollback:
+                    yield finished("gate_failed", f"a gate failed ({phases}); --no-auto-rollback: left as is: "
+                                   f"`mlops-tui rollback {app.name}` goes back, `abort` stops a canary, "
+                                   f"`promote` gives the new version 100%")  # fmt: skip
+                    return
+                if len(went_back) + len(failed) > allowed:
+                    async for event in _roll_back(connections, store, app, touched, history, timings, went_back):  # fmt: skip
+                        yield event
+                    yield finished(
+                        "rolled_back",
+                        f"a gate failed ({phases}); every host is back on the old version",
+                    )
+                    return
+                failing = {c.id for c, _ in failed}
+                back = [r for r in touched if r.cluster.id in failing]
+                async for event in _roll_back(connections, store, app, back, history, timings, went_back):  # fmt: skip
+                    yield event  # within max_failures: these hosts alone go back; the fleet goes on
+            complete = True
+            async for event in _retire(app, touched, options, history):
+                yield event
+            if went_back:
+                yield finished("partial", f"{options.to_version} serves on every host but {', '.join(went_back)}, "
+                               f"which failed a gate and went back (max_failures {allowed})")  # fmt: skip
+            else:
+                yield finished("promoted", "the new version serves all traffic")
+        except Exception as exc:  # whatever went wrong, the old version goes back first
+            if isinstance(exc, UsageError) and not touched:
+                history.append("swap_finished", app=app.name, outcome="refused", detail=str(exc))
+                raise  # nothing changed anywhere: an invalid request (exit 2)
+            reason = _reason(exc)
+            if complete:
+                yield finished("retire_failed", f"{options.to_version} serves all traffic, but retiring "
+                               f"the old replicas failed: {reason}; `mlops-tui promote {app.name}` retires them")  # fmt: skip
                 return
-            if len(went_back) + len(failed) > allowed:
-                async for event in _roll_back(
-                    connections, store, app, touched, history, timings, went_back
-                ):
-                    yield event
-                phases = ", ".join(f"{c.id} in {e.phase}" for c, e in failed)
-                yield finished(
-                    "rolled_back",
-                    f"a gate failed ({phases}); every host is back on the old version",
-                )
-                return
-            failing = {c.id for c, _ in failed}
-            back = [r for r in touched if r.cluster.id in failing]
-            async for event in _roll_back(
-                connections, store, app, back, history, timings, went_back
-            ):
-                yield event  # within max_failures: these hosts alone go back; the fleet goes on
-        complete = True
-        async for event in _retire(app, touched, options, history):
-            yield event
-        if went_back:
-            yield finished("partial", f"{options.to_version} serves on every host but {', '.join(went_back)}, "
-                           f"which failed a gate and went back (max_failures {allowed})")  # fmt: skip
-        else:
-            yield finished("promoted", "the new version serves all traffic")
-    except _ERRORS as exc:
-        if isinstance(exc, UsageError) and not touched:
-            history.append("swap_finished", app=app.name, outcome="refused", detail=str(exc))
-            raise  # nothing changed anywhere: an invalid request (exit 2)
-        reason = exc.reason if isinstance(exc, TransportError) else f"{exc}"
-        async for event in _roll_back_quietly(
-            connections, store, app, touched, history, timings, went_back
-        ):
-            yield event
-        yield finished("failed", f"{reason}; the old version stays live")
+            stuck: list[str] = []
+            async for event in _roll_back_quietly(connections, store, app, touched, history, timings, went_back, stuck):  # fmt: skip
+                yield event
+            if stuck:
+                yield finished("failed", f"{reason}; restoring the old version failed on {', '.join(stuck)}: "
+                               f"run `mlops-tui rollback {app.name}` there")  # fmt: skip
+            else:
+                yield finished("failed", f"{reason}; the old version stays live")
     except asyncio.CancelledError:
-        # Ctrl-C or a lost console: the old version back at 100% unless promotion completed.
-        # Not shielded: the restore must finish before the run ends (a second Ctrl-C stops it).
+        # Ctrl-C or a lost console, in any phase (a rollback included): the old version back at
+        # 100% unless every cluster had passed. Not shielded: the restore must finish before
+        # the run ends (asyncio.run waits for it; a second Ctrl-C stops it).
         await _interrupted(connections, store, app, touched, history, complete)
         raise
 
 
-async def _batch(connections: Connections, store: ModelStore, app: App, new: StoredVersion, options: SwapOptions,
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, TransportError):
+        return exc.reason
+    if isinstance(exc, MlopsError):
+        return str(exc)
+    return f"{type(exc).__name__}: {exc}"  # not one of ours: its type says most
+
+
+async def _batch(connections: Connections, app: App, new: StoredVersion, options: SwapOptions,
                  history: History, touched: list[_Cluster], timings: dict[str, float],
-                 batch: list[RayCluster]) -> AsyncIterator[Event | _Done]:  # fmt: skip
-    """Swap a batch's clusters at once; their events interleave, then one _Done each."""
+                 batch: list[RayCluster]) -> AsyncGenerator[Event | _Done, None]:  # fmt: skip
+    """Swap a batch's clusters at once; their events interleave, then one _Done each.
+    Closing it early cancels the clusters still running (their records stay in `touched`)."""
     queue: asyncio.Queue[Event | _Done] = asyncio.Queue()
 
     async def one(cluster: RayCluster) -> None:
@@ -159,7 +176,7 @@ async def _batch(connections: Connections, store: ModelStore, app: App, new: Sto
                 connections, app, cluster, new, options, history, touched, timings
             ):
                 await queue.put(event)
-        except (GateFailed, *_ERRORS) as exc:
+        except Exception as exc:  # noqa: BLE001 - reported to swap(), which rolls back
             error = exc
         await queue.put(_Done(cluster, error))
 
@@ -169,8 +186,6 @@ async def _batch(connections: Connections, store: ModelStore, app: App, new: Sto
             while not isinstance(item := await queue.get(), _Done):
                 yield item
             yield item
-        for task in tasks:
-            task.result()  # a bug surfaces instead of vanishing
     finally:
         for task in tasks:
             task.cancel()
@@ -225,14 +240,17 @@ async def _swap_cluster(connections: Connections, app: App, cluster: RayCluster,
     # 2. It answers real predictions; 3. the gates it can be judged on before any traffic.
     labelled = holdout(new)
     preview = preview_route(app.route, options.to_version)
-    answer = await predict_until(
-        connections, cluster, preview, probe_rows(new, labelled), options.to_version
-    )
+    answer = await predict_until(connections, cluster, preview, probe_rows(new, labelled),
+                                 options.to_version, max_rows=app.max_rows)  # fmt: skip
     new_holdout = scores(new, labelled, answer) if labelled else {}
     old_holdout: dict[str, float] = {}
     if labelled:
-        old_answer = await predict_until(connections, cluster, app.route, labelled["X"], old)
-        old_holdout = scores(new, labelled, old_answer)
+        try:  # the old version on the new one's holdout: the baseline for relative gates
+            old_answer = await predict_until(connections, cluster, app.route, labelled["X"], old,
+                                             max_rows=app.max_rows)  # fmt: skip
+            old_holdout = scores(new, labelled, old_answer)
+        except Refused as exc:  # e.g. other features: relative gates will say there is no baseline
+            yield step("holdout", f"{old} cannot score the holdout ({exc})")
     yield step(
         "ready",
         f"version {options.to_version} answers predictions on {preview}",
@@ -256,13 +274,13 @@ async def _swap_cluster(connections: Connections, app: App, cluster: RayCluster,
 
     if options.shadow_s > 0:
         both = list(state.versions.values())
-        await serve.write(serve.spec(old, both, shadow=(options.to_version, 1.0)), state.others)
+        await serve.write(serve.spec(old, both, shadow=(options.to_version, 1.0)))
         state.shadow = (options.to_version, 1.0)
         yield step(
             "shadow", f"live traffic mirrored to {options.to_version} for {options.shadow_s:g}s"
         )
         frame = await _bake(connections, app, cluster, options, options.shadow_s)
-        await serve.write(serve.spec(old, both), state.others)
+        await serve.write(serve.spec(old, both))
         state.shadow = None
         results = _judge(options.gates, frame, options.to_version, old, baseline, partial=True)
         yield checked("shadow", results)
@@ -279,9 +297,7 @@ async def _swap_cluster(connections: Connections, app: App, cluster: RayCluster,
         else:
             t0 = time.perf_counter()
             versions = list(state.versions.values())
-            await serve.write(
-                serve.spec(old, versions, canary=(options.to_version, share / 100)), state.others
-            )
+            await serve.write(serve.spec(old, versions, canary=(options.to_version, share / 100)))
             state.canary = (options.to_version, share / 100)
             seconds = time.perf_counter() - t0
         yield step(
@@ -327,6 +343,13 @@ async def _retire(app: App, touched: list[_Cluster], options: SwapOptions,
         await asyncio.sleep(options.retire_after_s)
     for record in promoted:
         state = await record.serve.read()
+        if state.live != options.to_version:  # someone rolled back meanwhile: theirs to keep
+            history.append("step", app=app.name, cluster=record.cluster.id, phase="retire",
+                           detail=f"not retiring: the route is on {state.live} now")  # fmt: skip
+            yield SwapStep(
+                app.name, record.cluster.id, "retire", f"not retiring: {state.live} is live now"
+            )
+            continue
         gone = await retire_others(record.serve, state)
         record.stage = "retired"
         history.append(
@@ -355,9 +378,9 @@ async def _roll_back(connections: Connections, store: ModelStore, app: App, reco
 
 
 async def _roll_back_quietly(connections: Connections, store: ModelStore, app: App, records: list[_Cluster],
-                             history: History, timings: dict[str, float],
-                             went_back: list[str]) -> AsyncIterator[Event]:  # fmt: skip
-    """After an error: roll back what can be; a cluster that cannot is named, not hidden."""
+                             history: History, timings: dict[str, float], went_back: list[str],
+                             stuck: list[str]) -> AsyncIterator[Event]:  # fmt: skip
+    """After an error: roll back what can be; a cluster that cannot is named in `stuck`."""
     for record in reversed(records):
         try:
             async for event in _roll_back(
@@ -365,6 +388,7 @@ async def _roll_back_quietly(connections: Connections, store: ModelStore, app: A
             ):
                 yield event
         except _ERRORS as exc:
+            stuck.append(record.cluster.id)
             history.append("step", app=app.name, cluster=record.cluster.id, phase="rollback_failed",
                            detail=f"{exc}; run `mlops-tui rollback {app.name} --to {record.old}`")  # fmt: skip
             yield SwapStep(app.name, record.cluster.id, "rollback_failed",
@@ -374,32 +398,53 @@ async def _roll_back_quietly(connections: Connections, store: ModelStore, app: A
 async def _interrupted(connections: Connections, store: ModelStore, app: App, touched: list[_Cluster],
                        history: History, complete: bool) -> None:  # fmt: skip
     """Cancelled: unless every cluster had passed, each goes back; the history says what held."""
+
+    def note(cluster: str, detail: str) -> None:
+        history.append(
+            "swap_finished", app=app.name, cluster=cluster, outcome="interrupted", detail=detail
+        )
+
+    if not touched:
+        note(app.target, "interrupted before anything changed")
     for record in reversed(touched):
         cluster = record.cluster.id
-        if complete or record.stage == "rolled_back":
-            history.append("swap_finished", app=app.name, cluster=cluster, outcome="interrupted",
-                           detail=f"interrupted after promotion; the new version stays live ({record.stage})")  # fmt: skip
-            continue
-        try:
-            await restore(connections, record.serve, record.old, store)
-            history.append("swap_finished", app=app.name, cluster=cluster, outcome="interrupted",
-                           detail=f"interrupted; {record.old} restored to 100%")  # fmt: skip
-        except _ERRORS as exc:
-            history.append("swap_finished", app=app.name, cluster=cluster, outcome="interrupted",
-                           detail=f"interrupted and the restore failed: {exc}; "
-                           f"run `mlops-tui rollback {app.name} --to {record.old}`")  # fmt: skip
+        if record.stage == "rolled_back":
+            note(cluster, f"interrupted; already back on {record.old}")
+        elif complete:
+            note(cluster, "interrupted after every host passed; the new version stays live")
+        else:
+            try:
+                await restore(connections, record.serve, record.old, store)
+                note(cluster, f"interrupted; {record.old} restored to 100%")
+            except _ERRORS as exc:
+                note(cluster, f"interrupted and the restore failed: {_reason(exc)}; "
+                     f"run `mlops-tui rollback {app.name} --to {record.old}`")  # fmt: skip
 
 
 async def _bake(connections: Connections, app: App, cluster: RayCluster, options: SwapOptions,
                 seconds: float) -> TelemetryFrame:  # fmt: skip
+    """The last frame after `seconds`; a node gone stale at the end gets three more intervals,
+    then the bake fails as an error (lost telemetry must never pass for a failed gate)."""
     collector = Collector(connections, app, [cluster], interval=options.interval_s,
                           window_s=seconds + options.interval_s)  # fmt: skip
-    last: TelemetryFrame | None = None
-    async for frame in collector.frames(seconds):
-        last = frame
-    if last is None:
-        raise MlopsError(f"no telemetry from {cluster.id} during the bake")
-    return last
+    loop = asyncio.get_running_loop()
+    end = loop.time() + seconds
+    extra = 0
+    stream = collector.frames()
+    try:
+        async for frame in stream:
+            if loop.time() < end:
+                continue
+            stale = sorted(n for n, state in frame.nodes.items() if state != "ok")
+            if not stale:
+                return frame
+            extra += 1
+            if extra > 3:
+                raise MlopsError(f"telemetry from {', '.join(stale)} was lost during the bake "
+                                 f"({'; '.join(frame.errors)}); the gates could not be judged")  # fmt: skip
+    finally:
+        await stream.aclose()
+    raise MlopsError(f"no telemetry from {cluster.id} during the bake")
 
 
 def _figures(frame: TelemetryFrame, version: str) -> dict[str, float]:

@@ -13,9 +13,9 @@ from cluster.errors import MlopsError
 from cluster.models.store import ModelStore, StoredVersion
 from cluster.provision.observe import observe_host
 from cluster.provision.topology import RayCluster
-from cluster.rollout.http_checks import wait_live
+from cluster.rollout.http_checks import holdout, predict_until, probe_rows, wait_live
 from cluster.rollout.serve_state import AppServe, Deployed
-from cluster.serve.config import VersionSpec, serve_app_name
+from cluster.serve.config import VersionSpec, preview_route, serve_app_name
 from cluster.transport import Connections
 
 
@@ -43,8 +43,8 @@ async def start_beside(
         app.num_cpus,
     )
     assert state.live is not None
-    versions = [*state.versions.values(), spec]
-    await serve.write(serve.spec(state.live, versions), state.others, wait_for=[name])
+    versions = {**state.versions, model.version: spec}  # once, even if it was deployed idle
+    await serve.write(serve.spec(state.live, list(versions.values())), wait_for=[name])
     state.versions[model.version] = spec
     return spec
 
@@ -58,7 +58,7 @@ async def move_route(
     `retire`, the other versions are removed after that, and their removal is waited out.
     """
     t0 = time.perf_counter()
-    await serve.write(serve.spec(to, list(state.versions.values())), state.others)
+    await serve.write(serve.spec(to, list(state.versions.values())))
     await wait_live(connections, serve.cluster, serve.app.route, to)
     seconds = time.perf_counter() - t0
     state.live, state.canary, state.shadow = to, None, None
@@ -72,7 +72,7 @@ async def retire_others(serve: AppServe, state: Deployed) -> list[str]:
     assert state.live is not None
     gone = [v for v in state.versions if v != state.live]
     if gone:
-        await serve.write(serve.spec(state.live, [state.versions[state.live]]), state.others)
+        await serve.write(serve.spec(state.live, [state.versions[state.live]]))
         await serve.wait_gone([serve_app_name(serve.app.name, v) for v in gone])
         for v in gone:
             del state.versions[v]
@@ -90,5 +90,17 @@ async def restore(
     if version not in state.versions:
         if store is None:
             raise MlopsError(f"version {version} is not deployed on {serve.cluster.id}")
-        await start_beside(connections, serve, state, store.get(serve.app.model, version))
+        model = store.get(serve.app.model, version)
+        await start_beside(connections, serve, state, model)
+        await answers(connections, serve, model)
     return await move_route(connections, serve, state, version, retire=True)
+
+
+async def answers(connections: Connections, serve: AppServe, model: StoredVersion) -> None:
+    """A version started again answers real predictions on its preview route before any
+    traffic moves to it, as a new one must in a swap."""
+    rows = probe_rows(model, holdout(model))[: serve.app.max_rows]
+    route = preview_route(serve.app.route, model.version)
+    await predict_until(
+        connections, serve.cluster, route, rows, model.version, max_rows=serve.app.max_rows
+    )

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from typing import Any
@@ -70,7 +70,7 @@ class Collector:
     window_s: float = 10.0
     history: deque[TelemetryFrame] = field(default_factory=lambda: deque(maxlen=HISTORY))
 
-    async def frames(self, duration: float | None = None) -> AsyncIterator[TelemetryFrame]:
+    async def frames(self, duration: float | None = None) -> AsyncGenerator[TelemetryFrame, None]:
         keep = int(self.window_s / self.interval) + 2
         nodes = [_Node(h, c, NodeWindow(keep)) for c in self.clusters for h in c.hosts]
         loop = asyncio.get_running_loop()
@@ -82,10 +82,12 @@ class Collector:
                 tick = 0
                 while duration is None or loop.time() - start < duration:
                     tick_start = loop.time()
-                    await asyncio.gather(*(self._scrape(client, n, tick) for n in nodes))
-                    monitors = await asyncio.gather(
-                        *(self._monitor(client, c) for c in self.clusters)
-                    )
+                    # Every node and monitor at once, each within the interval: a slow one
+                    # never delays the others' figures.
+                    scrapes = [self._scrape_within(client, n, tick) for n in nodes]
+                    asks = [self._monitor_within(client, c) for c in self.clusters]
+                    results = await asyncio.gather(*scrapes, *asks)
+                    monitors = results[len(nodes) :]
                     frame = self._frame(
                         nodes, dict(zip((c.id for c in self.clusters), monitors, strict=True))
                     )
@@ -96,6 +98,22 @@ class Collector:
             finally:
                 for n in nodes:
                     await self._drop_forward(n)
+
+    async def _scrape_within(self, client: httpx.AsyncClient, node: _Node, tick: int) -> None:
+        try:
+            await asyncio.wait_for(self._scrape(client, node, tick), self.interval * 0.9)
+        except TimeoutError:
+            self._failed(node, f"no answer within {self.interval * 0.9:g}s")
+            if node.opening is None:  # a connection still being opened goes on in the background
+                await self._drop_forward(node)
+
+    async def _monitor_within(
+        self, client: httpx.AsyncClient, cluster: RayCluster
+    ) -> dict[str, Any] | None:
+        try:
+            return await asyncio.wait_for(self._monitor(client, cluster), self.interval * 0.9)
+        except TimeoutError:
+            return None
 
     async def _scrape(self, client: httpx.AsyncClient, node: _Node, tick: int) -> None:
         if node.url is None and not await self._forward_ready(node, tick):
@@ -174,7 +192,7 @@ class Collector:
         """The app's /monitor summary on one cluster (each keeps its own labels), or None."""
         head = cluster.head
         try:
-            transport = await asyncio.wait_for(self.connections.get(head.name), self.interval)
+            transport = await self.connections.get(head.name)
             async with transport.forward(head.address, head.ray.serve_http) as (host, port):
                 response = await client.get(f"http://{host}:{port}{monitor_route(self.app.route)}")
             return response.json() if response.status_code == 200 else None

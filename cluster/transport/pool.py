@@ -89,8 +89,13 @@ class Connections:
         )
 
     def forget(self, name: str) -> None:
-        """Allow a new connection attempt to a host that failed earlier in this run."""
-        self._failed.pop(name, None)
+        """Allow a new connection attempt to a host that failed earlier in this run, and to
+        the jump hosts on its way (their failure would fail it again)."""
+        seen: set[str] = set()
+        while name and name not in seen:
+            seen.add(name)
+            self._failed.pop(name, None)
+            name = self.inventory.hosts[name].via or "" if name in self.inventory.hosts else ""
 
     async def aclose(self) -> None:
         """Close every connection, each tunnelled one before the jump hosts it rides on.

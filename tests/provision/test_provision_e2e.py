@@ -566,7 +566,7 @@ async def test_shadow_mirrors_traffic_without_answering_it(deployment: Deploymen
     )
     try:
         code, events = await run_cli(
-            "swap", "cancer", "--to", "2", "-i", str(deployment.path), "--shadow", "5s",
+            "swap", "cancer", "--to", "2", "-i", str(deployment.path), "--shadow", "8s",
             "--bake", "0s", "--gate", "p95_ms<=5000", "--retire-after", "0s", "--yes", "--json",
         )  # fmt: skip
     finally:
