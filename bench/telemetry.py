@@ -9,11 +9,13 @@
 from __future__ import annotations
 
 import asyncio
+import gzip
 import json
 import multiprocessing
 import os
 import re
 import resource
+import socket
 import sys
 import tempfile
 import time
@@ -81,21 +83,26 @@ def serve_pages(page: str, ports: list[int], ready: multiprocessing.synchronize.
         start = time.monotonic()
         cache: dict[int, bytes] = {}
 
-        def current() -> bytes:
+        def current() -> tuple[bytes, bytes]:
+            """The page for this second, plain and gzipped (Ray's exporter, prometheus_client's
+            WSGI app, gzips it for clients that accept it, as httpx does)."""
             tick = int(time.monotonic() - start) + 1
             if tick not in cache:
                 cache.clear()
                 text = _NUMBER_AT_END.sub(lambda m: f"{m[1]} {float(m[2]) * tick}", page)
-                cache[tick] = text.encode()
+                cache[tick] = (text.encode(), gzip.compress(text.encode()))
             return cache[tick]
 
         async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
             try:
-                while await reader.readuntil(b"\r\n\r\n"):
-                    body = current()
+                while request := await reader.readuntil(b"\r\n\r\n"):
+                    plain, packed = current()
+                    gzipped = b"gzip" in request.lower()
+                    body = packed if gzipped else plain
+                    encoding = b"Content-Encoding: gzip\r\n" if gzipped else b""
                     writer.write(
-                        b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n\r\n"
-                        % len(body)
+                        b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n%sContent-Length: %d\r\n\r\n"
+                        % (encoding, len(body))
                         + body
                     )
                     await writer.drain()
@@ -132,19 +139,31 @@ async def collect(inventory_path: Path) -> tuple[float, float, int, float]:
         usage1, wall1 = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
         await stream.aclose()
     cpu = (usage1.ru_utime + usage1.ru_stime) - (usage0.ru_utime + usage0.ru_stime)
-    assert last is not None and last.versions.get("2", {}).get("requests_per_s", 0) > 0
+    if last is None or not last.versions.get("2", {}).get("requests_per_s"):
+        raise SystemExit("the collector saw no traffic: the figures below would mean nothing")
     return cpu, wall1 - wall0, frames, fresh / max(total, 1)
 
 
+def distinct_ports(address: str, count: int) -> list[int]:
+    """`count` different free ports: all bound at once, so none is handed out twice."""
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for sock in sockets:
+            sock.bind((address, 0))
+        return [int(sock.getsockname()[1]) for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
 def main() -> None:
-    from tests.support.ray_node import free_port
 
     with tempfile.TemporaryDirectory(prefix="bench-telemetry-") as tmp_name:
         tmp = Path(tmp_name)
         page = record_page(tmp)
         lines = page.count("\n")
         replicas = len(set(re.findall(r'replica="([^"]+)"', page)))
-        ports = [free_port(LOCAL_ADDRESS) for _ in range(NODES)]
+        ports = distinct_ports(LOCAL_ADDRESS, NODES)
         hosts = "".join(
             f"  n{i}:\n    connection: local\n    ray: {{metrics_port: {p}}}\n"
             for i, p in enumerate(ports)
@@ -172,10 +191,21 @@ def main() -> None:
         "| nodes | replicas/node | interval | collector CPU | goal |\n|---|---|---|---|---|\n"
         f"| {NODES} | {replicas} | 1 s | {share:.1%} of one core | < 10% |\n\n"
         f"{frames} frames in {wall:.0f} s ({frames / wall:.2f} per second, the target is 1); "
-        f"{fresh:.0%} of node scrapes were fresh. "
+        f"{fresh:.0%} of node scrapes were fresh.\n\n"
         + (
-            "The goal is not met: parsing each page with prometheus_client's pure-Python parser "
-            "dominates the cost (see the note on issue 5).\n"
+            "**The goal is not met.** Each node's page is large (a Ray node with ten replicas "
+            f"exports {lines:,} lines, {len(page) // 1024} KiB, of which the collector needs a few "
+            "hundred), and one Python process pulls 200 of them a second. Per page, measured "
+            "alone: the HTTP GET with gzip (as Ray's exporter serves it) about 2.4 ms, cutting out "
+            "the wanted families and reading their samples (prometheus_client parses each series "
+            "once, then only values change) about 1.7 ms, where parsing the whole page with "
+            "prometheus_client took 33 ms; then the per-version aggregation. One core follows "
+            f"about {NODES * frames / wall / max(share, 1e-9):.0f} nodes at 1 Hz this way; the goal "
+            "asks for 2,000. Meeting it "
+            "needs the cutting, or the aggregation, done on the nodes (a small per-node filter "
+            "shipped with the "
+            "serving code, streaming only the wanted samples over the SSH connection); that is "
+            "not built.\n"
             if share >= 0.10
             else "\n"
         )

@@ -8,6 +8,7 @@ updating; its connection and forward are reopened on later ticks, so it recovers
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections import deque
 from collections.abc import AsyncGenerator
@@ -23,8 +24,8 @@ from cluster.inventory import App, Host
 from cluster.provision.topology import RayCluster
 from cluster.serve.config import monitor_route
 from cluster.telemetry.aggregate import version_stats
-from cluster.telemetry.prom import parse
-from cluster.telemetry.window import NodeWindow, Scrape, index
+from cluster.telemetry.prom import parse_index
+from cluster.telemetry.window import NodeWindow, Scrape
 from cluster.transport import Connections
 
 HISTORY = 600  # frames kept for sparklines: 10 minutes at 1 Hz
@@ -75,17 +76,24 @@ class Collector:
         nodes = [_Node(h, c, NodeWindow(keep)) for c in self.clusters for h in c.hosts]
         loop = asyncio.get_running_loop()
         start = loop.time()
-        limits = httpx.Limits(max_connections=2 * len(nodes) + 4)
         timeout = httpx.Timeout(self.interval * 0.8)
-        async with httpx.AsyncClient(timeout=timeout, limits=limits) as client:
+        # One small client per node: a single pool of hundreds of connections costs its
+        # bookkeeping on every request (httpcore scans the pool), one per node costs nothing.
+        clients = {
+            n.host.name: httpx.AsyncClient(timeout=timeout, limits=httpx.Limits(max_connections=2))
+            for n in nodes
+        }
+        async with contextlib.AsyncExitStack() as stack:
+            for one in clients.values():
+                await stack.enter_async_context(one)
             try:
                 tick = 0
                 while duration is None or loop.time() - start < duration:
                     tick_start = loop.time()
                     # Every node and monitor at once, each within the interval: a slow one
                     # never delays the others' figures.
-                    scrapes = [self._scrape_within(client, n, tick) for n in nodes]
-                    asks = [self._monitor_within(client, c) for c in self.clusters]
+                    scrapes = [self._scrape_within(clients[n.host.name], n, tick) for n in nodes]
+                    asks = [self._monitor_within(clients[c.head.name], c) for c in self.clusters]
                     results = await asyncio.gather(*scrapes, *asks)
                     monitors = results[len(nodes) :]
                     frame = self._frame(
@@ -122,7 +130,7 @@ class Collector:
         try:
             response = await client.get(node.url)
             response.raise_for_status()
-            samples = parse(response.text)
+            values = parse_index(response.text)
         except httpx.TransportError as exc:
             # The forward, the node's endpoint or the SSH connection under it is gone.
             self._failed(node, f"{type(exc).__name__}: {exc}")
@@ -131,7 +139,7 @@ class Collector:
         except (httpx.HTTPError, ValueError) as exc:
             self._failed(node, f"{type(exc).__name__}: {exc}")
             return
-        node.window.add(Scrape(time.time(), index(samples)))
+        node.window.add(Scrape(time.time(), values))
 
     async def _forward_ready(self, node: _Node, tick: int) -> bool:
         """Open the node's forward, waiting at most most of an interval; a slow connection goes

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from cluster.telemetry.prom import Sample
 
@@ -17,6 +17,15 @@ class Scrape:
 
     at: float
     values: dict[Key, float]
+    _by_name: dict[str, dict[Key, float]] = field(default_factory=dict, compare=False, repr=False)
+
+    def family(self, name: str) -> dict[Key, float]:
+        """The samples named `name` (grouped once per scrape: the aggregation reads a few
+        names out of hundreds of samples, for every node, every second)."""
+        if not self._by_name and self.values:
+            for key, value in self.values.items():
+                self._by_name.setdefault(key[0], {})[key] = value
+        return self._by_name.get(name, {})
 
 
 def index(samples: Iterable[Sample]) -> dict[Key, float]:
@@ -51,8 +60,8 @@ def counter_deltas(
 ) -> dict[Key, float]:
     """Increase of every matching counter between two scrapes (a reset counts from zero)."""
     out: dict[Key, float] = {}
-    for key, value in new.values.items():
-        if key[0] != name or not keep(dict(key[1])):
+    for key, value in new.family(name).items():
+        if not keep(dict(key[1])):
             continue
         before = old.values.get(key, 0.0)
         out[key] = value - before if value >= before else value
@@ -60,4 +69,4 @@ def counter_deltas(
 
 
 def gauges(scrape: Scrape, name: str, keep: Callable[[dict[str, str]], bool]) -> dict[Key, float]:
-    return {k: v for k, v in scrape.values.items() if k[0] == name and keep(dict(k[1]))}
+    return {k: v for k, v in scrape.family(name).items() if keep(dict(k[1]))}
