@@ -21,6 +21,7 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -108,6 +109,17 @@ def deployment(
 
             stop_processes_under(d.remote / "ray" / host.name)
         shutil.rmtree(d.remote, ignore_errors=True)
+
+
+def background_load(
+    deployment: Deployment, stop: asyncio.Event, concurrency: int = 4, **kw: Any
+) -> asyncio.Task[LoadResult]:
+    """Single-row predictions through node1's proxy until `stop`, every response counted."""
+    url = deployment.url("node1", "/cancer/predict")
+    body = {"instances": [[0.5] * 30]}
+    return asyncio.create_task(
+        run_load(url, body, concurrency=concurrency, stop=stop, max_seconds=600, **kw)
+    )
 
 
 def cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, list[dict]]:  # type: ignore[type-arg]
@@ -325,12 +337,8 @@ async def run_cli(*argv: str) -> tuple[int, list[dict]]:  # type: ignore[type-ar
 async def test_bluegreen_swap_then_rollback_fail_no_request(deployment: Deployment) -> None:
     inv = str(deployment.path)
     stop = asyncio.Event()
-    body = {"instances": [[0.5] * 30]}
     progress = LoadResult()
-    url = deployment.url("node1", "/cancer/predict")
-    load = asyncio.create_task(
-        run_load(url, body, concurrency=8, stop=stop, max_seconds=600, result=progress)
-    )
+    load = background_load(deployment, stop, concurrency=8, result=progress)
     try:
         await asyncio.sleep(1)
         code, events = await run_cli(
@@ -398,17 +406,7 @@ async def test_canary_steps_route_those_shares(deployment: Deployment) -> None:
     inv = str(deployment.path)
     stop = asyncio.Event()
     timeline: list[tuple[float, str]] = []
-    body = {"instances": [[0.5] * 30]}
-    load = asyncio.create_task(
-        run_load(
-            deployment.url("node1", "/cancer/predict"),
-            body,
-            concurrency=4,
-            stop=stop,
-            max_seconds=600,
-            timeline=timeline,
-        )
-    )
+    load = background_load(deployment, stop, timeline=timeline)
     try:
         code, events = await run_cli(
             "swap", "cancer", "--to", "2", "-i", inv, "--strategy", "canary", "--steps", "10,50,100",
@@ -455,16 +453,7 @@ async def test_a_version_that_fails_to_load_never_gets_traffic(deployment: Deplo
     meta.update(version="9", sha256=hashlib.sha256(b"this is not an onnx graph").hexdigest())
     (broken / "meta.json").write_text(json.dumps(meta))
     stop = asyncio.Event()
-    body = {"instances": [[0.5] * 30]}
-    load = asyncio.create_task(
-        run_load(
-            deployment.url("node1", "/cancer/predict"),
-            body,
-            concurrency=4,
-            stop=stop,
-            max_seconds=600,
-        )
-    )
+    load = background_load(deployment, stop)
     try:
         code, events = await run_cli(
             "swap", "cancer", "--to", "9", "-i", str(deployment.path), "--yes", "--json"
@@ -554,16 +543,7 @@ async def test_live_labels_fail_the_accuracy_gate_and_the_canary_rolls_back(
 async def test_shadow_mirrors_traffic_without_answering_it(deployment: Deployment) -> None:
     stop = asyncio.Event()
     timeline: list[tuple[float, str]] = []
-    load = asyncio.create_task(
-        run_load(
-            deployment.url("node1", "/cancer/predict"),
-            {"instances": [[0.5] * 30]},
-            concurrency=4,
-            stop=stop,
-            max_seconds=600,
-            timeline=timeline,
-        )
-    )
+    load = background_load(deployment, stop, timeline=timeline)
     try:
         code, events = await run_cli(
             "swap", "cancer", "--to", "2", "-i", str(deployment.path), "--shadow", "8s",
@@ -590,15 +570,7 @@ async def test_no_auto_rollback_then_abort_or_promote(
 ) -> None:
     inv = str(deployment.path)
     stop = asyncio.Event()
-    load = asyncio.create_task(
-        run_load(
-            deployment.url("node1", "/cancer/predict"),
-            {"instances": [[0.5] * 30]},
-            concurrency=2,
-            stop=stop,
-            max_seconds=600,
-        )
-    )
+    load = background_load(deployment, stop, concurrency=2)
     swap = (
         "swap", "cancer", "--to", "2", "-i", inv, "--strategy", "canary", "--steps", "10",
         "--bake", "3s", "--gate", "p95_ms<=0.0001", "--no-auto-rollback", "--yes", "--json",
