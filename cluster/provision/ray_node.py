@@ -99,12 +99,23 @@ async def read_secret_file(transport: Transport, path: str) -> str | None:
     return result.stdout.strip() or None
 
 
+# `ray start` gives the raylet a fixed 30 s to register with the GCS; on a host busy starting
+# other things (several Ray nodes on one machine, a small edge box) that can run out once.
+STARTUP_TIMED_OUT = "timed out during startup"
+
+
 async def start_node(transport: Transport, layout: Layout, cluster: RayCluster, host: Host) -> None:
-    result = await transport.run(start_argv(layout, cluster, host), timeout=180)
-    if not result.ok and "No module named 'ray'" in result.stderr:
-        hint = " (add ray[serve] to bootstrap.requirements)" if host.bootstrap else ""
-        raise RayStartFailed(host.name, f"Ray is not installed for {host.python}{hint}")
-    if not result.ok:
+    """`ray start` with token auth; a start that timed out is cleaned up and tried once more."""
+    for attempt in (1, 2):
+        result = await transport.run(start_argv(layout, cluster, host), timeout=180)
+        if result.ok:
+            break
+        if "No module named 'ray'" in result.stderr:
+            hint = " (add ray[serve] to bootstrap.requirements)" if host.bootstrap else ""
+            raise RayStartFailed(host.name, f"Ray is not installed for {host.python}{hint}")
+        if attempt == 1 and STARTUP_TIMED_OUT in result.stdout + result.stderr:
+            await stop_node(transport, layout, host)  # what the first try left running
+            continue
         raise RayStartFailed(
             host.name, f"ray start failed (exit {result.exit_status}): {result.tail(8)}"
         )
