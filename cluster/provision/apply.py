@@ -135,7 +135,7 @@ async def apply_cluster(
     # 2. The cluster's token (read from the head, or made once), then the head, then workers.
     layout = plan.states[head.name].layout
     token: list[str] = []  # filled by the step; a list so the secret stays out of events
-    if any(_ray_action(plan, h) for h in reachable if h.name not in result.failed):
+    if any(plan.starts_ray(h.name) for h in reachable if h.name not in result.failed):
 
         async def read_token() -> str:
             head_transport = await connections.get(head.name)
@@ -146,7 +146,7 @@ async def apply_cluster(
         if not await _step(emit, head.name, "token", f"cluster {cluster.id}", read_token):
             result.failed.add(head.name)
             return await _skip_rest(result, cluster.hosts, "the cluster token is unknown", emit)
-    if _ray_action(plan, head) and not await _ray_step(connections, plan, head, token, emit):
+    if plan.starts_ray(head.name) and not await _ray_step(connections, plan, head, token, emit):
         result.failed.add(head.name)
         return await _skip_rest(
             result, cluster.hosts, f"Ray head on {head.name} did not start", emit
@@ -154,7 +154,7 @@ async def apply_cluster(
     workers = [
         w
         for w in cluster.workers
-        if w.name in plan.states and w.name not in result.failed and _ray_action(plan, w)
+        if w.name in plan.states and w.name not in result.failed and plan.starts_ray(w.name)
     ]
 
     async def join(worker: Host) -> bool:
@@ -169,7 +169,7 @@ async def apply_cluster(
 
     # 3. Serve: the whole config in one PUT, then wait for every application to run.
     serve_actions = [a for a in plan.actions if a.kind == "serve"]
-    if serve_actions or _ray_action(plan, head):
+    if serve_actions or plan.starts_ray(head.name):
         config = plan.desired.serve_config(layout, bundle.sha256)
 
         async def deploy() -> str:
@@ -191,10 +191,6 @@ async def apply_cluster(
     return result
 
 
-def _ray_action(plan: ClusterPlan, host: Host) -> bool:
-    return bool(plan.for_host(host.name, "start-ray") or plan.for_host(host.name, "restart-ray"))
-
-
 async def _ray_step(
     connections: Connections, plan: ClusterPlan, host: Host, token: list[str], emit: Emit
 ) -> bool:
@@ -209,14 +205,14 @@ async def _ray_step(
         await write_file(transport, layout.token_file(cluster.id), token[0], private=True)
         if restart:
             await stop_node(transport, layout, host)
-            try:
-                await start_node(transport, layout, cluster, host)
-            except TransportError as exc:
+        try:
+            await start_node(transport, layout, cluster, host)
+        except TransportError as exc:
+            if restart:  # the old Ray is gone too: say so
                 raise TransportError(
                     host.name, f"{exc.reason}; Ray on this host is stopped now"
                 ) from None
-        else:
-            await start_node(transport, layout, cluster, host)
+            raise
         return f"Ray {role} running on {host.address} (token auth on)"
 
     return await _step(

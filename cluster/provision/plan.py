@@ -51,6 +51,10 @@ class ClusterPlan:
     def for_host(self, host: str, kind: str | None = None) -> list[Action]:
         return [a for a in self.actions if a.host == host and (kind is None or a.kind == kind)]
 
+    def starts_ray(self, host: str) -> bool:
+        """Ray is (re)started on this host."""
+        return bool(self.for_host(host, "start-ray") or self.for_host(host, "restart-ray"))
+
 
 async def plan_cluster(
     connections: Connections, desired: DesiredCluster, bundle_sha: str, *, concurrency: int
@@ -113,12 +117,10 @@ async def plan_cluster(
             plan.actions.append(
                 Action(cluster.id, host.name, "restart-ray", f"{role} (settings changed)")
             )
-        elif host.name != cluster.head.name and plan.for_host(cluster.head.name, "start-ray"):
-            plan.actions.append(Action(cluster.id, host.name, "restart-ray", f"{role} (new head)"))
-        elif host.name != cluster.head.name and plan.for_host(cluster.head.name, "restart-ray"):
-            plan.actions.append(
-                Action(cluster.id, host.name, "restart-ray", f"{role} (head restarts)")
-            )
+        elif host.name != cluster.head.name and plan.starts_ray(cluster.head.name):
+            # A worker must rejoin a head that (re)starts: its GCS is a new one.
+            why = "new head" if plan.for_host(cluster.head.name, "start-ray") else "head restarts"
+            plan.actions.append(Action(cluster.id, host.name, "restart-ray", f"{role} ({why})"))
     await _plan_serve(connections, plan)
     return plan
 
@@ -165,10 +167,7 @@ async def _plan_serve(connections: Connections, plan: ClusterPlan) -> None:
         return
     config = plan.desired.serve_config(head_state.layout, plan.bundle_sha)
     observed = None
-    ray_changes = any(
-        a.host == cluster.head.name and a.kind in ("start-ray", "restart-ray") for a in plan.actions
-    )
-    if head_state.ray_running and not ray_changes:
+    if head_state.ray_running and not plan.starts_ray(cluster.head.name):
         try:
             async with serve_api(connections, cluster, head_state.layout) as api:
                 observed = await api.applications()

@@ -18,7 +18,7 @@ from cluster.provision.topology import RayCluster, clusters_of
 from cluster.rollout.events import SwapStep
 from cluster.rollout.history import History
 from cluster.rollout.serve_state import AppServe, Deployed
-from cluster.rollout.versions import answers, move_route, retire_others, start_beside
+from cluster.rollout.versions import move_route, restore, retire_others
 from cluster.transport import Connections
 
 
@@ -48,14 +48,11 @@ async def change(
                     app.name, cluster.id, "skip", f"{state.live} is live; nothing to roll back"
                 )
                 continue
-            if version not in state.versions:
-                # Retired already: start it beside the live one first (no traffic yet).
-                if store is None:
-                    raise UsageError(f"version {version} is not deployed on {cluster.id}")
-                await start_beside(connections, serve, state, store.get(app.model, version))
-                await answers(connections, serve, store.get(app.model, version))
+            if version not in state.versions and store is None:
+                raise UsageError(f"version {version} is not deployed on {cluster.id}")
             previous = state.live
-            seconds = await move_route(connections, serve, state, version, retire=True)
+            # A retired version is started beside the live one and answers first.
+            seconds = await restore(connections, serve, version, store)
             detail = f"{version} serves 100% again ({previous} retired)"
         elif action == "promote":
             winner = state.canary[0] if state.canary else state.live

@@ -116,13 +116,29 @@ class Transport(ABC):
         return UploadReport(local, remote, len(expected), size, loop.time() - start)
 
 
+# (root, every file's name, size and mtime) -> manifest: one model or wheelhouse shipped to a
+# fleet is hashed once per run, not once per host.
+_MANIFESTS: dict[tuple[object, ...], tuple[dict[str, str], int]] = {}
+_MANIFESTS_MAX = 64
+
+
 def local_manifest(root: Path) -> tuple[dict[str, str], int]:
-    """sha256 of every file under root (keyed by relative POSIX path) and the total size."""
+    """sha256 of every file under root (keyed by relative POSIX path) and the total size.
+
+    Remembered while no file's size or mtime changes (a stat walk, far cheaper than hashing).
+    """
+    files = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file())
+    stats = [(p, p.stat()) for p in files]
+    key = (str(root.resolve()), *((str(p), st.st_size, st.st_mtime_ns) for p, st in stats))
+    found = _MANIFESTS.get(key)
+    if found is not None:
+        return dict(found[0]), found[1]
     if root.is_file():
-        return {"": sha256_file(root)}, root.stat().st_size
-    out: dict[str, str] = {}
-    total = 0
-    for path in sorted(p for p in root.rglob("*") if p.is_file()):
-        out[path.relative_to(root).as_posix()] = sha256_file(path)
-        total += path.stat().st_size
-    return out, total
+        out = {"": sha256_file(root)}
+    else:
+        out = {p.relative_to(root).as_posix(): sha256_file(p) for p, _ in stats}
+    total = sum(st.st_size for _, st in stats)
+    if len(_MANIFESTS) >= _MANIFESTS_MAX:
+        _MANIFESTS.clear()
+    _MANIFESTS[key] = (out, total)
+    return dict(out), total
