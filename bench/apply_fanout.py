@@ -27,7 +27,8 @@ from cluster.provision.bundle import build_bundle
 from cluster.provision.events import RunFinished
 from cluster.provision.operations import apply_plans, destroy, make_plans
 from cluster.transport import Connections
-from tests.support.ray_node import free_port, stop_processes_under
+from tests.support.ports import free_port
+from tests.support.ray_node import stop_processes_under
 from tests.support.sshd import ssh_inventory_yaml, sshd_fleet
 
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "2"))

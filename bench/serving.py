@@ -36,7 +36,8 @@ from cluster.serve.api import ServeApi
 from cluster.serve.config import AppSpec, VersionSpec, applications
 from serving.onnx_model import OnnxModel
 from serving.validation import parse_instances, parse_json
-from tests.support.ray_node import free_port, start_head
+from tests.support.ports import free_port
+from tests.support.ray_node import start_head
 
 SECONDS = float(os.environ.get("BENCH_SECONDS", "3"))
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "2"))

@@ -31,7 +31,7 @@ from cluster.rollout.manage import change
 from cluster.rollout.swap import swap
 from cluster.transport import Connections
 from tests.support.load import LoadResult, run_load
-from tests.support.ray_node import free_port
+from tests.support.ports import free_port
 
 TOTAL = int(os.environ.get("BENCH_REQUESTS", "20000"))
 

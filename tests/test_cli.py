@@ -91,7 +91,7 @@ def test_tail_unknown_app_and_unreachable_app(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     from cluster.inventory.hostfields import LOCAL_ADDRESS
-    from tests.support.ray_node import free_port
+    from tests.support.ports import free_port
 
     inv = tmp_path / "i.yaml"
     inv.write_text(

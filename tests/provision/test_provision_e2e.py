@@ -42,7 +42,8 @@ from cluster.transport import Connections
 from console.cli import main
 from tests.support.leaks import run_temp_dir
 from tests.support.load import LoadResult, run_load
-from tests.support.ray_node import free_port, processes_under
+from tests.support.ports import free_port
+from tests.support.ray_node import processes_under
 from tests.support.sshd import SshdFleet, ssh_inventory_yaml
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]

@@ -7,7 +7,6 @@ import os
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -15,12 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tests.support.leaks import run_temp_dir
-
-
-def free_port(address: str = "127.0.0.1") -> int:
-    with socket.socket() as s:
-        s.bind((address, 0))
-        return int(s.getsockname()[1])
+from tests.support.ports import free_port
 
 
 @dataclass
@@ -100,7 +94,8 @@ def start_head(address: str = TEST_HEAD_ADDRESS, num_cpus: int = 2) -> RayHead:
     return head
 
 
-def _descendants(roots: set[int]) -> set[int]:
+def descendants(roots: set[int]) -> set[int]:
+    """The roots and every process below them."""
     children: dict[int, list[int]] = {}
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
@@ -147,7 +142,7 @@ def processes_under(temp_dir: Path) -> set[int]:
         for e in os.listdir("/proc")
         if e.isdigit() and int(e) != os.getpid() and _names(e, marker)
     }
-    return _descendants(roots) - {os.getpid()} if roots else set()
+    return descendants(roots) - {os.getpid()} if roots else set()
 
 
 def stop_processes_under(temp_dir: Path, grace_s: float = 5.0) -> None:

@@ -19,6 +19,9 @@ from pathlib import Path
 
 import asyncssh
 
+from tests.support.ports import free_port
+from tests.support.ray_node import descendants
+
 SSHD = "/usr/sbin/sshd"
 FIRST_OCTET = 11
 
@@ -65,7 +68,7 @@ class SshdHost:
         (stopping only the listener would leave established connections working)."""
         if self.proc is None:
             return
-        sessions = _children(self.proc.pid)
+        sessions = descendants({self.proc.pid}) - {self.proc.pid}
         for pid in (self.proc.pid, *sessions):
             try:
                 os.kill(pid, signal.SIGKILL)
@@ -73,27 +76,6 @@ class SshdHost:
                 continue
         self.proc.wait()
         self.proc = None
-
-
-def _children(pid: int) -> list[int]:
-    """Every descendant of `pid`: its connections and whatever they were running."""
-    parents: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as fh:
-                parents.setdefault(int(fh.read().rsplit(")", 1)[1].split()[1]), []).append(
-                    int(entry)
-                )
-        except (OSError, ValueError, IndexError):
-            continue
-    out, stack = [], list(parents.get(pid, ()))
-    while stack:
-        child = stack.pop()
-        out.append(child)
-        stack.extend(parents.get(child, ()))
-    return out
 
 
 @dataclass
@@ -111,12 +93,6 @@ class SshdFleet:
     def stop(self) -> None:
         for host in self.hosts:
             host.stop()
-
-
-def _free_port(address: str) -> int:
-    with socket.socket() as s:
-        s.bind((address, 0))
-        return int(s.getsockname()[1])
 
 
 def _wait_listening(address: str, port: int, proc: subprocess.Popen[bytes], log: Path) -> None:
@@ -162,7 +138,7 @@ def sshd_fleet(root: Path, count: int, first_octet: int = FIRST_OCTET) -> Iterat
             host_key = asyncssh.generate_private_key("ssh-ed25519")
             _write_key(host_key, workdir / "host_ed25519")
             public = host_key.export_public_key().decode().strip()
-            port = _free_port(address)
+            port = free_port(address)
             (workdir / "sshd_config").write_text(
                 "\n".join(
                     [
