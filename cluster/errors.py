@@ -67,3 +67,7 @@ class CommandTimeout(TransportError):
 
 class TransferError(TransportError):
     """An upload failed or arrived with different bytes than were sent."""
+
+
+class StreamEnded(TransportError):
+    """A command whose output was being followed ended, or its connection did."""

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from cluster.telemetry.aggregate import version_stats
-from cluster.telemetry.prom import parse
+from cluster.telemetry.prom import parse_index
 from cluster.telemetry.quantile import histogram_quantile
-from cluster.telemetry.window import NodeWindow, Scrape, index
+from cluster.telemetry.window import NodeWindow, Scrape
 
 BOUNDS = [1.0, 2.0, 5.0, 10.0, 20.0, 50.0, float("inf")]
 
@@ -73,9 +73,9 @@ def page(requests: dict[str, int], lat: list[float], errors: int = 0) -> str:
 
 def test_rates_balance_and_errors_over_the_window() -> None:
     window = NodeWindow(keep=5)
-    window.add(Scrape(100.0, index(parse(page({"a": 10, "b": 10}, [1.5] * 20)))))
+    window.add(Scrape(100.0, parse_index(page({"a": 10, "b": 10}, [1.5] * 20))))
     window.add(
-        Scrape(110.0, index(parse(page({"a": 70, "b": 30}, [1.5] * 20 + [8.0] * 80, errors=4))))
+        Scrape(110.0, parse_index(page({"a": 70, "b": 30}, [1.5] * 20 + [8.0] * 80, errors=4)))
     )
     stats = version_stats("m", {"n1": window}, window_s=30, now=110.0)
     s = stats["2"]
@@ -90,8 +90,8 @@ def test_rates_balance_and_errors_over_the_window() -> None:
 
 def test_a_counter_reset_counts_from_zero() -> None:
     window = NodeWindow(keep=5)
-    window.add(Scrape(0.0, index(parse(page({"a": 500}, [1.0] * 5)))))
-    window.add(Scrape(1.0, index(parse(page({"a": 7}, [1.0] * 7)))))  # replica restarted
+    window.add(Scrape(0.0, parse_index(page({"a": 500}, [1.0] * 5))))
+    window.add(Scrape(1.0, parse_index(page({"a": 7}, [1.0] * 7))))  # replica restarted
     assert version_stats("m", {"n": window}, 10, 1.0)["2"].replica_requests == {"a": 7.0}
 
 
@@ -148,7 +148,7 @@ def test_a_version_without_http_traffic_uses_processing_latency() -> None:
             f'ray_serve_deployment_processing_latency_ms_bucket{{application="m--2",le="2.0"}} {count}',
             f'ray_serve_deployment_processing_latency_ms_bucket{{application="m--2",le="+Inf"}} {count}',
         ]
-        return Scrape(at, index(parse("\n".join(lines) + "\n")))
+        return Scrape(at, parse_index("\n".join(lines) + "\n"))
 
     window = NodeWindow(keep=5)
     window.add(scrape(0.0, 0))

@@ -7,8 +7,9 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
+from cluster.telemetry.prom import series
 from cluster.telemetry.quantile import histogram_quantile
-from cluster.telemetry.window import NodeWindow, counter_deltas, gauges
+from cluster.telemetry.window import NodeWindow
 
 
 @dataclass
@@ -42,8 +43,44 @@ class VersionStats:
         return dict(self.__dict__)
 
 
-def _labels(key: tuple[str, tuple[tuple[str, str], ...]]) -> dict[str, str]:
-    return dict(key[1])
+# What a series counts toward. Counters first: their kinds are below _FIRST_GAUGE.
+(HTTP_BUCKET, PROC_BUCKET, HTTP_REQUESTS, REPLICA_REQUESTS, REPLICA_ERRORS, STARTS,
+ QUEUED, ONGOING, HEALTHY) = range(9)  # fmt: skip
+_FIRST_GAUGE = QUEUED
+KIND_OF_NAME = {
+    "ray_serve_http_request_latency_ms_bucket": HTTP_BUCKET,
+    "ray_serve_deployment_processing_latency_ms_bucket": PROC_BUCKET,
+    "ray_serve_num_http_requests_total": HTTP_REQUESTS,
+    "ray_serve_deployment_request_counter_total": REPLICA_REQUESTS,
+    "ray_serve_deployment_error_counter_total": REPLICA_ERRORS,
+    "ray_serve_deployment_replica_starts_total": STARTS,
+    "ray_serve_deployment_queued_queries": QUEUED,
+    "ray_serve_replica_processing_queries": ONGOING,
+    "ray_serve_deployment_replica_healthy": HEALTHY,
+}
+# (kind, version, detail): detail is the bucket bound, "is a 5xx", or the replica.
+Role = tuple[int, str, Any]
+_NOT_OURS = (-1, "", None)
+_roles: dict[str, dict[str, Role]] = {}  # app -> series key -> role, worked out once
+ROLES_MAX = 500_000
+
+
+def _role(app: str, key: str) -> Role:
+    """What the series `key` counts toward for `app`; _NOT_OURS for other apps, the
+    monitor, and families the figures do not use."""
+    found = series(key)
+    kind = KIND_OF_NAME.get(found.name)
+    application = found.labels.get("application", "")
+    if kind is None or not application.startswith(f"{app}--") or application.endswith("--monitor"):
+        return _NOT_OURS
+    version = application[len(app) + 2 :]
+    if kind in (HTTP_BUCKET, PROC_BUCKET):
+        return kind, version, float(found.labels["le"])
+    if kind == HTTP_REQUESTS:
+        return kind, version, found.labels.get("status_code", "200").startswith("5")
+    if kind == REPLICA_REQUESTS:
+        return kind, version, found.labels.get("replica", "?")
+    return kind, version, None
 
 
 def version_stats(
@@ -52,15 +89,12 @@ def version_stats(
     """Figures per version of `app`, summed over every node that answered in the window.
 
     Serve applications are named APP--VERSION; the HTTP latency histogram (measured at the
-    proxies) gives the percentiles, the replicas' request counters give the balance.
+    proxies) gives the percentiles, the replicas' request counters give the balance. One pass
+    over each node's newest samples: at 200 nodes this runs over 15,000 series a second.
     """
-    prefix = f"{app}--"
-
-    def mine(labels: dict[str, str]) -> bool:
-        return labels.get("application", "").startswith(prefix) and not labels[
-            "application"
-        ].endswith("--monitor")
-
+    roles = _roles.setdefault(app, {})
+    if len(roles) > ROLES_MAX:
+        roles.clear()
     buckets: dict[str, dict[float, float]] = defaultdict(lambda: defaultdict(float))
     proc_buckets: dict[str, dict[float, float]] = defaultdict(lambda: defaultdict(float))
     requests: dict[str, float] = defaultdict(float)
@@ -75,48 +109,41 @@ def version_stats(
             continue
         old, new = span
         dt = new.at - old.at
-        for key, delta in counter_deltas(
-            old, new, "ray_serve_http_request_latency_ms_bucket", mine
-        ).items():
-            labels = _labels(key)
-            buckets[_version(labels, prefix)][float(labels["le"])] += delta
-        for key, delta in counter_deltas(
-            old, new, "ray_serve_deployment_processing_latency_ms_bucket", mine
-        ).items():
-            labels = _labels(key)
-            proc_buckets[_version(labels, prefix)][float(labels["le"])] += delta
-        for key, delta in counter_deltas(
-            old, new, "ray_serve_num_http_requests_total", mine
-        ).items():
-            labels = _labels(key)
-            version = _version(labels, prefix)
-            requests[version] += delta
-            span_s[version] = max(span_s[version], dt)
-            if labels.get("status_code", "200").startswith("5"):
-                errors[version] += delta
-        for key, delta in counter_deltas(
-            old, new, "ray_serve_deployment_request_counter_total", mine
-        ).items():
-            labels = _labels(key)
-            version = _version(labels, prefix)
-            per_replica[version][labels.get("replica", "?")] += delta
-            span_s[version] = max(span_s[version], dt)
-        for key, delta in counter_deltas(
-            old, new, "ray_serve_deployment_error_counter_total", mine
-        ).items():
-            replica_errors[_version(_labels(key), prefix)] += delta
-        for key, value in gauges(new, "ray_serve_deployment_queued_queries", mine).items():
-            _get(stats, _version(_labels(key), prefix)).queued += value
-        for key, value in gauges(new, "ray_serve_replica_processing_queries", mine).items():
-            _get(stats, _version(_labels(key), prefix)).ongoing += value
-        for key, value in gauges(new, "ray_serve_deployment_replica_healthy", mine).items():
-            s = _get(stats, _version(_labels(key), prefix))
-            s.replicas += 1
-            s.healthy_replicas += int(value >= 1)
-        for key, delta in counter_deltas(
-            old, new, "ray_serve_deployment_replica_starts_total", mine
-        ).items():
-            _get(stats, _version(_labels(key), prefix)).restarts += delta
+        before_all = old.values
+        for key, value in new.values.items():
+            role = roles.get(key)
+            if role is None:
+                role = roles[key] = _role(app, key)
+            kind, version, detail = role
+            if kind < 0:
+                continue
+            if kind < _FIRST_GAUGE:  # a counter: its increase (a reset counts from zero)
+                before = before_all.get(key, 0.0)
+                value = value - before if value >= before else value
+            if kind == HTTP_BUCKET:
+                buckets[version][detail] += value
+            elif kind == PROC_BUCKET:
+                proc_buckets[version][detail] += value
+            elif kind == HTTP_REQUESTS:
+                requests[version] += value
+                span_s[version] = max(span_s[version], dt)
+                if detail:
+                    errors[version] += value
+            elif kind == REPLICA_REQUESTS:
+                per_replica[version][detail] += value
+                span_s[version] = max(span_s[version], dt)
+            elif kind == REPLICA_ERRORS:
+                replica_errors[version] += value
+            elif kind == STARTS:
+                _get(stats, version).restarts += value
+            elif kind == QUEUED:
+                _get(stats, version).queued += value
+            elif kind == ONGOING:
+                _get(stats, version).ongoing += value
+            else:  # HEALTHY
+                one = _get(stats, version)
+                one.replicas += 1
+                one.healthy_replicas += int(value >= 1)
     for version in set(requests) | set(per_replica) | set(buckets) | set(proc_buckets) | set(stats):
         s = _get(stats, version)
         dt = span_s.get(version) or window_s
@@ -151,7 +178,3 @@ def _get(stats: dict[str, VersionStats], version: str) -> VersionStats:
     if version not in stats:
         stats[version] = VersionStats(version)
     return stats[version]
-
-
-def _version(labels: dict[str, str], prefix: str) -> str:
-    return labels["application"][len(prefix) :]

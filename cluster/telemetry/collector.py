@@ -1,34 +1,42 @@
-"""The collector: every interval, scrape each node of an app's cluster(s) through SSH port
-forwards and ask the app's monitor for accuracy; yield one frame per interval.
+"""The collector: a digest stream from every node of an app's cluster(s), one frame per interval.
+
+Each node runs cluster/remote/metrics_digest.py over its own connection, with its Ray python:
+it cuts Ray's /metrics page (1.7 MB with ten replicas) down to the few KB the figures need and
+writes one digest per interval, which is parsed here as it arrives. The apps' monitors are asked
+with httpx through SSH port forwards (monitors.py).
 
 A node that stops answering is marked stale within two intervals while the others keep
-updating; its connection and forward are reopened on later ticks, so it recovers by itself.
+updating; its digest is started again every few intervals, so it recovers by itself.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import math
 import time
 from collections import deque
 from collections.abc import AsyncGenerator
-from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from typing import Any
-
-import httpx
 
 from cluster.errors import MlopsError, TransportError
 from cluster.events import Event
 from cluster.inventory import App, Host
 from cluster.provision.topology import RayCluster
-from cluster.serve.config import monitor_route
+from cluster.remote import script
 from cluster.telemetry.aggregate import version_stats
+from cluster.telemetry.monitors import Monitors
 from cluster.telemetry.prom import parse_index
 from cluster.telemetry.window import NodeWindow, Scrape
 from cluster.transport import Connections
 
 HISTORY = 600  # frames kept for sparklines: 10 minutes at 1 Hz
+DIGEST_END = b"# EOF\n"
+DIGEST_ERROR = "# ERROR "
+RETRY_INTERVALS = 3  # a dead node's digest is started again every third interval, not hammered
+FIRST_DIGEST_S = 15.0  # the first frame waits this long at most for every node's first word
+# Digests take a Python start (and an SSH connection) to begin; after that one per interval.
+START_LIMIT_S = 60.0
 
 
 @dataclass(frozen=True)
@@ -50,18 +58,22 @@ class _Node:
     host: Host
     cluster: RayCluster
     window: NodeWindow
-    url: str | None = None
-    stack: AsyncExitStack | None = None
-    opening: asyncio.Task[str] | None = None  # a forward being opened, off the tick's path
+    heard: asyncio.Event = field(default_factory=asyncio.Event)  # a first digest or error came
     last_error: str = ""
+
+
+def digest_argv(host: Host, interval: float) -> list[str]:
+    """The node-side digest of the host's Ray metrics, run with its Ray interpreter."""
+    url = f"http://{host.address}:{host.ray.metrics}/metrics"
+    return [host.python, "-c", script("metrics_digest"), url, f"{interval:g}"]
 
 
 @dataclass
 class Collector:
-    """Scrapes the nodes of every cluster an app runs on.
+    """Follows the digests of every cluster an app runs on.
 
-    No node can hold up the others: a scrape is one HTTP GET bounded by the interval, and an
-    SSH connection or forward is (re)opened in the background while the other nodes go on.
+    No node can hold up the others: each node's digest is read by its own task, and a frame is
+    made every interval from whatever has arrived.
     """
 
     connections: Connections
@@ -76,136 +88,69 @@ class Collector:
         nodes = [_Node(h, c, NodeWindow(keep)) for c in self.clusters for h in c.hosts]
         loop = asyncio.get_running_loop()
         start = loop.time()
-        timeout = httpx.Timeout(self.interval * 0.8)
-        # One small client per node: a single pool of hundreds of connections costs its
-        # bookkeeping on every request (httpcore scans the pool), one per node costs nothing.
-        clients = {
-            n.host.name: httpx.AsyncClient(timeout=timeout, limits=httpx.Limits(max_connections=2))
-            for n in nodes
-        }
-        async with contextlib.AsyncExitStack() as stack:
-            for one in clients.values():
-                await stack.enter_async_context(one)
+        monitors = Monitors(self.connections, self.app, self.clusters, self.interval)
+        followers = [asyncio.create_task(self._follow(n)) for n in nodes]
+        try:
+            first_word = [asyncio.create_task(n.heard.wait()) for n in nodes]
+            await asyncio.wait(first_word, timeout=min(FIRST_DIGEST_S, duration or math.inf))
+            for waiting in first_word:
+                waiting.cancel()
+            tick = 0
+            while duration is None or loop.time() - start < duration:
+                tick_start = loop.time()
+                await monitors.refresh(tick)
+                frame = self._frame(nodes, monitors.latest)
+                self.history.append(frame)
+                yield frame
+                tick += 1
+                await asyncio.sleep(max(0.0, self.interval - (loop.time() - tick_start)))
+        finally:
+            for follower in followers:
+                follower.cancel()
+            await asyncio.gather(*followers, return_exceptions=True)
+            await monitors.aclose()
+
+    async def _follow(self, node: _Node) -> None:
+        """Read the node's digests as they come; when its stream ends, say why and start a new
+        one a few intervals later."""
+        while True:
             try:
-                tick = 0
-                while duration is None or loop.time() - start < duration:
-                    tick_start = loop.time()
-                    # Every node and monitor at once, each within the interval: a slow one
-                    # never delays the others' figures.
-                    scrapes = [self._scrape_within(clients[n.host.name], n, tick) for n in nodes]
-                    asks = [self._monitor_within(clients[c.head.name], c) for c in self.clusters]
-                    results = await asyncio.gather(*scrapes, *asks)
-                    monitors = results[len(nodes) :]
-                    frame = self._frame(
-                        nodes, dict(zip((c.id for c in self.clusters), monitors, strict=True))
-                    )
-                    self.history.append(frame)
-                    yield frame
-                    tick += 1
-                    await asyncio.sleep(max(0.0, self.interval - (loop.time() - tick_start)))
-            finally:
-                for n in nodes:
-                    await self._drop_forward(n)
+                await self._read_digests(node)
+            except TimeoutError:
+                self._failed(node, "no digest arrived in time (the host or its connection hangs)")
+            except (MlopsError, OSError) as exc:
+                reason = (
+                    exc.reason
+                    if isinstance(exc, TransportError)
+                    else f"{type(exc).__name__}: {exc}"
+                )
+                self._failed(node, reason)
+                self.connections.forget(node.host.name)
+            await asyncio.sleep(self.interval * RETRY_INTERVALS)
 
-    async def _scrape_within(self, client: httpx.AsyncClient, node: _Node, tick: int) -> None:
-        try:
-            await asyncio.wait_for(self._scrape(client, node, tick), self.interval * 0.9)
-        except TimeoutError:
-            self._failed(node, f"no answer within {self.interval * 0.9:g}s")
-            if node.opening is None:  # a connection still being opened goes on in the background
-                await self._drop_forward(node)
-
-    async def _monitor_within(
-        self, client: httpx.AsyncClient, cluster: RayCluster
-    ) -> dict[str, Any] | None:
-        try:
-            return await asyncio.wait_for(self._monitor(client, cluster), self.interval * 0.9)
-        except TimeoutError:
-            return None
-
-    async def _scrape(self, client: httpx.AsyncClient, node: _Node, tick: int) -> None:
-        if node.url is None and not await self._forward_ready(node, tick):
-            return
-        assert node.url is not None
-        try:
-            response = await client.get(node.url)
-            response.raise_for_status()
-            values = parse_index(response.text)
-        except httpx.TransportError as exc:
-            # The forward, the node's endpoint or the SSH connection under it is gone.
-            self._failed(node, f"{type(exc).__name__}: {exc}")
-            await self._drop_forward(node)  # reopened later, on a new connection if it died
-            return
-        except (httpx.HTTPError, ValueError) as exc:
-            self._failed(node, f"{type(exc).__name__}: {exc}")
-            return
-        node.window.add(Scrape(time.time(), values))
-
-    async def _forward_ready(self, node: _Node, tick: int) -> bool:
-        """Open the node's forward, waiting at most most of an interval; a slow connection goes
-        on in the background while the other nodes are scraped. True once `node.url` works."""
-        if node.opening is None:
-            if node.window.failures and tick % 3:
-                self._failed(node, node.last_error)
-                return False  # a dead node is retried every third tick, not hammered
-            node.opening = asyncio.create_task(self._open_forward(node))
-        done, _ = await asyncio.wait({node.opening}, timeout=self.interval * 0.8)
-        if not done:
-            self._failed(
-                node,
-                f"connecting to {node.host.endpoint} takes longer than {self.interval * 0.8:g}s",
-            )
-            return False
-        task, node.opening = node.opening, None
-        try:
-            node.url = task.result()
-        except (MlopsError, OSError) as exc:
-            reason = (
-                exc.reason if isinstance(exc, TransportError) else f"{type(exc).__name__}: {exc}"
-            )
-            self._failed(node, reason)
-            self.connections.forget(node.host.name)
-            return False
-        return True
-
-    async def _open_forward(self, node: _Node) -> str:
-        stack = AsyncExitStack()
-        try:
+    async def _read_digests(self, node: _Node) -> None:
+        async with asyncio.timeout(START_LIMIT_S) as limit:
             transport = await self.connections.get(node.host.name)
-            host, port = await stack.enter_async_context(
-                transport.forward(node.host.address, node.host.ray.metrics)
-            )
-        except BaseException:
-            await stack.aclose()
-            raise
-        node.stack = stack
-        return f"http://{host}:{port}/metrics"
+            async with transport.stream(digest_argv(node.host, self.interval)) as stream:
+                node.window.clear()  # a new digest's counters start anew
+                while True:
+                    block = (await stream.read_until(DIGEST_END)).decode("utf-8", "replace")
+                    limit.reschedule(asyncio.get_running_loop().time() + self._block_limit())
+                    if block.startswith(DIGEST_ERROR):
+                        self._failed(node, block[len(DIGEST_ERROR) :].splitlines()[0])
+                    else:
+                        node.window.add(Scrape(time.time(), parse_index(block)))
+                    node.heard.set()
+
+    def _block_limit(self) -> float:
+        """How long a started digest may stay silent before it is started again: it writes
+        every interval, even if only to say its fetch failed."""
+        return max(5.0, 5 * self.interval)
 
     def _failed(self, node: _Node, reason: str) -> None:
         node.window.failures += 1
         node.last_error = reason
-
-    async def _drop_forward(self, node: _Node) -> None:
-        if node.opening is not None:
-            node.opening.cancel()
-            await asyncio.gather(node.opening, return_exceptions=True)
-            node.opening = None
-        if node.stack is not None:
-            await node.stack.aclose()
-        node.stack, node.url = None, None
-
-    async def _monitor(
-        self, client: httpx.AsyncClient, cluster: RayCluster
-    ) -> dict[str, Any] | None:
-        """The app's /monitor summary on one cluster (each keeps its own labels), or None."""
-        head = cluster.head
-        try:
-            transport = await self.connections.get(head.name)
-            async with transport.forward(head.address, head.ray.serve_http) as (host, port):
-                response = await client.get(f"http://{host}:{port}{monitor_route(self.app.route)}")
-            return response.json() if response.status_code == 200 else None
-        except (httpx.HTTPError, MlopsError, OSError, ValueError, TimeoutError):
-            return None
+        node.heard.set()
 
     def _frame(
         self, nodes: list[_Node], monitors: dict[str, dict[str, Any] | None]
@@ -214,10 +159,10 @@ class Collector:
         freshness: dict[str, str] = {}
         errors = []
         for n in nodes:
-            # Stale after two failed intervals in a row, or when nothing arrived for two.
+            # Stale once its node says a fetch failed, or when nothing arrived for two intervals.
             stale = (
                 n.window.last_ok is None
-                or n.window.failures >= 2
+                or n.window.failures >= 1
                 or now - n.window.last_ok > 2 * self.interval + 0.5
             )
             freshness[n.host.name] = "stale" if stale else "ok"

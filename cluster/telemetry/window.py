@@ -1,35 +1,17 @@
-"""Per-node ring buffers of scrapes, and deltas over a sliding window."""
+"""Per-node ring buffers of scrapes, and the span of them a sliding window covers."""
 
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
-
-from cluster.telemetry.prom import Sample
-
-Key = tuple[str, tuple[tuple[str, str], ...]]
+from dataclasses import dataclass
 
 
 @dataclass(frozen=True)
 class Scrape:
-    """One node's samples at one moment, indexed by (name, sorted labels)."""
+    """One node's samples at one moment, keyed by series text (prom.parse_index)."""
 
     at: float
-    values: dict[Key, float]
-    _by_name: dict[str, dict[Key, float]] = field(default_factory=dict, compare=False, repr=False)
-
-    def family(self, name: str) -> dict[Key, float]:
-        """The samples named `name` (grouped once per scrape: the aggregation reads a few
-        names out of hundreds of samples, for every node, every second)."""
-        if not self._by_name and self.values:
-            for key, value in self.values.items():
-                self._by_name.setdefault(key[0], {})[key] = value
-        return self._by_name.get(name, {})
-
-
-def index(samples: Iterable[Sample]) -> dict[Key, float]:
-    return {(s.name, tuple(sorted(s.labels.items()))): s.value for s in samples}
+    values: dict[str, float]
 
 
 class NodeWindow:
@@ -45,6 +27,10 @@ class NodeWindow:
         self.last_ok = scrape.at
         self.failures = 0
 
+    def clear(self) -> None:
+        """Forget the scrapes (a new digest's counters cannot be compared with the old's)."""
+        self.scrapes.clear()
+
     def span(self, window_s: float, now: float) -> tuple[Scrape, Scrape] | None:
         """(oldest within the window, newest), or None without two scrapes in the window: after
         an outage longer than the window, the first new scrape must not count the outage."""
@@ -53,20 +39,3 @@ class NodeWindow:
         newest = self.scrapes[-1]
         oldest = next(s for s in self.scrapes if newest.at - s.at <= window_s + 1e-6)
         return None if oldest is newest else (oldest, newest)
-
-
-def counter_deltas(
-    old: Scrape, new: Scrape, name: str, keep: Callable[[dict[str, str]], bool]
-) -> dict[Key, float]:
-    """Increase of every matching counter between two scrapes (a reset counts from zero)."""
-    out: dict[Key, float] = {}
-    for key, value in new.family(name).items():
-        if not keep(dict(key[1])):
-            continue
-        before = old.values.get(key, 0.0)
-        out[key] = value - before if value >= before else value
-    return out
-
-
-def gauges(scrape: Scrape, name: str, keep: Callable[[dict[str, str]], bool]) -> dict[Key, float]:
-    return {k: v for k, v in scrape.family(name).items() if keep(dict(k[1]))}

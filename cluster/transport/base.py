@@ -48,6 +48,14 @@ class UploadReport:
     duration_s: float
 
 
+class OutputStream(ABC):
+    """The stdout of a command that keeps running, read a block at a time."""
+
+    @abstractmethod
+    async def read_until(self, separator: bytes) -> bytes:
+        """The next block, separator included; StreamEnded once the command has ended."""
+
+
 class Transport(ABC):
     """One open way to a host. Commands are argument lists: never shell strings."""
 
@@ -60,6 +68,11 @@ class Transport(ABC):
         self, argv: Sequence[str], *, timeout: float | None = None, input: str | None = None
     ) -> CommandResult:
         """Run argv on the host and wait for it; CommandTimeout past `timeout`."""
+
+    @abstractmethod
+    def stream(self, argv: Sequence[str]) -> AbstractAsyncContextManager[OutputStream]:
+        """Start argv on the host and follow its stdout; leaving the context stops it (its
+        stdin closes, and a local one is killed)."""
 
     @abstractmethod
     def forward(

@@ -10,8 +10,11 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from cluster.errors import CommandTimeout, TransferError
-from cluster.transport.base import CommandResult, Transport
+from cluster.errors import CommandTimeout, StreamEnded, TransferError
+from cluster.transport.base import CommandResult, OutputStream, Transport
+
+# A followed command's blocks may be this long (asyncio's default stops at 64 KiB).
+STREAM_LIMIT = 16 * 1024 * 1024
 
 
 class LocalTransport(Transport):
@@ -59,6 +62,25 @@ class LocalTransport(Transport):
         )
 
     @asynccontextmanager
+    async def stream(self, argv: Sequence[str]) -> AsyncIterator[OutputStream]:
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                *argv,
+                stdin=asyncio.subprocess.PIPE,  # closed when we leave: the command's cue to end
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+                start_new_session=True,
+                limit=STREAM_LIMIT,
+            )
+        except OSError as exc:
+            raise StreamEnded(self.host.name, _not_started(argv, exc).stderr) from None
+        try:
+            yield _LocalStream(self.host.name, argv[0], proc)
+        finally:
+            _kill_group(proc.pid)
+            await asyncio.shield(proc.wait())
+
+    @asynccontextmanager
     async def forward(self, remote_host: str, remote_port: int) -> AsyncIterator[tuple[str, int]]:
         yield remote_host, remote_port
 
@@ -76,6 +98,28 @@ class LocalTransport(Transport):
 
     async def close(self) -> None:
         return None
+
+
+class _LocalStream(OutputStream):
+    def __init__(self, host: str, program: str, proc: asyncio.subprocess.Process) -> None:
+        self._host, self._program, self._proc = host, program, proc
+
+    async def read_until(self, separator: bytes) -> bytes:
+        assert self._proc.stdout is not None and self._proc.stderr is not None
+        try:
+            return await self._proc.stdout.readuntil(separator)
+        except asyncio.IncompleteReadError:
+            status = await self._proc.wait()
+            err = (await self._proc.stderr.read()).decode("utf-8", "replace").strip()
+            tail = "\n".join(err.splitlines()[-5:])
+            raise StreamEnded(
+                self._host,
+                f"'{self._program}' ended (exit {status})" + (f": {tail}" if tail else ""),
+            ) from None
+        except asyncio.LimitOverrunError:
+            raise StreamEnded(
+                self._host, f"'{self._program}' wrote more than {STREAM_LIMIT} bytes in one block"
+            ) from None
 
 
 def _not_started(argv: Sequence[str], exc: OSError) -> CommandResult:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import shlex
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -13,12 +14,13 @@ from cluster.errors import (
     AuthenticationFailed,
     HostKeyMismatch,
     HostUnreachable,
+    StreamEnded,
     TransferError,
     TransportError,
 )
 from cluster.inventory.model import Host
-from cluster.transport.base import CommandResult, Transport
-from cluster.transport.sshrun import run_command
+from cluster.transport.base import CommandResult, OutputStream, Transport
+from cluster.transport.sshrun import STOP_WAIT_S, run_command
 
 
 class SshTransport(Transport):
@@ -45,6 +47,23 @@ class SshTransport(Transport):
                 self.host.name, f"connection lost while running '{argv[0]}': {exc}"
             ) from None
         return CommandResult(tuple(argv), status, out, err, loop.time() - start)
+
+    @asynccontextmanager
+    async def stream(self, argv: Sequence[str]) -> AsyncIterator[OutputStream]:
+        try:
+            proc = await self._conn.create_process(shlex.join(argv), encoding=None)
+        except (asyncssh.Error, OSError) as exc:
+            raise StreamEnded(self.host.name, f"cannot start '{argv[0]}': {exc}") from None
+        try:
+            yield _SshStream(self.host.name, argv[0], proc)
+        finally:
+            # Closing the channel closes the command's stdin, its cue to end (a root login's
+            # sshd refuses signal requests, see sshrun).
+            proc.close()
+            try:
+                await asyncio.wait_for(proc.wait_closed(), STOP_WAIT_S)
+            except (TimeoutError, asyncssh.Error, OSError):
+                proc.channel.abort()
 
     @asynccontextmanager
     async def forward(self, remote_host: str, remote_port: int) -> AsyncIterator[tuple[str, int]]:
@@ -76,6 +95,29 @@ class SshTransport(Transport):
     async def close(self) -> None:
         self._conn.close()
         await self._conn.wait_closed()
+
+
+class _SshStream(OutputStream):
+    def __init__(self, host: str, program: str, proc: asyncssh.SSHClientProcess[bytes]) -> None:
+        self._host, self._program, self._proc = host, program, proc
+
+    async def read_until(self, separator: bytes) -> bytes:
+        try:
+            return await self._proc.stdout.readuntil(separator)
+        except asyncio.IncompleteReadError:
+            pass
+        except (asyncssh.Error, OSError) as exc:
+            raise StreamEnded(
+                self._host, f"connection lost while following '{self._program}': {exc}"
+            ) from None
+        try:
+            err = await asyncio.wait_for(self._proc.stderr.read(), STOP_WAIT_S)
+        except (TimeoutError, asyncssh.Error, OSError):
+            err = b""
+        tail = "\n".join(err.decode("utf-8", "replace").strip().splitlines()[-5:])
+        status = self._proc.exit_status
+        ended = f"'{self._program}' ended" + (f" (exit {status})" if status is not None else "")
+        raise StreamEnded(self._host, ended + (f": {tail}" if tail else ""))
 
 
 async def open_ssh(

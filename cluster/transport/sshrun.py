@@ -21,7 +21,7 @@ from cluster.errors import CommandTimeout
 # The login shell execs sh, which prints "$$" and becomes the command (same pid).
 _WRAPPER = ("exec", "sh", "-c", 'echo "$$"; exec "$@"', "mlops-tui")
 # How long stopping a command (the kill, then the channel close) may take.
-_STOP_WAIT_S = 5.0
+STOP_WAIT_S = 5.0
 
 
 async def run_command(
@@ -78,12 +78,12 @@ async def _stop(
         kill = shlex.join(["sh", "-c", 'kill -s KILL -- "-$1"', "sh", str(pid)])
         try:
             # Exit 1 ("no such process") means it ended on its own meanwhile: also fine.
-            await asyncio.wait_for(conn.run(kill, check=False), _STOP_WAIT_S)
+            await asyncio.wait_for(conn.run(kill, check=False), STOP_WAIT_S)
         except (asyncssh.Error, OSError, TimeoutError) as exc:
             trouble = f"kill over SSH: {type(exc).__name__}: {exc}"
     proc.close()
     try:
-        await asyncio.wait_for(proc.wait_closed(), _STOP_WAIT_S)
+        await asyncio.wait_for(proc.wait_closed(), STOP_WAIT_S)
     except TimeoutError:
         proc.channel.abort()  # no answer from the host: drop the channel on our side
     return trouble

@@ -1,0 +1,119 @@
+"""The node-side metrics digest, run for real through both transports: it streams a digest of
+the recorded Ray page every interval, says when its page cannot be fetched, and stops when the
+stream is left; a command that ends is reported with its exit status and stderr."""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import re
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import pytest
+
+from cluster.errors import StreamEnded
+from cluster.inventory import load_inventory
+from cluster.inventory.hostfields import HostSpec, resolve
+from cluster.inventory.yamlread import Loc
+from cluster.remote import script
+from cluster.remote.metrics_digest import Digest
+from cluster.telemetry.collector import DIGEST_END
+from cluster.telemetry.prom import parse_index, series
+from cluster.transport import Connections, Transport
+from cluster.transport.local import LocalTransport
+
+REAL_PAGE = Path(__file__).parent / "data" / "ray_serve_metrics_10_replicas.txt.gz"
+
+
+@asynccontextmanager
+async def page_server() -> AsyncIterator[tuple[str, asyncio.Server]]:
+    """Ray's recorded /metrics page on a loopback port, as its exporter serves it."""
+    body = gzip.decompress(REAL_PAGE.read_bytes())
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while await reader.readuntil(b"\r\n\r\n"):
+                writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        yield f"http://127.0.0.1:{port}/metrics", server
+    finally:
+        server.close()
+
+
+def running(url: str) -> bool:
+    pattern = re.escape(url)
+    return subprocess.run(["pgrep", "-f", pattern], capture_output=True).returncode == 0
+
+
+async def follow_the_digest(transport: Transport) -> None:
+    expected = {
+        (name, tuple(sorted(group))): value
+        for (name, group), value in Digest()
+        .feed(gzip.decompress(REAL_PAGE.read_bytes()).decode())
+        .items()
+    }
+    async with page_server() as (url, server):
+        argv = [sys.executable, "-c", script("metrics_digest"), url, "0.3"]
+        async with transport.stream(argv) as stream:
+            for _ in range(2):  # the page does not change, so neither does the digest
+                values = parse_index((await stream.read_until(DIGEST_END)).decode())
+                got = {
+                    (series(k).name, tuple(sorted(series(k).labels.items()))): v
+                    for k, v in values.items()
+                }
+                assert got == expected
+            server.close()
+            await server.wait_closed()
+            for _ in range(10):  # the established connection may serve one more page
+                block = (await stream.read_until(DIGEST_END)).decode()
+                if block.startswith("# ERROR"):
+                    break
+            assert block.startswith(f"# ERROR {url}: ") and "refused" in block
+            assert running(url)
+        for _ in range(50):  # leaving the stream closed its stdin: the digest ends
+            if not running(url):
+                break
+            await asyncio.sleep(0.1)
+        assert not running(url), "the digest outlived its stream"
+
+
+async def an_ending_command_is_reported(transport: Transport) -> None:
+    argv = [
+        sys.executable,
+        "-c",
+        "import sys; print('one'); sys.stderr.write('it broke\\n'); sys.exit(4)",
+    ]
+    async with transport.stream(argv) as stream:
+        assert await stream.read_until(b"\n") == b"one\n"
+        with pytest.raises(StreamEnded, match=r"ended \(exit 4\): it broke"):
+            await stream.read_until(b"\n")
+
+
+def local() -> LocalTransport:
+    return LocalTransport(resolve(HostSpec("me", Loc("t", 1, 1), {"connection": "local"})), 30)
+
+
+async def test_the_digest_streams_locally() -> None:
+    await follow_the_digest(local())
+    await an_ending_command_is_reported(local())
+    with pytest.raises(StreamEnded, match="not found"):
+        async with local().stream(["definitely-not-a-program-xyz"]):
+            pass
+
+
+@pytest.mark.e2e
+async def test_the_digest_streams_over_ssh(fleet_inventory) -> None:  # type: ignore[no-untyped-def]
+    async with Connections(load_inventory(fleet_inventory())) as connections:
+        transport = await connections.get("node1")
+        await follow_the_digest(transport)
+        await an_ending_command_is_reported(transport)
