@@ -23,6 +23,17 @@ from cluster.transport.base import CommandResult, OutputStream, Transport
 from cluster.transport.sshrun import STOP_WAIT_S, run_command
 
 
+def _ciphers() -> list[str]:
+    """asyncssh's default ciphers with AES-GCM first: one OpenSSL call a packet, where its
+    chacha20-poly1305 sets up four cipher contexts (8% of the collector's CPU at 200 nodes)."""
+    defaults = [alg.decode() for alg in asyncssh.encryption.get_default_encryption_algs()]
+    gcm = [alg for alg in defaults if "-gcm@" in alg]
+    return gcm + [alg for alg in defaults if alg not in gcm]
+
+
+_CIPHERS = _ciphers()
+
+
 class SshTransport(Transport):
     """One asyncssh connection, reused for every command, upload and forward of a run."""
 
@@ -137,6 +148,7 @@ async def open_ssh(
         "connect_timeout": connect_timeout,
         "keepalive_interval": keepalive_interval,
         "keepalive_count_max": 3,
+        "encryption_algs": _CIPHERS,
         "known_hosts": _known_hosts(host),
     }
     if host.key_file is not None:
