@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import asyncio
+import getpass
 import gzip
 import json
 import multiprocessing
@@ -19,10 +20,11 @@ import multiprocessing.synchronize
 import os
 import re
 import resource
-import socket
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,10 +40,15 @@ from cluster.remote.metrics_digest import Digest, render
 from cluster.serve.config import monitor_route
 from cluster.telemetry.collector import Collector
 from cluster.transport import Connections
+from tests.support.ports import free_port
+from tests.support.sshd import SshdFleet, sshd_fleet
 
 NODES = int(os.environ.get("BENCH_NODES", "200"))
 SECONDS = float(os.environ.get("BENCH_SECONDS", "30"))
-WARM_UP_S = 240.0  # 200 digests start (a Python and prometheus_client each) on 2 cores
+WARM_UP_S = 240.0
+Node = tuple[
+    str, int, int
+]  # address, metrics port, serve port  # 200 digests start (a Python and prometheus_client each) on 2 cores
 
 
 def record_page(workdir: Path) -> tuple[str, str]:
@@ -91,11 +98,11 @@ _NUMBER_AT_END = re.compile(r"^([a-z_]+(?:_total|_bucket|_count|_sum)\{.*\}) ([0
 def serve_pages(
     page: str,
     monitor: str,
-    ports: list[tuple[int, int]],
+    nodes: list[Node],
     ready: multiprocessing.synchronize.Event,
 ) -> None:
-    """Per node: /metrics on its first port, counters growing by their recorded value every
-    second; the monitor's answer on its second."""
+    """Per node, on its own address: /metrics on its first port, counters growing by their
+    recorded value every second; the monitor's answer on its second."""
 
     async def main() -> None:
         start = time.monotonic()
@@ -132,7 +139,9 @@ def serve_pages(
                 writer.close()
 
         servers = [
-            await asyncio.start_server(handle, LOCAL_ADDRESS, p) for pair in ports for p in pair
+            await asyncio.start_server(handle, address, port)
+            for address, metrics, serve in nodes
+            for port in (metrics, serve)
         ]
         ready.set()
         await asyncio.gather(*(s.serve_forever() for s in servers))
@@ -182,7 +191,7 @@ async def collect(inventory_path: Path) -> Measured:
                 break
             if time.monotonic() > warm_until:
                 ok = sum(s == "ok" for s in frame.nodes.values())
-                raise SystemExit(f"only {ok} of {NODES} nodes answered after {WARM_UP_S:g}s: "
+                raise BenchFailed(f"only {ok} of {NODES} nodes answered after {WARM_UP_S:g}s: "
                                  f"{frame.errors[:3]}")  # fmt: skip
         for _ in range(3):
             await anext(stream)
@@ -200,22 +209,63 @@ async def collect(inventory_path: Path) -> Measured:
         await stream.aclose()
     cpu = (usage1.ru_utime + usage1.ru_stime) - (usage0.ru_utime + usage0.ru_stime)
     if last is None or not last.versions.get("2", {}).get("requests_per_s"):
-        raise SystemExit("the collector saw no traffic: the figures below would mean nothing")
+        raise BenchFailed("the collector saw no traffic: the figures below would mean nothing")
     if not last.monitors:
-        raise SystemExit("the collector got no monitor answer: the figures would leave it out")
+        raise BenchFailed("the collector got no monitor answer: the figures would leave it out")
     return Measured(cpu, digests1 - digests0, wall1 - wall0, frames, fresh / max(total, 1))
 
 
-def distinct_ports(address: str, count: int) -> list[int]:
-    """`count` different free ports: all bound at once, so none is handed out twice."""
-    sockets = [socket.socket() for _ in range(count)]
+class BenchFailed(Exception):
+    """The run cannot give a meaningful figure; says why."""
+
+
+@contextmanager
+def replaying(page: str, monitor: str, nodes: list[Node]) -> Iterator[None]:
+    """The replay servers, in another process, for as long as the block runs."""
+    ready = multiprocessing.Event()
+    server = multiprocessing.Process(
+        target=serve_pages, args=(page, monitor, nodes, ready), daemon=True
+    )
+    server.start()
     try:
-        for sock in sockets:
-            sock.bind((address, 0))
-        return [int(sock.getsockname()[1]) for sock in sockets]
+        if not ready.wait(60):
+            raise BenchFailed("the replay servers did not start within 60 s")
+        yield
     finally:
-        for sock in sockets:
-            sock.close()
+        server.kill()
+        server.join()
+
+
+def measure(inventory: Path) -> Measured:
+    try:
+        return asyncio.run(collect(inventory))
+    except BenchFailed as exc:
+        raise SystemExit(f"bench/telemetry.py: {exc}") from None
+
+
+def inventory_yaml(nodes: list[Node], fleet: SshdFleet | None) -> str:
+    """NODES edge hosts: local ones, or (with a fleet) ones reached over SSH, each its own sshd
+    on its own loopback address."""
+    hosts = []
+    for i, (_, metrics, serve) in enumerate(nodes):
+        ray = f"    ray: {{metrics_port: {metrics}, serve_port: {serve}}}\n"
+        if fleet is None:
+            hosts.append(f"  n{i}:\n    connection: local\n    python: {sys.executable}\n{ray}")
+        else:
+            sshd = fleet.hosts[i]
+            hosts.append(f"  n{i}:\n    address: {sshd.address}\n    port: {sshd.port}\n{ray}")
+    defaults = ""
+    if fleet is not None:
+        defaults = (
+            f"defaults:\n  user: {getpass.getuser()}\n  key_file: {fleet.client_key}\n"
+            f"  known_hosts: {fleet.known_hosts}\n  python: {sys.executable}\n"
+        )
+    names = ", ".join(f"n{i}" for i in range(len(nodes)))
+    return (
+        f"{defaults}hosts:\n{''.join(hosts)}"
+        f"targets:\n  fleet:\n    topology: edge\n    hosts: [{names}]\n"
+        "apps:\n  cancer:\n    target: fleet\n    route: /cancer\n    model: breast-cancer:2\n"
+    )
 
 
 def main() -> None:
@@ -225,62 +275,62 @@ def main() -> None:
         lines = page.count("\n")
         replicas = len(set(re.findall(r'replica="([^"]+)"', page)))
         digest = render(Digest().feed(page))
-        flat = distinct_ports(LOCAL_ADDRESS, 2 * NODES)
-        ports = list(zip(flat[::2], flat[1::2], strict=True))
-        hosts = "".join(
-            f"  n{i}:\n    connection: local\n    python: {sys.executable}\n"
-            f"    ray: {{metrics_port: {m}, serve_port: {s}}}\n"
-            for i, (m, s) in enumerate(ports)
-        )
-        inventory = tmp / "inventory.yaml"
-        inventory.write_text(
-            f"hosts:\n{hosts}targets:\n  fleet:\n    topology: edge\n    hosts: [{', '.join(f'n{i}' for i in range(NODES))}]\n"
-            "apps:\n  cancer:\n    target: fleet\n    route: /cancer\n    model: breast-cancer:2\n"
-        )
-        ready = multiprocessing.Event()
-        server = multiprocessing.Process(
-            target=serve_pages, args=(page, monitor, ports, ready), daemon=True
-        )
-        server.start()
-        try:
-            ready.wait(60)
-            got = asyncio.run(collect(inventory))
-        finally:
-            server.kill()
+        local = [
+            (LOCAL_ADDRESS, free_port(LOCAL_ADDRESS), free_port(LOCAL_ADDRESS))
+            for _ in range(NODES)
+        ]
+        with replaying(page, monitor, local):
+            inventory = tmp / "local.yaml"
+            inventory.write_text(inventory_yaml(local, None))
+            got = measure(inventory)
+        with sshd_fleet(tmp / "sshd", NODES) as fleet:
+            remote = [(h.address, free_port(h.address), free_port(h.address)) for h in fleet.hosts]
+            with replaying(page, monitor, remote):
+                inventory = tmp / "ssh.yaml"
+                inventory.write_text(inventory_yaml(remote, fleet))
+                over_ssh = measure(inventory)
     share = got.cpu_s / got.wall_s
+    ssh_share = over_ssh.cpu_s / over_ssh.wall_s
     per_node_ms = 1000 * got.digests_cpu_s / got.wall_s / NODES
     body = (
         "## Telemetry collection cost (`bench/telemetry.py`)\n\n"
         f"Measured {machine()}. A /metrics page recorded from a real Serve node with {replicas} "
         f"replicas after traffic ({lines:,} lines, {len(page) // 1024} KiB) and its app's /monitor "
         f"answer, replayed by {NODES} loopback HTTP servers in another process, counters growing "
-        f"every second. Each of the {NODES} nodes is a `connection: local` edge host running the real "
-        "node-side digest (`cluster/remote/metrics_digest.py`) against its page, as it runs on a "
-        "node over SSH; the real Collector follows all of them at 1 Hz and aggregates per version "
-        f"over a 10 s window, for {got.wall_s:.0f} s ({got.frames} frames).\n\n"
-        "| nodes | replicas/node | interval | collector CPU | goal | digest CPU per node |\n"
-        "|---|---|---|---|---|---|\n"
-        f"| {NODES} | {replicas} | 1 s | {share:.1%} of one core | < 10% | "
-        f"{per_node_ms:.1f} ms a second ({per_node_ms / 10:.2f}% of one core) |\n\n"
-        f"{got.frames} frames in {got.wall_s:.0f} s ({got.frames / got.wall_s:.2f} per second, the "
-        f"target is 1); {got.fresh:.0%} of node states were fresh.\n\n"
+        f"every second. Each of the {NODES} edge hosts runs the real node-side digest "
+        "(`cluster/remote/metrics_digest.py`) against its page; the real Collector follows all of "
+        f"them at 1 Hz and aggregates per version over a 10 s window, for {SECONDS:g} s. First "
+        "with `connection: local` hosts (the digests are local processes), then with every host "
+        "reached over SSH (a real sshd per host, each on its own loopback address), "
+        "as in production.\n\n"
+        "| nodes | replicas/node | interval | hosts | collector CPU | goal | frames/s | fresh |\n"
+        "|---|---|---|---|---|---|---|---|\n"
+        f"| {NODES} | {replicas} | 1 s | local | {share:.1%} of one core | < 10% | "
+        f"{got.frames / got.wall_s:.2f} | {got.fresh:.0%} |\n"
+        f"| {NODES} | {replicas} | 1 s | SSH | {ssh_share:.1%} of one core | < 10% | "
+        f"{over_ssh.frames / over_ssh.wall_s:.2f} | {over_ssh.fresh:.0%} |\n\n"
         "Why a digest: Ray's exporter ignores Prometheus' `?name[]=` filter (its collector is not "
         f"registered by name), so every scrape of a node moves the whole {len(page) // 1024} KiB "
         "page. Pulling 200 such pages a second into one process cost a full core (one core "
         "followed about 110 nodes). On the node, the digest keeps the samples the figures use and "
         f"sums away the labels they never read: {len(digest):,} bytes a second instead of "
-        f"{len(page):,}. The collector reads each digest from the node's connection (no HTTP "
-        "request per node per second: that alone cost about 1 ms of CPU in httpx) and parses it "
-        "with prometheus_client, once per distinct series. Monitors are still asked with httpx; "
-        "a fleet of more than 20 is asked in turn, each within 10 s.\n\n"
-        "What this does not measure: over SSH, reading the digests adds asyncssh's per-packet "
-        "work (a few KB per node a second); the replay servers and the 200 digests share this "
-        "machine's 2 cores with the collector, so its figure is if anything high.\n"
-        + (f"\n**The goal is not met** ({share:.1%}).\n" if share >= 0.10 else "")
+        f"{len(page):,}, for {per_node_ms:.1f} ms of the node's CPU a second "
+        f"({per_node_ms / 10:.2f}% of one core; measured on the local hosts). The collector reads "
+        "each digest from the node's connection (no HTTP request per node per second: that alone "
+        "cost about 1 ms of CPU in httpx) and parses it with prometheus_client, once per distinct "
+        "series. Monitors are asked with httpx through a kept-open forward; past 20 clusters, in "
+        "turn.\n\n"
+        "The replay servers, the digests (and sshd) share this machine's 2 cores with the "
+        "collector, so its figures are if anything high.\n"
+        + (
+            f"\n**The goal is not met** ({max(share, ssh_share):.1%}).\n"
+            if max(share, ssh_share) >= 0.10
+            else ""
+        )
     )
     write_section("telemetry", body)
     print(body)
-    print(json.dumps(got.__dict__))
+    print(json.dumps({"local": got.__dict__, "ssh": over_ssh.__dict__}))
 
 
 if __name__ == "__main__":
