@@ -23,6 +23,9 @@ class VersionStats:
     p95_ms: float | None = None
     p99_ms: float | None = None
     requests: float = 0.0
+    # Requests in the proxies' latency histogram: Ray exports it apart from the counters, so
+    # it can trail `requests` by a report interval; percentiles cover these.
+    timed_requests: float = 0.0
     # The replicas' own view: processing time and exceptions, per version even when the
     # requests reached it through another version (a canary, a shadow).
     processing_p50_ms: float | None = None
@@ -156,6 +159,7 @@ def version_stats(
         # Proxy-side latency when this version served HTTP in the window; otherwise (a canary
         # or shadow reached through the live version) the replicas' processing latency.
         http = buckets.get(version) or {}
+        s.timed_requests = http.get(math.inf, 0.0)
         hist = http if max(http.values(), default=0.0) > 0 else proc_buckets.get(version) or {}
         cumulative = sorted(hist.items())
         processing = sorted((proc_buckets.get(version) or {}).items())

@@ -215,6 +215,9 @@ async def test_tail_matches_what_clients_saw(deployment: Deployment) -> None:
     clusters = clusters_of(inventory, inventory.targets["grid"])
     frames: list[TelemetryFrame] = []
     _, X_test, _, y_test, _ = example_data()
+    # Ray exports a proxy's counters and its latency histogram on their own schedules: let
+    # the previous test's last requests land before the window opens.
+    await asyncio.sleep(3)
     async with Connections(inventory) as connections:
         collector = Collector(connections, app, clusters, interval=1.0, window_s=120)
         stream = collector.frames()
@@ -254,6 +257,7 @@ async def test_tail_matches_what_clients_saw(deployment: Deployment) -> None:
             ).get("n")
             if (
                 v.get("requests") == total
+                and v.get("timed_requests") == total  # the histogram has caught up too
                 and sum(v.get("replica_requests", {}).values()) == total
                 and labelled == len(ids)
             ):
@@ -262,6 +266,7 @@ async def test_tail_matches_what_clients_saw(deployment: Deployment) -> None:
     last = frames[-1]
     stats = last.versions["1"]
     assert stats["requests"] == total  # every request seen, none twice
+    assert stats["timed_requests"] == total  # and every one of them timed
     assert sum(stats["replica_requests"].values()) == total  # per-replica counts add up
     # Both replicas are listed; Serve prefers the replica on the proxy's own node, so all
     # this load may land on one of them, and the imbalance figure has to say so.
