@@ -41,6 +41,7 @@ from cluster.serve.config import monitor_route
 from cluster.telemetry.collector import Collector
 from cluster.transport import Connections
 from tests.support.ports import free_port
+from tests.support.ray_node import proc_stats
 from tests.support.sshd import SshdFleet, sshd_fleet
 
 NODES = int(os.environ.get("BENCH_NODES", "200"))
@@ -151,19 +152,13 @@ def serve_pages(
 
 def children_cpu() -> float:
     """CPU seconds used so far by this process's children: the node-side digests."""
-    tick = os.sysconf("SC_CLK_TCK")
     me = os.getpid()
-    total = 0
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[1]) == me:
-            total += int(fields[11]) + int(fields[12])  # utime, stime
-    return total / tick
+    ticks = sum(
+        int(f[11]) + int(f[12])  # utime, stime
+        for f in proc_stats().values()
+        if int(f[1]) == me
+    )
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 @dataclass

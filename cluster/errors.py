@@ -71,3 +71,12 @@ class TransferError(TransportError):
 
 class StreamEnded(TransportError):
     """A command whose output was being followed ended, or its connection did."""
+
+
+def reason_of(exc: BaseException) -> str:
+    """What went wrong, for a message that already names the host."""
+    if isinstance(exc, TransportError):
+        return exc.reason
+    if isinstance(exc, MlopsError):
+        return str(exc)
+    return f"{type(exc).__name__}: {exc}"  # not one of ours: its type says most

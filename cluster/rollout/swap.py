@@ -23,7 +23,7 @@ from typing import Any
 
 import httpx
 
-from cluster.errors import MlopsError, TransportError, UsageError
+from cluster.errors import MlopsError, UsageError, reason_of
 from cluster.events import Event
 from cluster.gates import Gate
 from cluster.inventory import App
@@ -133,7 +133,7 @@ async def swap(
             if isinstance(exc, UsageError) and not touched:
                 history.append("swap_finished", app=app.name, outcome="refused", detail=str(exc))
                 raise  # nothing changed anywhere: an invalid request (exit 2)
-            reason = _reason(exc)
+            reason = reason_of(exc)
             if complete:
                 yield finished("retire_failed", f"{options.to_version} serves all traffic, but retiring "
                                f"the old replicas failed: {reason}; `mlops-tui promote {app.name}` retires them")  # fmt: skip
@@ -152,14 +152,6 @@ async def swap(
         # the run ends (asyncio.run waits for it; a second Ctrl-C stops it).
         await _interrupted(connections, store, app, touched, history, complete)
         raise
-
-
-def _reason(exc: BaseException) -> str:
-    if isinstance(exc, TransportError):
-        return exc.reason
-    if isinstance(exc, MlopsError):
-        return str(exc)
-    return f"{type(exc).__name__}: {exc}"  # not one of ours: its type says most
 
 
 async def _batch(connections: Connections, app: App, new: StoredVersion, options: SwapOptions,
@@ -417,7 +409,7 @@ async def _interrupted(connections: Connections, store: ModelStore, app: App, to
                 await restore(connections, record.serve, record.old, store)
                 note(cluster, f"interrupted; {record.old} restored to 100%")
             except _ERRORS as exc:
-                note(cluster, f"interrupted and the restore failed: {_reason(exc)}; "
+                note(cluster, f"interrupted and the restore failed: {reason_of(exc)}; "
                      f"run `mlops-tui rollback {app.name} --to {record.old}`")  # fmt: skip
 
 

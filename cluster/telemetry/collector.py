@@ -19,7 +19,7 @@ from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
 from typing import Any
 
-from cluster.errors import MlopsError, TransportError
+from cluster.errors import MlopsError, reason_of
 from cluster.events import Event
 from cluster.inventory import App, Host
 from cluster.provision.topology import RayCluster
@@ -119,12 +119,7 @@ class Collector:
             except TimeoutError:
                 self._failed(node, "no digest arrived in time (the host or its connection hangs)")
             except (MlopsError, OSError) as exc:
-                reason = (
-                    exc.reason
-                    if isinstance(exc, TransportError)
-                    else f"{type(exc).__name__}: {exc}"
-                )
-                self._failed(node, reason)
+                self._failed(node, reason_of(exc))
                 self.connections.forget(node.host.name)
             await asyncio.sleep(self.interval * RETRY_INTERVALS)
 

@@ -7,21 +7,11 @@ what prometheus_client gives for the whole text (a test holds it to that).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import NamedTuple
 
 from prometheus_client.parser import text_string_to_metric_families
 
 SERIES_CACHE_MAX = 500_000  # distinct series remembered (about 200 MB at the very most)
-
-
-@dataclass(frozen=True)
-class Sample:
-    """One sample: metric name (with _bucket/_total suffix), its labels, its value."""
-
-    name: str
-    labels: dict[str, str]
-    value: float
 
 
 class Series(NamedTuple):
@@ -32,11 +22,6 @@ class Series(NamedTuple):
 
 
 _series: dict[str, Series] = {}
-
-
-def parse(text: str) -> list[Sample]:
-    """Every sample of the text."""
-    return [Sample(*series(key), value) for key, value in parse_index(text).items()]
 
 
 def parse_index(text: str) -> dict[str, float]:

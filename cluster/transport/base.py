@@ -11,7 +11,7 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from cluster.errors import TransferError
+from cluster.errors import StreamEnded, TransferError
 from cluster.inventory.model import Host
 from cluster.remote import script
 from serving.artifacts import sha256_file
@@ -54,6 +54,13 @@ class OutputStream(ABC):
     @abstractmethod
     async def read_until(self, separator: bytes) -> bytes:
         """The next block, separator included; StreamEnded once the command has ended."""
+
+
+def stream_ended(host: str, program: str, status: int | None, stderr: bytes) -> StreamEnded:
+    """The error for a followed command that ended: its exit status and last stderr lines."""
+    tail = "\n".join(stderr.decode("utf-8", "replace").strip().splitlines()[-5:])
+    ended = f"'{program}' ended" + (f" (exit {status})" if status is not None else "")
+    return StreamEnded(host, ended + (f": {tail}" if tail else ""))
 
 
 class Transport(ABC):

@@ -11,7 +11,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 from cluster.errors import CommandTimeout, StreamEnded, TransferError
-from cluster.transport.base import CommandResult, OutputStream, Transport
+from cluster.transport.base import CommandResult, OutputStream, Transport, stream_ended
 
 # A followed command's blocks may be this long (asyncio's default stops at 64 KiB).
 STREAM_LIMIT = 16 * 1024 * 1024
@@ -110,12 +110,8 @@ class _LocalStream(OutputStream):
             return await self._proc.stdout.readuntil(separator)
         except asyncio.IncompleteReadError:
             status = await self._proc.wait()
-            err = (await self._proc.stderr.read()).decode("utf-8", "replace").strip()
-            tail = "\n".join(err.splitlines()[-5:])
-            raise StreamEnded(
-                self._host,
-                f"'{self._program}' ended (exit {status})" + (f": {tail}" if tail else ""),
-            ) from None
+            err = await self._proc.stderr.read()
+            raise stream_ended(self._host, self._program, status, err) from None
         except asyncio.LimitOverrunError:
             raise StreamEnded(
                 self._host, f"'{self._program}' wrote more than {STREAM_LIMIT} bytes in one block"

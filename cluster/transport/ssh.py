@@ -19,7 +19,7 @@ from cluster.errors import (
     TransportError,
 )
 from cluster.inventory.model import Host
-from cluster.transport.base import CommandResult, OutputStream, Transport
+from cluster.transport.base import CommandResult, OutputStream, Transport, stream_ended
 from cluster.transport.sshrun import STOP_WAIT_S, run_command
 
 
@@ -125,10 +125,7 @@ class _SshStream(OutputStream):
             err = await asyncio.wait_for(self._proc.stderr.read(), STOP_WAIT_S)
         except (TimeoutError, asyncssh.Error, OSError):
             err = b""
-        tail = "\n".join(err.decode("utf-8", "replace").strip().splitlines()[-5:])
-        status = self._proc.exit_status
-        ended = f"'{self._program}' ended" + (f" (exit {status})" if status is not None else "")
-        raise StreamEnded(self._host, ended + (f": {tail}" if tail else ""))
+        raise stream_ended(self._host, self._program, self._proc.exit_status, err)
 
 
 async def open_ssh(

@@ -94,18 +94,25 @@ def start_head(address: str = TEST_HEAD_ADDRESS, num_cpus: int = 2) -> RayHead:
     return head
 
 
-def descendants(roots: set[int]) -> set[int]:
-    """The roots and every process below them."""
-    children: dict[int, list[int]] = {}
+def proc_stats() -> dict[int, list[str]]:
+    """Every process's /proc/PID/stat fields after its name (state, ppid, ... utime, stime)."""
+    out = {}
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
         try:
             with open(f"/proc/{entry}/stat") as fh:
-                ppid = int(fh.read().rsplit(")", 1)[1].split()[1])
-        except (OSError, ValueError, IndexError):
+                out[int(entry)] = fh.read().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
             continue
-        children.setdefault(ppid, []).append(int(entry))
+    return out
+
+
+def descendants(roots: set[int]) -> set[int]:
+    """The roots and every process below them."""
+    children: dict[int, list[int]] = {}
+    for pid, fields in proc_stats().items():
+        children.setdefault(int(fields[1]), []).append(pid)
     out, stack = set(), list(roots)
     while stack:
         pid = stack.pop()
