@@ -87,16 +87,21 @@ async def follow_the_digest(transport: Transport) -> None:
         assert not running(url), "the digest outlived its stream"
 
 
+ENDS_AT_ONCE = "import sys; print('one'); sys.stderr.write('it broke\\n'); sys.exit(4)"
+# Its output ends (over SSH: the channel's EOF) well before its exit status exists: the end of
+# a stream must still be reported with the status, not before it arrives.
+ENDS_LATER = (
+    "import os, sys, time; print('one', flush=True); sys.stderr.write('it broke\\n'); "
+    "sys.stderr.flush(); os.close(1); os.close(2); time.sleep(0.5); sys.exit(4)"
+)
+
+
 async def an_ending_command_is_reported(transport: Transport) -> None:
-    argv = [
-        sys.executable,
-        "-c",
-        "import sys; print('one'); sys.stderr.write('it broke\\n'); sys.exit(4)",
-    ]
-    async with transport.stream(argv) as stream:
-        assert await stream.read_until(b"\n") == b"one\n"
-        with pytest.raises(StreamEnded, match=r"ended \(exit 4\): it broke"):
-            await stream.read_until(b"\n")
+    for program in (ENDS_AT_ONCE, ENDS_LATER):
+        async with transport.stream([sys.executable, "-c", program]) as stream:
+            assert await stream.read_until(b"\n") == b"one\n"
+            with pytest.raises(StreamEnded, match=r"ended \(exit 4\): it broke"):
+                await stream.read_until(b"\n")
 
 
 def local() -> LocalTransport:

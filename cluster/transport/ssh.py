@@ -121,11 +121,17 @@ class _SshStream(OutputStream):
             raise StreamEnded(
                 self._host, f"connection lost while following '{self._program}': {exc}"
             ) from None
+        # stdout's end (the channel's EOF) comes before the exit status: sshd sends EOF when
+        # the command closes its output, and the exit status when it has been reaped. So wait
+        # for the channel to close, which follows the exit status, before asking for it.
+        err = bytearray()
         try:
-            err = await asyncio.wait_for(self._proc.stderr.read(), STOP_WAIT_S)
-        except (TimeoutError, asyncssh.Error, OSError):
-            err = b""
-        raise stream_ended(self._host, self._program, self._proc.exit_status, err)
+            async with asyncio.timeout(STOP_WAIT_S):
+                err += await self._proc.stderr.read()
+                await self._proc.wait_closed()
+        except (TimeoutError, asyncssh.Error, OSError) as exc:
+            err += f"(its end was not seen whole: {type(exc).__name__})".encode()
+        raise stream_ended(self._host, self._program, self._proc.exit_status, bytes(err))
 
 
 async def open_ssh(
