@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test lint check-types bench clean
+.PHONY: demo test test-tools lint check-types bench clean
 
 # (Re)install whenever pyproject.toml changes.
 $(STAMP): pyproject.toml
@@ -19,8 +19,22 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
-test: lint
+# The tests start real OpenSSH servers (sshd) and drive the installed console inside tmux.
+test-tools:
+	@missing=""; \
+	[ -x /usr/sbin/sshd ] || missing="$$missing openssh-server"; \
+	command -v tmux >/dev/null || missing="$$missing tmux"; \
+	if [ -n "$$missing" ]; then \
+		echo "installing$$missing (the tests start real sshd hosts and drive the console in tmux)"; \
+		sudo=""; [ "$$(id -u)" = 0 ] || sudo="sudo"; \
+		export DEBIAN_FRONTEND=noninteractive; \
+		$$sudo apt-get update -qq && $$sudo apt-get install -y -qq $$missing >/dev/null \
+			|| { echo "could not install$$missing: install them, then run make test again"; exit 1; }; \
+	fi
+
+test: test-tools lint
 	$(BIN)/python -m pytest
 
 bench: $(STAMP)

@@ -351,3 +351,15 @@ def test_a_mapping_merging_itself_is_refused(write_inventory) -> None:
     # 2**64 expansions before the depth limit if the self-reference went unnoticed.
     out = _load_in_subprocess(path, 20)
     assert out.strip() == f"{path}:2:6: hosts.a: a merge key (<<) refers to the mapping it is in"
+
+
+def test_a_target_can_be_read_only(write_inventory) -> None:
+    inv = load_inventory(
+        write_inventory(BASE.replace("    host: a\n", "    host: a\n    read_only: true\n")), env={}
+    )
+    assert inv.targets["one"].read_only
+    assert not load_inventory(write_inventory(BASE), env={}).targets["one"].read_only
+    bad = write_inventory(BASE.replace("    host: a\n", "    host: a\n    read_only: maybe\n"))
+    assert problems(bad) == [
+        f"{bad}:10:16: targets.one.read_only: expected true or false, got 'maybe'"
+    ]

@@ -33,11 +33,11 @@ SETTING_KEYS = (
     "model_store",
 )
 DEFAULT_KEYS = CONNECTION_FIELDS + SETTING_KEYS
-TARGET_KEYS = ("topology", "host", "head", "workers", "hosts", "rollout")
+TARGET_KEYS = ("topology", "host", "head", "workers", "hosts", "rollout", "read_only")
 TOPOLOGY_KEYS = {
-    "single": ("topology", "host"),
-    "cluster": ("topology", "head", "workers"),
-    "edge": ("topology", "hosts", "rollout"),
+    "single": ("topology", "host", "read_only"),
+    "cluster": ("topology", "head", "workers", "read_only"),
+    "edge": ("topology", "hosts", "rollout", "read_only"),
 }
 APP_KEYS = ("target", "model", "replicas", "route", "gates", "num_cpus", "max_rows")
 MODEL_RE = re.compile(r"^(?P<name>[A-Za-z0-9][A-Za-z0-9._-]*)(?::(?P<version>[A-Za-z0-9._-]+))?$")
@@ -355,9 +355,14 @@ def _read_target(
         return True
 
     loc = reader.loc(node)
+    read_only = (
+        bool(reader.boolean(pairs["read_only"][1], f"{path}.read_only"))
+        if "read_only" in pairs
+        else False
+    )
     if topology == "single":
         head = host_ref(pairs["host"][1], f"{path}.host") if required("host") else None
-        return Target(name, "single", head=head, loc=loc) if head else None
+        return Target(name, "single", head=head, read_only=read_only, loc=loc) if head else None
     if topology == "cluster":
         head = host_ref(pairs["head"][1], f"{path}.head") if required("head") else None
         workers = host_list("workers") if "workers" in pairs else ()
@@ -367,7 +372,11 @@ def _read_target(
                 f"{path}.workers",
                 f"'{head}' is the head; it cannot also be a worker",
             )
-        return Target(name, "cluster", head=head, workers=workers, loc=loc) if head else None
+        return (
+            Target(name, "cluster", head=head, workers=workers, read_only=read_only, loc=loc)
+            if head
+            else None
+        )
     edge_hosts = host_list("hosts") if required("hosts") else ()
     if "hosts" in pairs and not edge_hosts:
         reader.fail(pairs["hosts"][1], f"{path}.hosts", "an edge target needs at least one host")
@@ -376,7 +385,9 @@ def _read_target(
         if "rollout" in pairs
         else Rollout()
     )
-    return Target(name, "edge", edge_hosts=edge_hosts, rollout=rollout, loc=loc)
+    return Target(
+        name, "edge", edge_hosts=edge_hosts, rollout=rollout, read_only=read_only, loc=loc
+    )
 
 
 def _read_rollout(reader: Reader, node: yaml.Node, path: str) -> Rollout:

@@ -119,6 +119,8 @@ class Target:
     workers: tuple[str, ...] = ()
     edge_hosts: tuple[str, ...] = ()
     rollout: Rollout = Rollout()
+    # Production: the console refuses every action that would change this target.
+    read_only: bool = False
     loc: Loc | None = field(default=None, compare=False)
 
     @property

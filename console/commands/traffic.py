@@ -16,10 +16,11 @@ from console import exit_codes
 from console.inventory_path import open_inventory
 from console.render.provision import json_line
 
+# argparse formats help with %: a literal percent is %%.
 HELP = {
-    "rollback": "send 100% of traffic back to the other deployed version",
-    "promote": "give 100% to the canary (if any) and retire the other versions",
-    "abort": "stop a canary or shadow phase; the live version keeps 100%",
+    "rollback": "send 100%% of traffic back to the other deployed version",
+    "promote": "give 100%% to the canary (if any) and retire the other versions",
+    "abort": "stop a canary or shadow phase; the live version keeps 100%%",
 }
 
 
