@@ -98,35 +98,31 @@ def test_a_counter_reset_counts_from_zero() -> None:
 def test_tail_view_shows_versions_nodes_and_drift() -> None:
     from rich.console import Console
 
-    from cluster.telemetry.collector import TelemetryFrame
+    from cluster.telemetry.aggregate import VersionStats
+    from cluster.telemetry.frame import MonitorSummary, NodeHealth, TelemetryFrame
     from console.render.telemetry import frame_view
 
+    stats = VersionStats("2", requests_per_s=12.5, p50_ms=3.0, p95_ms=9.5, p99_ms=20.0)
+    stats.healthy_replicas = stats.replicas = 2
+    stats.imbalance_max_mean = 1.1
+    monitor = MonitorSummary.from_json(
+        {
+            "versions": {
+                "2": {
+                    "last_n": {"n": 40, "accuracy": 0.95, "f1": 0.96},
+                    "drift": {"max_psi": 0.31, "worst_feature": "b", "warning": True,
+                              "threshold": 0.2, "rows": 40, "psi": {"b": 0.31}},
+                }
+            }
+        }
+    )  # fmt: skip
     frame = TelemetryFrame(
         app="m",
         at=0.0,
         window_s=10,
-        versions={
-            "2": {
-                "requests_per_s": 12.5,
-                "error_rate": 0.0,
-                "p50_ms": 3.0,
-                "p95_ms": 9.5,
-                "p99_ms": 20.0,
-                "healthy_replicas": 2,
-                "replicas": 2,
-                "imbalance_max_mean": 1.1,
-                "queued": 0,
-            }
-        },
-        nodes={"n1": "ok", "n2": "stale"},
-        monitor={
-            "versions": {
-                "2": {
-                    "last_n": {"n": 40, "accuracy": 0.95, "f1": 0.96},
-                    "drift": {"max_psi": 0.31, "worst_feature": "b", "warning": True},
-                }
-            }
-        },
+        versions={"2": stats},
+        nodes={"n1": NodeHealth.OK, "n2": NodeHealth.STALE},
+        monitor=monitor,
         errors=("n2: ConnectError: refused",),
     )
     console = Console(record=True, width=200)

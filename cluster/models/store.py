@@ -7,7 +7,7 @@ import os
 import re
 import secrets
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +50,31 @@ class StoredVersion:
     meta: ModelMeta
 
 
+@dataclass(frozen=True)
+class VersionListing:
+    """One row of the store's listing; `invalid` says why a version cannot be used.
+
+    `verified` is None when the sha256 was not checked (listing reads metadata only), True
+    when it matched, and False never: a mismatch is `invalid`.
+    """
+
+    name: str
+    version: str
+    task: str = ""
+    features: int = 0
+    estimator: str | None = None
+    metrics: dict[str, float] = field(default_factory=dict)
+    created: str | None = None
+    sha256: str = ""
+    verified: bool | None = None
+    invalid: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        if self.invalid is not None:
+            return {"name": self.name, "version": self.version, "invalid": self.invalid}
+        return {k: v for k, v in self.__dict__.items() if k != "invalid"}
+
+
 class ModelStore:
     """Versions are numbered 1, 2, 3...; a version is never rewritten once written."""
 
@@ -88,6 +113,25 @@ class ModelStore:
             raise ModelError(str(exc)) from None
         return StoredVersion(name, version, path, meta)
 
+    def listing(self, *, check: bool = False) -> list[VersionListing]:
+        """Every version of every model; one that cannot be read is listed as invalid, never
+        hides the rest. With `check`, each version's sha256 is verified (it reads every file)."""
+        rows: list[VersionListing] = []
+        for name in self.names():
+            try:
+                versions = self.versions(name)
+            except ModelError as exc:  # a directory whose name is not a model name
+                rows.append(VersionListing(name, "", invalid=str(exc)))
+                continue
+            for version in versions:
+                try:
+                    found = self.get(name, version, check=check)
+                except ModelError as exc:
+                    rows.append(VersionListing(name, version, invalid=str(exc)))
+                    continue
+                rows.append(_listing(found, verified=True if check else None))
+        return rows
+
     def find_identical(self, name: str, sha256: str) -> str | None:
         for version in self.versions(name):
             try:
@@ -123,3 +167,20 @@ class ModelStore:
         finally:
             if tmp.exists():
                 shutil.rmtree(tmp)
+
+
+def _listing(found: StoredVersion, verified: bool | None) -> VersionListing:
+    raw = found.meta.raw
+    source: dict[str, Any] = raw["source"] if isinstance(raw.get("source"), dict) else {}
+    metrics: dict[str, Any] = raw["metrics"] if isinstance(raw.get("metrics"), dict) else {}
+    return VersionListing(
+        found.name,
+        found.version,
+        task=found.meta.task,
+        features=found.meta.n_features,
+        estimator=str(source["estimator"]) if source.get("estimator") else None,
+        metrics={str(k): float(v) for k, v in metrics.items() if isinstance(v, int | float)},
+        created=str(raw["created"]) if raw.get("created") else None,
+        sha256=found.meta.sha256,
+        verified=verified,
+    )

@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from cluster.events import Event
+from cluster.provision.plan import Action
 
 
 @dataclass(frozen=True)
 class PlanReady(Event):
     """Everything that would change, per host, and what blocks it (preflight)."""
 
-    actions: tuple[dict[str, Any], ...]
+    actions: tuple[Action, ...]
     errors: tuple[str, ...]
     unreachable: tuple[str, ...]
 

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from functools import partial
+from pathlib import Path
 
 from cluster.errors import MlopsError, TransportError
 from cluster.events import Event
@@ -12,7 +15,7 @@ from cluster.fanout import fan_out
 from cluster.inventory import Inventory
 from cluster.models.store import ModelStore
 from cluster.provision.apply import ClusterResult, Emit, apply_cluster, merged
-from cluster.provision.bundle import Bundle
+from cluster.provision.bundle import Bundle, build_bundle, temp_workdir
 from cluster.provision.desired import desired_cluster
 from cluster.provision.events import (
     HostSkipped,
@@ -28,6 +31,28 @@ from cluster.provision.plan import ClusterPlan, plan_cluster
 from cluster.provision.ray_node import stop_node
 from cluster.provision.topology import RayCluster, clusters_of, selected_targets
 from cluster.transport import Connections
+
+
+@dataclass
+class Planned:
+    """An open run: the connections, the plans made through them, the code bundle they ship."""
+
+    connections: Connections
+    plans: list[ClusterPlan]
+    bundle: Bundle
+    event: PlanReady
+
+
+@asynccontextmanager
+async def planned(
+    inventory: Inventory, store: ModelStore, target_names: list[str] | None
+) -> AsyncIterator[Planned]:
+    """Observe the hosts and plan; the connections and the bundle stay open for `apply_plans`."""
+    with temp_workdir() as tmp:
+        bundle = build_bundle(Path(tmp))
+        async with Connections(inventory) as connections:
+            plans = await make_plans(connections, store, target_names, bundle.sha256)
+            yield Planned(connections, plans, bundle, plan_event(plans))
 
 
 async def make_plans(
@@ -54,7 +79,7 @@ async def make_plans(
 
 def plan_event(plans: list[ClusterPlan]) -> PlanReady:
     return PlanReady(
-        actions=tuple(a.to_dict() for p in plans for a in p.actions),
+        actions=tuple(a for p in plans for a in p.actions),
         errors=tuple(e for p in plans for e in (*p.errors, *p.observe_errors)),
         unreachable=tuple(f"{h}: {r}" for p in plans for h, r in p.unreachable.items()),
     )

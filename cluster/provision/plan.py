@@ -26,14 +26,6 @@ class Action:
     kind: str  # bootstrap | upload-code | upload-model | start-ray | restart-ray | serve
     detail: str
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "cluster": self.cluster,
-            "host": self.host,
-            "kind": self.kind,
-            "detail": self.detail,
-        }
-
 
 @dataclass
 class ClusterPlan:

@@ -9,7 +9,9 @@ from typing import Any
 from cluster.check import probe
 from cluster.errors import MlopsError, TransportError
 from cluster.events import Event
+from cluster.inventory import Inventory
 from cluster.models.store import ModelStore
+from cluster.provision.layout import Layout
 from cluster.provision.observe import HostState, observe_host, serve_api
 from cluster.provision.topology import RayCluster, clusters_of, selected_targets
 from cluster.serve.config import MONITOR_SUFFIX
@@ -29,6 +31,49 @@ class NodeStatus(Event):
 
 
 @dataclass(frozen=True)
+class Split:
+    """A share of an app's traffic: a canary's fraction, or a shadow's mirrored fraction."""
+
+    version: str
+    fraction: float
+
+
+@dataclass(frozen=True)
+class Traffic:
+    """How the live version shares its route (none of it: both None)."""
+
+    canary: Split | None = None
+    shadow: Split | None = None
+
+    @classmethod
+    def from_config(cls, config: Any) -> Traffic:
+        """From the live deployment's `user_config.traffic`; anything unreadable is no split."""
+        if not isinstance(config, dict):
+            return cls()
+
+        def split(key: str) -> Split | None:
+            item = config.get(key)
+            try:
+                return Split(str(item["version"]), float(item["fraction"])) if item else None
+            except (KeyError, TypeError, ValueError):
+                return None
+
+        return cls(split("canary"), split("shadow"))
+
+
+@dataclass(frozen=True)
+class VersionStatus:
+    """One deployed version of an app: live or preview, its Serve status and replicas."""
+
+    version: str
+    live: bool
+    status: str
+    replicas: int
+    wanted: int
+    traffic: Traffic = Traffic()
+
+
+@dataclass(frozen=True)
 class AppStatus(Event):
     """One app on one cluster: its live version, traffic, replicas and health."""
 
@@ -36,7 +81,7 @@ class AppStatus(Event):
     app: str
     live: str | None
     wanted_version: str | None
-    versions: tuple[dict[str, Any], ...]
+    versions: tuple[VersionStatus, ...]
     replicas_running: int
     replicas_wanted: int
     healthy: bool
@@ -65,23 +110,47 @@ async def _cluster_status(connections: Connections, cluster: RayCluster) -> Asyn
             head_state = state
         detail = f"{state.ray_pids} Ray processes" if state.ray_running else "Ray is not running"
         yield NodeStatus(cluster.id, host.name, role, state.ray_running, facts.ray, detail)
-    apps = [a for a in connections.inventory.apps.values() if a.target == cluster.target.name]
+    layout = head_state.layout if head_state is not None and head_state.ray_running else None
+    for app_status in await app_statuses(connections, cluster, layout):
+        yield app_status
+
+
+async def app_statuses(
+    connections: Connections, cluster: RayCluster, layout: Layout | None
+) -> list[AppStatus]:
+    """Every inventory app of the cluster's target as its Serve runs it now (one REST read).
+
+    `layout`: the head's (from observe_host); None means the head or its Ray is down.
+    """
     details: dict[str, Any] = {}
     problem = ""
-    if head_state is None or not head_state.ray_running:
+    if layout is None:
         problem = "the cluster's head is down"
     else:
         try:
-            async with serve_api(connections, cluster, head_state.layout) as api:
+            async with serve_api(connections, cluster, layout) as api:
                 details = (await api.applications()).get("applications") or {}
         except MlopsError as exc:
             problem = f"cannot read Serve state: {exc}"
-    store = ModelStore(connections.inventory.settings.model_store)
+    return app_statuses_from(connections.inventory, cluster, details, problem)
+
+
+def app_statuses_from(
+    inventory: Inventory, cluster: RayCluster, details: dict[str, Any], problem: str = ""
+) -> list[AppStatus]:
+    """The cluster's inventory apps from Serve's application details (or all failing with
+    `problem` when they could not be read)."""
+    apps = [a for a in inventory.apps.values() if a.target == cluster.target.name]
+    store = ModelStore(inventory.settings.model_store)
+    out = []
     for app in apps:
         # An unpinned model means its newest version; unknown when the store is not here.
         versions = store.versions(app.model) if app.model_version is None else []
         wanted = app.model_version or (versions[-1] if versions else None)
-        yield _app_status(cluster, app.name, app.route, wanted, app.replicas, details, problem)
+        out.append(
+            _app_status(cluster, app.name, app.route, wanted, app.replicas, details, problem)
+        )
+    return out
 
 
 def _app_status(
@@ -102,7 +171,7 @@ def _app_status(
     }
     if not mine:
         return AppStatus(cluster.id, app, None, wanted, (), 0, replicas, False, "not deployed")
-    versions = []
+    versions: list[VersionStatus] = []
     live = None
     running = wanted_total = 0
     unhealthy = []
@@ -119,24 +188,17 @@ def _app_status(
             if r.get("state") == "RUNNING"
         )
         want = sum(int(d.get("num_replicas", 1)) for d in config.get("deployments") or [])
-        traffic = ((config.get("deployments") or [{}])[0].get("user_config") or {}).get(
-            "traffic"
-        ) or {}
+        traffic = ((config.get("deployments") or [{}])[0].get("user_config") or {}).get("traffic")
         versions.append(
-            {
-                "version": version,
-                "live": is_live,
-                "status": info.get("status"),
-                "replicas": up,
-                "wanted": want,
-                "traffic": traffic,
-            }
+            VersionStatus(
+                version, is_live, str(info.get("status")), up, want, Traffic.from_config(traffic)
+            )
         )
         running += up
         wanted_total += want
         if info.get("status") != "RUNNING" or up < want:
             unhealthy.append(f"{name} {info.get('status')} {up}/{want}")
-    live_wanted = next((v["wanted"] for v in versions if v["live"]), 0)
+    live_wanted = next((v.wanted for v in versions if v.live), 0)
     if live is not None and live_wanted != replicas:
         unhealthy.append(
             f"{app}--{live} runs {live_wanted} replicas, the inventory wants {replicas}"

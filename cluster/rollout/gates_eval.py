@@ -6,6 +6,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from cluster.gates import Gate
+from cluster.telemetry.aggregate import VersionStats
+from cluster.telemetry.frame import VersionQuality
 
 LATENCY = {"p50_ms", "p95_ms", "p99_ms"}
 TRAFFIC = {"error_rate", "rps"}
@@ -25,29 +27,32 @@ class GateResult:
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
 
+    @property
+    def pending(self) -> bool:
+        """Not measured yet (reported during a shadow or a bake), neither passed nor failed."""
+        return self.value is None and self.passed
 
-def figures(
-    version_stats: dict[str, Any] | None, monitor_version: dict[str, Any] | None
-) -> dict[str, float]:
-    """The metrics a gate can name, from a telemetry frame's version stats and monitor summary.
+
+def figures(stats: VersionStats | None, quality: VersionQuality | None) -> dict[str, float]:
+    """The metrics a gate can name, from a version's telemetry and its monitor's view.
 
     Latency and errors are the replicas' own (processing time, exceptions): the proxy cannot
     tell a canary's requests from the live version's, since the live replicas forward them.
     """
     out: dict[str, float] = {}
-    stats = version_stats or {}
-    for name in LATENCY:
-        value = stats.get(f"processing_{name}")
-        if value is not None:
-            out[name] = float(value)
-    if stats.get("replica_requests_total"):
-        out["error_rate"] = float(stats.get("replica_error_rate", 0.0))
-        out["rps"] = float(stats.get("requests_per_s", 0.0))
-    last = (monitor_version or {}).get("last_n") or {}
-    if last.get("n"):
+    if stats is not None:
+        for name in LATENCY:
+            value = getattr(stats, f"processing_{name}")
+            if value is not None:
+                out[name] = float(value)
+        if stats.replica_requests_total:
+            out["error_rate"] = stats.replica_error_rate
+            out["rps"] = stats.requests_per_s
+    if quality is not None and quality.last_n.n:
         for name in sorted(ACCURACY):
-            if last.get(name) is not None:
-                out[name] = float(last[name])
+            value = quality.last_n.figure(name)
+            if value is not None:
+                out[name] = value
     return out
 
 

@@ -11,6 +11,7 @@ import json
 import os
 import socket
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +54,67 @@ def read_history(path: Path, app: str | None = None) -> list[dict[str, Any]]:
             entry = json.loads(line)
         except ValueError:
             continue  # a torn last line from a crash is skipped, not fatal
+        if not isinstance(entry, dict):
+            continue
         if app is None or entry.get("app") == app:
             out.append(entry)
     return out
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    """One line of the history, with the one-line summary the CLI and the console both show."""
+
+    at: str
+    who: str
+    app: str
+    kind: str
+    swap: str | None
+    fields: dict[str, Any]  # the whole line as written, for --json
+
+    @property
+    def what(self) -> str:
+        f = self.fields
+        if self.kind == "gates":
+            return ", ".join(
+                f"{r.get('gate')}={_short(r.get('value'))} {'ok' if r.get('passed') else 'FAIL'}"
+                for r in f.get("results") or []
+                if isinstance(r, dict)
+            )
+        if self.kind == "swap_started":
+            gates = ", ".join(str(g) for g in f.get("gates") or []) or "no gates"
+            return f"to {f.get('to')} ({f.get('strategy')}; {gates})"
+        where = f"{f['cluster']}: " if f.get("cluster") else ""
+        text = f.get("detail") or f.get("outcome") or f.get("to") or ""
+        if self.kind == "swap_finished" and f.get("outcome") and f.get("detail"):
+            text = f"{f['outcome']}: {f['detail']}"
+        elif self.kind == "step" and f.get("phase"):
+            text = f"{f['phase']}: {text}"
+        return f"{where}{text}"
+
+    @property
+    def outcome(self) -> str | None:
+        value = self.fields.get("outcome")
+        return str(value) if value is not None else None
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.fields)
+
+
+def history_entries(path: Path, app: str | None = None) -> list[HistoryEntry]:
+    """The history as typed entries, oldest first."""
+    return [
+        HistoryEntry(
+            str(e.get("at", "")),
+            str(e.get("who", "")),
+            str(e.get("app", "")),
+            str(e.get("kind", "")),
+            e.get("swap") if isinstance(e.get("swap"), str) else None,
+            e,
+        )
+        for e in read_history(path, app)
+    ]
+
+
+def _short(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)

@@ -17,7 +17,7 @@ import asyncio
 import contextlib
 import secrets
 import time
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,7 +30,16 @@ from cluster.inventory import App
 from cluster.models.store import ModelStore, StoredVersion
 from cluster.provision.observe import observe_host
 from cluster.provision.topology import RayCluster, clusters_of
-from cluster.rollout.events import GateFailed, GatesChecked, SwapFinished, SwapOptions, SwapStep
+from cluster.rollout.events import (
+    BakeProgress,
+    GateFailed,
+    GatesChecked,
+    Strategy,
+    SwapFinished,
+    SwapOptions,
+    SwapOutcome,
+    SwapStep,
+)
 from cluster.rollout.gates_eval import ACCURACY, LATENCY, TRAFFIC, GateResult, evaluate, figures
 from cluster.rollout.history import History
 from cluster.rollout.http_checks import Refused, holdout, predict_until, probe_rows, scores
@@ -82,7 +91,7 @@ async def swap(
     history.append("swap_started", app=app.name, to=options.to_version, strategy=options.strategy,
                    steps=list(options.steps), gates=[g.text for g in options.gates], target=target.name)  # fmt: skip
 
-    def finished(outcome: str, detail: str) -> SwapFinished:
+    def finished(outcome: SwapOutcome, detail: str) -> SwapFinished:
         old = touched[0].old if touched else None
         history.append("swap_finished", app=app.name, outcome=outcome, detail=detail, to=options.to_version,
                        rolled_back=went_back, seconds=time.perf_counter() - start, **{"from": old})  # fmt: skip
@@ -105,7 +114,7 @@ async def swap(
                             raise item.error
                 phases = ", ".join(f"{c.id} in {e.phase}" for c, e in failed)
                 if failed and not options.auto_rollback:
-                    yield finished("gate_failed", f"a gate failed ({phases}); --no-auto-rollback: left as is: "
+                    yield finished(SwapOutcome.GATE_FAILED, f"a gate failed ({phases}); --no-auto-rollback: left as is: "
                                    f"`mlops-tui rollback {app.name}` goes back, `abort` stops a canary, "
                                    f"`promote` gives the new version 100%")  # fmt: skip
                     return
@@ -113,7 +122,7 @@ async def swap(
                     async for event in _roll_back(connections, store, app, touched, history, timings, went_back):  # fmt: skip
                         yield event
                     yield finished(
-                        "rolled_back",
+                        SwapOutcome.ROLLED_BACK,
                         f"a gate failed ({phases}); every host is back on the old version",
                     )
                     return
@@ -125,27 +134,29 @@ async def swap(
             async for event in _retire(app, touched, options, history):
                 yield event
             if went_back:
-                yield finished("partial", f"{options.to_version} serves on every host but {', '.join(went_back)}, "
+                yield finished(SwapOutcome.PARTIAL, f"{options.to_version} serves on every host but {', '.join(went_back)}, "
                                f"which failed a gate and went back (max_failures {allowed})")  # fmt: skip
             else:
-                yield finished("promoted", "the new version serves all traffic")
+                yield finished(SwapOutcome.PROMOTED, "the new version serves all traffic")
         except Exception as exc:  # whatever went wrong, the old version goes back first
             if isinstance(exc, UsageError) and not touched:
-                history.append("swap_finished", app=app.name, outcome="refused", detail=str(exc))
+                history.append(
+                    "swap_finished", app=app.name, outcome=SwapOutcome.REFUSED, detail=str(exc)
+                )
                 raise  # nothing changed anywhere: an invalid request (exit 2)
             reason = reason_of(exc)
             if complete:
-                yield finished("retire_failed", f"{options.to_version} serves all traffic, but retiring "
+                yield finished(SwapOutcome.RETIRE_FAILED, f"{options.to_version} serves all traffic, but retiring "
                                f"the old replicas failed: {reason}; `mlops-tui promote {app.name}` retires them")  # fmt: skip
                 return
             stuck: list[str] = []
             async for event in _roll_back_quietly(connections, store, app, touched, history, timings, went_back, stuck):  # fmt: skip
                 yield event
             if stuck:
-                yield finished("failed", f"{reason}; restoring the old version failed on {', '.join(stuck)}: "
+                yield finished(SwapOutcome.FAILED, f"{reason}; restoring the old version failed on {', '.join(stuck)}: "
                                f"run `mlops-tui rollback {app.name}` there")  # fmt: skip
             else:
-                yield finished("failed", f"{reason}; the old version stays live")
+                yield finished(SwapOutcome.FAILED, f"{reason}; the old version stays live")
     except asyncio.CancelledError:
         # Ctrl-C or a lost console, in any phase (a rollback included): the old version back at
         # 100% unless every cluster had passed. Not shielded: the restore must finish before
@@ -215,9 +226,7 @@ async def _swap_cluster(connections: Connections, app: App, cluster: RayCluster,
         passed = all(r.passed for r in results)
         history.append("gates", app=app.name, cluster=cluster.id, phase=phase, passed=passed,
                        results=[r.to_dict() for r in results])  # fmt: skip
-        return GatesChecked(
-            app.name, cluster.id, phase, tuple(r.to_dict() for r in results), passed
-        )
+        return GatesChecked(app.name, cluster.id, phase, tuple(results), passed)
 
     # 1. The new version beside the live one, on its preview route only.
     try:
@@ -260,7 +269,11 @@ async def _swap_cluster(connections: Connections, app: App, cluster: RayCluster,
     live_relative = [g for g in options.gates if g.relative and g.metric in LATENCY | TRAFFIC]
     if live_relative and options.bake_s > 0:
         seconds = min(options.bake_s, BASELINE_MAX_S)
-        frame = await _bake(connections, app, cluster, options, seconds)
+        async for item in _bake(connections, app, cluster, options, seconds, "baseline"):
+            if isinstance(item, BakeProgress):
+                yield item
+            else:
+                frame = item
         baseline.update({k: v for k, v in _figures(frame, old).items() if k not in ACCURACY})
         yield step("baseline", f"{old} measured alone for {seconds:g}s", figures=baseline)
 
@@ -271,7 +284,17 @@ async def _swap_cluster(connections: Connections, app: App, cluster: RayCluster,
         yield step(
             "shadow", f"live traffic mirrored to {options.to_version} for {options.shadow_s:g}s"
         )
-        frame = await _bake(connections, app, cluster, options, options.shadow_s)
+
+        def so_far(frame: TelemetryFrame) -> list[GateResult]:
+            return _judge(options.gates, frame, options.to_version, old, baseline, partial=True)
+
+        async for item in _bake(
+            connections, app, cluster, options, options.shadow_s, "shadow", so_far
+        ):
+            if isinstance(item, BakeProgress):
+                yield item
+            else:
+                frame = item
         await serve.write(serve.spec(old, both))
         state.shadow = None
         results = _judge(options.gates, frame, options.to_version, old, baseline, partial=True)
@@ -280,7 +303,9 @@ async def _swap_cluster(connections: Connections, app: App, cluster: RayCluster,
             raise GateFailed("shadow", results)
 
     # 4. Shift traffic, baking after each step.
-    shares = (100,) if options.strategy == "bluegreen" else tuple(sorted({*options.steps, 100}))
+    shares = (
+        (100,) if options.strategy == Strategy.BLUEGREEN else tuple(sorted({*options.steps, 100}))
+    )
     for share in shares:
         if share >= 100:
             seconds = await move_route(connections, serve, state, options.to_version, retire=False)
@@ -296,7 +321,16 @@ async def _swap_cluster(connections: Connections, app: App, cluster: RayCluster,
             "shift", f"{share}% of traffic on {options.to_version}", share=share, seconds=seconds
         )
         if options.bake_s > 0 and options.gates:
-            frame = await _bake(connections, app, cluster, options, options.bake_s)
+
+            def live(frame: TelemetryFrame) -> list[GateResult]:
+                return _judge(options.gates, frame, options.to_version, old, baseline, partial=True)
+
+            async for item in _bake(connections, app, cluster, options, options.bake_s,
+                                    f"bake@{share}%", live):  # fmt: skip
+                if isinstance(item, BakeProgress):
+                    yield item
+                else:
+                    frame = item
             results = _judge(options.gates, frame, options.to_version, old, baseline, partial=False)
             yield checked(f"bake@{share}%", results)
             if not all(r.passed for r in results):
@@ -393,7 +427,11 @@ async def _interrupted(connections: Connections, store: ModelStore, app: App, to
 
     def note(cluster: str, detail: str) -> None:
         history.append(
-            "swap_finished", app=app.name, cluster=cluster, outcome="interrupted", detail=detail
+            "swap_finished",
+            app=app.name,
+            cluster=cluster,
+            outcome=SwapOutcome.INTERRUPTED,
+            detail=detail,
         )
 
     if not touched:
@@ -414,22 +452,31 @@ async def _interrupted(connections: Connections, store: ModelStore, app: App, to
 
 
 async def _bake(connections: Connections, app: App, cluster: RayCluster, options: SwapOptions,
-                seconds: float) -> TelemetryFrame:  # fmt: skip
-    """The last frame after `seconds`; a node gone stale at the end gets three more intervals,
-    then the bake fails as an error (lost telemetry must never pass for a failed gate)."""
+                seconds: float, phase: str,
+                judge: Callable[[TelemetryFrame], list[GateResult]] | None = None,
+                ) -> AsyncIterator[BakeProgress | TelemetryFrame]:  # fmt: skip
+    """A BakeProgress every interval (with `judge`'s gate values so far), then the last frame
+    after `seconds`; a node gone stale at the end gets three more intervals, then the bake
+    fails as an error (lost telemetry must never pass for a failed gate)."""
     collector = Collector(connections, app, [cluster], interval=options.interval_s,
                           window_s=seconds + options.interval_s)  # fmt: skip
     loop = asyncio.get_running_loop()
-    end = loop.time() + seconds
+    start = loop.time()
+    end = start + seconds
     extra = 0
     stream = collector.frames()
     try:
         async for frame in stream:
             if loop.time() < end:
+                results = tuple(judge(frame)) if judge else ()
+                yield BakeProgress(
+                    app.name, cluster.id, phase, loop.time() - start, seconds, results
+                )
                 continue
-            stale = sorted(n for n, state in frame.nodes.items() if state != "ok")
+            stale = frame.stale_nodes
             if not stale:
-                return frame
+                yield frame
+                return
             extra += 1
             if extra > 3:
                 raise MlopsError(f"telemetry from {', '.join(stale)} was lost during the bake "
@@ -440,5 +487,4 @@ async def _bake(connections: Connections, app: App, cluster: RayCluster, options
 
 
 def _figures(frame: TelemetryFrame, version: str) -> dict[str, float]:
-    monitor = (frame.monitor or {}).get("versions", {}).get(version)
-    return figures(frame.versions.get(version), monitor)
+    return figures(frame.versions.get(version), frame.quality(version))

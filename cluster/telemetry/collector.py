@@ -14,43 +14,26 @@ from __future__ import annotations
 import asyncio
 import math
 import time
-from collections import deque
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Iterable
 from dataclasses import dataclass, field
-from typing import Any
 
 from cluster.errors import MlopsError, reason_of
-from cluster.events import Event
 from cluster.inventory import App, Host
 from cluster.provision.topology import RayCluster
 from cluster.remote import script
 from cluster.telemetry.aggregate import version_stats
+from cluster.telemetry.frame import MonitorSummary, NodeHealth, TelemetryFrame
 from cluster.telemetry.monitors import Monitors
 from cluster.telemetry.prom import parse_index
 from cluster.telemetry.window import NodeWindow, Scrape
 from cluster.transport import Connections
 
-HISTORY = 600  # frames kept for sparklines: 10 minutes at 1 Hz
 DIGEST_END = b"# EOF\n"
 DIGEST_ERROR = "# ERROR "
 RETRY_INTERVALS = 3  # a dead node's digest is started again every third interval, not hammered
 FIRST_DIGEST_S = 15.0  # the first frame waits this long at most for every node's first word
 # Digests take a Python start (and an SSH connection) to begin; after that one per interval.
 START_LIMIT_S = 60.0
-
-
-@dataclass(frozen=True)
-class TelemetryFrame(Event):
-    """One interval's figures for one app: per version, plus node freshness and the monitor."""
-
-    app: str
-    at: float
-    window_s: float
-    versions: dict[str, dict[str, Any]]
-    nodes: dict[str, str]
-    monitor: dict[str, Any] | None  # the app's monitor when it runs on one cluster
-    errors: tuple[str, ...] = ()
-    monitors: dict[str, dict[str, Any]] = field(default_factory=dict)  # per cluster (edge fleets)
 
 
 @dataclass
@@ -70,45 +53,77 @@ def digest_argv(host: Host, interval: float) -> list[str]:
 
 @dataclass
 class Collector:
-    """Follows the digests of every cluster an app runs on.
-
-    No node can hold up the others: each node's digest is read by its own task, and a frame is
-    made every interval from whatever has arrived.
-    """
+    """Follows the digests of every cluster one app runs on: one frame per interval."""
 
     connections: Connections
     app: App
     clusters: list[RayCluster]
     interval: float = 1.0
     window_s: float = 10.0
-    history: deque[TelemetryFrame] = field(default_factory=lambda: deque(maxlen=HISTORY))
 
     async def frames(self, duration: float | None = None) -> AsyncGenerator[TelemetryFrame, None]:
+        fleet = FleetCollector(
+            self.connections, [(self.app, self.clusters)], self.interval, self.window_s
+        )
+        stream = fleet.frames(duration)
+        try:
+            async for frames in stream:
+                yield frames[self.app.name]
+        finally:
+            await stream.aclose()
+
+
+@dataclass
+class FleetCollector:
+    """Follows every node of several apps at once: one digest per node, however many of the
+    apps it serves (a digest keeps every application's series), and one frame per app each
+    interval.
+
+    No node can hold up the others: each node's digest is read by its own task, and the frames
+    are made every interval from whatever has arrived.
+    """
+
+    connections: Connections
+    watched: list[tuple[App, list[RayCluster]]]
+    interval: float = 1.0
+    window_s: float = 10.0
+
+    async def frames(
+        self, duration: float | None = None
+    ) -> AsyncGenerator[dict[str, TelemetryFrame], None]:
         keep = int(self.window_s / self.interval) + 2
-        nodes = [_Node(h, c, NodeWindow(keep)) for c in self.clusters for h in c.hosts]
+        nodes: dict[str, _Node] = {}
+        for _, clusters in self.watched:
+            for cluster in clusters:
+                for host in cluster.hosts:
+                    nodes.setdefault(host.name, _Node(host, cluster, NodeWindow(keep)))
         loop = asyncio.get_running_loop()
         start = loop.time()
-        monitors = Monitors(self.connections, self.app, self.clusters, self.interval)
-        followers = [asyncio.create_task(self._follow(n)) for n in nodes]
+        monitors = [Monitors(self.connections, a, c, self.interval) for a, c in self.watched]
+        followers = [asyncio.create_task(self._follow(n)) for n in nodes.values()]
         try:
-            first_word = [asyncio.create_task(n.heard.wait()) for n in nodes]
-            await asyncio.wait(first_word, timeout=min(FIRST_DIGEST_S, duration or math.inf))
+            first_word = [asyncio.create_task(n.heard.wait()) for n in nodes.values()]
+            if first_word:
+                await asyncio.wait(first_word, timeout=min(FIRST_DIGEST_S, duration or math.inf))
             for waiting in first_word:
                 waiting.cancel()
             tick = 0
             while duration is None or loop.time() - start < duration:
                 tick_start = loop.time()
-                await monitors.refresh(tick)
-                frame = self._frame(nodes, monitors.latest)
-                self.history.append(frame)
-                yield frame
+                await asyncio.gather(*(m.refresh(tick) for m in monitors))
+                health = self._health(nodes.values())
+                yield {
+                    app.name: self._frame(app, clusters, nodes, health, m.latest)
+                    for (app, clusters), m in zip(self.watched, monitors, strict=True)
+                }
                 tick += 1
                 await asyncio.sleep(max(0.0, self.interval - (loop.time() - tick_start)))
         finally:
             for follower in followers:
                 follower.cancel()
             await asyncio.gather(*followers, return_exceptions=True)
-            await monitors.aclose()
+            for m in monitors:
+                await m.aclose()
 
     async def _follow(self, node: _Node) -> None:
         """Read the node's digests as they come; when its stream ends, say why and start a new
@@ -147,31 +162,41 @@ class Collector:
         node.last_error = reason
         node.heard.set()
 
-    def _frame(
-        self, nodes: list[_Node], monitors: dict[str, dict[str, Any] | None]
-    ) -> TelemetryFrame:
+    def _health(self, nodes: Iterable[_Node]) -> dict[str, tuple[NodeHealth, str]]:
+        """Each node's freshness, and its last error when stale: stale once its node says a
+        fetch failed, or when nothing arrived for two intervals."""
         now = time.time()
-        freshness: dict[str, str] = {}
-        errors = []
+        out = {}
         for n in nodes:
-            # Stale once its node says a fetch failed, or when nothing arrived for two intervals.
             stale = (
                 n.window.last_ok is None
                 or n.window.failures >= 1
                 or now - n.window.last_ok > 2 * self.interval + 0.5
             )
-            freshness[n.host.name] = "stale" if stale else "ok"
-            if stale and n.last_error:
-                errors.append(f"{n.host.name}: {n.last_error}")
-        windows = {n.host.name: n.window for n in nodes if freshness[n.host.name] == "ok"}
-        stats = version_stats(self.app.name, windows, self.window_s, now)
+            out[n.host.name] = (NodeHealth.STALE, n.last_error) if stale else (NodeHealth.OK, "")
+        return out
+
+    def _frame(
+        self,
+        app: App,
+        clusters: list[RayCluster],
+        nodes: dict[str, _Node],
+        health: dict[str, tuple[NodeHealth, str]],
+        monitors: dict[str, MonitorSummary | None],
+    ) -> TelemetryFrame:
+        now = time.time()
+        names = [h.name for c in clusters for h in c.hosts]
+        freshness = {n: health[n][0] for n in names}
+        errors = tuple(f"{n}: {health[n][1]}" for n in names if health[n][1])
+        windows = {n: nodes[n].window for n in names if freshness[n] == NodeHealth.OK}
+        stats = version_stats(app.name, windows, self.window_s, now)
         return TelemetryFrame(
-            self.app.name,
+            app.name,
             now,
             self.window_s,
-            {v: s.to_dict() for v, s in sorted(stats.items())},
+            dict(sorted(stats.items())),
             freshness,
             next(iter(monitors.values())) if len(monitors) == 1 else None,
-            tuple(errors),
+            errors,
             {k: v for k, v in monitors.items() if v is not None},
         )

@@ -8,7 +8,6 @@ import asyncio
 import math
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
-from typing import Any
 
 import httpx
 
@@ -16,6 +15,7 @@ from cluster.errors import MlopsError
 from cluster.inventory import App
 from cluster.provision.topology import RayCluster
 from cluster.serve.config import monitor_route
+from cluster.telemetry.frame import MonitorSummary
 from cluster.transport import Connections
 
 ASKS_PER_S = 20.0
@@ -38,7 +38,7 @@ class Monitors:
     app: App
     clusters: list[RayCluster]
     interval: float
-    latest: dict[str, dict[str, Any] | None] = field(default_factory=dict)
+    latest: dict[str, MonitorSummary | None] = field(default_factory=dict)
     _lines: dict[str, _Line] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -65,24 +65,26 @@ class Monitors:
             await self._drop(line)
             await line.client.aclose()
 
-    async def _ask_within(self, cluster: RayCluster) -> dict[str, Any] | None:
+    async def _ask_within(self, cluster: RayCluster) -> MonitorSummary | None:
         try:
             return await asyncio.wait_for(self._ask(cluster), self.interval * 0.9)
         except TimeoutError:
             return None
 
-    async def _ask(self, cluster: RayCluster) -> dict[str, Any] | None:
+    async def _ask(self, cluster: RayCluster) -> MonitorSummary | None:
         """The app's /monitor summary on one cluster (each keeps its own labels), or None."""
         line = self._lines[cluster.id]
         try:
             if line.url is None:
                 line.url = await self._open(line, cluster)
             response = await line.client.get(line.url)
-            return response.json() if response.status_code == 200 else None
+            if response.status_code != 200:
+                return None
+            return MonitorSummary.from_json(response.json())
         except (httpx.TransportError, MlopsError, OSError):
             await self._drop(line)  # the forward or its connection is gone: reopened next turn
             return None
-        except (httpx.HTTPError, ValueError):
+        except (httpx.HTTPError, ValueError):  # ValueError: not JSON, or not the monitor's shape
             return None
 
     async def _open(self, line: _Line, cluster: RayCluster) -> str:

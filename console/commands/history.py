@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from cluster.rollout.history import history_path, read_history
+from cluster.rollout.history import history_entries, history_path
 from console import exit_codes
 from console.inventory_path import open_inventory
 
@@ -25,21 +25,16 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 async def run(args: argparse.Namespace, out: Console, err: Console) -> int:
     inventory = open_inventory(args.inventory)
-    entries = read_history(history_path(inventory.path), args.app)
+    path = history_path(inventory.path)
+    entries = history_entries(path, args.app)
     if args.json:
-        sys.stdout.write(json.dumps(entries, indent=2) + "\n")
+        sys.stdout.write(json.dumps([e.to_dict() for e in entries], indent=2) + "\n")
         return exit_codes.OK
-    table = Table(title=f"History ({history_path(inventory.path)})", title_justify="left")
+    table = Table(title=f"History ({path})", title_justify="left")
     for column in ("at", "who", "app", "kind", "what"):
         table.add_column(column)
     for e in entries:
-        what = e.get("detail") or e.get("outcome") or e.get("to") or ""
-        if e.get("kind") == "gates":
-            what = ", ".join(
-                f"{r['gate']}={r['value']} {'ok' if r['passed'] else 'FAIL'}"
-                for r in e.get("results", [])
-            )
-        cells = (e.get("at", ""), e.get("who", ""), e.get("app", ""), e.get("kind", ""), what)
-        table.add_row(*(Text(str(c)) for c in cells))  # plain text: no markup from the file
+        # Plain text: nothing read from the file is markup.
+        table.add_row(*(Text(c) for c in (e.at, e.who, e.app, e.kind, e.what)))
     out.print(table)
     return exit_codes.OK

@@ -7,7 +7,6 @@ import asyncio
 import json
 import os
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -122,10 +121,11 @@ def _report(results: list[Any], args: argparse.Namespace, out: Console) -> None:
 
 def _list(store: Any, args: argparse.Namespace, out: Console) -> int:
     """Every version; one that cannot be read is listed as invalid (exit 1), the rest still are."""
-    rows = list(_list_rows(store))
-    code = exit_codes.FAILED if any("invalid" in r for r in rows) else exit_codes.OK
+    rows = store.listing()
+    code = exit_codes.FAILED if any(r.invalid for r in rows) else exit_codes.OK
     if args.json:
-        sys.stdout.write(json.dumps({"store": str(store.root), "models": rows}, indent=2) + "\n")
+        doc = {"store": str(store.root), "models": [r.to_dict() for r in rows]}
+        sys.stdout.write(json.dumps(doc, indent=2) + "\n")
         return code
     if not rows:
         out.print(f"no models in {store.root} yet: try `mlops-tui models example`")
@@ -143,60 +143,25 @@ def _list(store: Any, args: argparse.Namespace, out: Console) -> int:
     ):
         table.add_column(col, no_wrap=True)
     for r in rows:
-        if "invalid" in r:
-            invalid = Text("invalid (below)", "red")
-            table.add_row(r["name"], r["version"], invalid, "", "", "", "", "")
+        if r.invalid:
+            table.add_row(r.name, r.version, Text("invalid (below)", "red"), "", "", "", "", "")
             continue
-        acc = r["metrics"].get("accuracy")
-        acc = acc if isinstance(acc, int | float) else None
+        acc = r.metrics.get("accuracy")
         table.add_row(
-            r["name"],
-            r["version"],
-            r["task"],
-            str(r["features"]),
-            r["estimator"] or "",
+            r.name,
+            r.version,
+            r.task,
+            str(r.features),
+            r.estimator or "",
             f"{acc:.3f}" if acc is not None else "",
-            r["created"] or "",
-            r["sha256"][:12],
+            r.created or "",
+            r.sha256[:12],
         )
     out.print(table)
     for r in rows:
-        if (
-            "invalid" in r
-        ):  # whole, unwrapped, not markup: a reason names a file and may hold brackets
-            out.print(Text(f"invalid: {r['name']}:{r['version']}: {r['invalid']}", "red"))
+        if r.invalid:  # whole, unwrapped, not markup: a reason names a file and may hold brackets
+            out.print(Text(f"invalid: {r.name}:{r.version}: {r.invalid}", "red"))
     return code
-
-
-def _list_rows(store: Any) -> Iterator[dict[str, Any]]:
-    from cluster.models.errors import ModelError
-
-    for name in store.names():
-        try:
-            versions = store.versions(name)
-        except ModelError as exc:  # a directory whose name is not a model name
-            yield {"name": name, "version": "", "invalid": str(exc)}
-            continue
-        for version in versions:
-            try:
-                v = store.get(name, version, check=False)
-                source = v.meta.raw.get("source") or {}
-                row = {
-                    "name": name,
-                    "version": version,
-                    "task": v.meta.task,
-                    "features": v.meta.n_features,
-                    "sha256": v.meta.sha256,
-                    "created": v.meta.raw.get("created"),
-                    "estimator": source.get("estimator") if isinstance(source, dict) else None,
-                    "metrics": metrics
-                    if isinstance(metrics := v.meta.raw.get("metrics"), dict)
-                    else {},
-                }
-            except ModelError as exc:
-                yield {"name": name, "version": version, "invalid": str(exc)}
-                continue
-            yield row
 
 
 def _show(store: Any, args: argparse.Namespace, out: Console) -> int:

@@ -6,19 +6,14 @@ import argparse
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
-from pathlib import Path
 
 from rich.console import Console
 from rich.prompt import Confirm
 
 from cluster.errors import UsageError
 from cluster.models.store import ModelStore
-from cluster.provision.bundle import Bundle, build_bundle, temp_workdir
-from cluster.provision.events import PlanReady
-from cluster.provision.operations import make_plans, plan_event
-from cluster.provision.plan import ClusterPlan
-from cluster.transport import Connections
+from cluster.provision.operations import Planned
+from cluster.provision.operations import planned as plan_run
 from console.inventory_path import open_inventory
 from console.render.provision import json_line, print_plan
 
@@ -46,29 +41,20 @@ def confirmed(args: argparse.Namespace, err: Console, question: str) -> bool:
     return Confirm.ask(question, console=err, default=False)
 
 
-@dataclass
-class Planned:
-    """An open run: the connections, the plans made through them, the code bundle they ship."""
-
-    connections: Connections
-    plans: list[ClusterPlan]
-    bundle: Bundle
-    event: PlanReady
-
-
 @asynccontextmanager
 async def planned(args: argparse.Namespace, out: Console, err: Console) -> AsyncIterator[Planned]:
     """Load the inventory, observe the hosts, make and print the plan; connections stay open."""
     inventory = open_inventory(args.inventory, args.target, err=err)
     store = ModelStore(inventory.settings.model_store)
-    with temp_workdir() as tmp:
-        bundle = build_bundle(Path(tmp))
-        async with Connections(inventory) as connections:
-            with err.status("observing hosts", spinner="dots"):
-                plans = await make_plans(connections, store, args.target, bundle.sha256)
-            event = plan_event(plans)
+    status = err.status("observing hosts", spinner="dots")
+    status.start()
+    try:
+        async with plan_run(inventory, store, args.target) as run:
+            status.stop()
             if args.json:
-                json_line(event)
+                json_line(run.event)
             else:
-                print_plan(out, event)
-            yield Planned(connections, plans, bundle, event)
+                print_plan(out, run.event)
+            yield run
+    finally:
+        status.stop()

@@ -14,7 +14,16 @@ from rich.text import Text
 from cluster.errors import UsageError
 from cluster.gates import GateSyntaxError, parse_gate
 from cluster.models.store import ModelStore
-from cluster.rollout.events import GatesChecked, SwapFinished, SwapOptions, SwapStep
+from cluster.rollout.events import (
+    BakeProgress,
+    GatesChecked,
+    Strategy,
+    SwapFinished,
+    SwapOptions,
+    SwapOutcome,
+    SwapStep,
+    parse_steps,
+)
 from cluster.rollout.history import History, history_path
 from cluster.rollout.swap import swap
 from cluster.transport import Connections
@@ -32,7 +41,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("app")
     p.add_argument("--to", required=True, metavar="VERSION", help="model version to swap to")
     p.add_argument("-i", "--inventory")
-    p.add_argument("--strategy", choices=("bluegreen", "canary"), default="bluegreen")
+    p.add_argument(
+        "--strategy", choices=[s.value for s in Strategy], default=Strategy.BLUEGREEN.value
+    )
     p.add_argument(
         "--steps", default="10,50,100", help="canary traffic shares in percent (default 10,50,100)"
     )
@@ -71,16 +82,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(run=run)
 
 
-def parse_steps(text: str) -> tuple[int, ...]:
-    try:
-        steps = tuple(int(s) for s in text.split(",") if s.strip())
-    except ValueError:
-        raise UsageError(f"--steps '{text}': write percentages like 10,50,100") from None
-    if not steps or any(not 0 < s <= 100 for s in steps) or list(steps) != sorted(steps):
-        raise UsageError(f"--steps '{text}': increasing percentages between 1 and 100")
-    return steps
-
-
 async def run(args: argparse.Namespace, out: Console, err: Console) -> int:
     inventory = open_inventory(args.inventory, err=err)
     if args.app not in inventory.apps:
@@ -93,7 +94,7 @@ async def run(args: argparse.Namespace, out: Console, err: Console) -> int:
     except GateSyntaxError as exc:
         raise UsageError(str(exc)) from None
     options = SwapOptions(
-        to_version=args.to, strategy=args.strategy, steps=parse_steps(args.steps), bake_s=args.bake,
+        to_version=args.to, strategy=Strategy(args.strategy), steps=parse_steps(args.steps), bake_s=args.bake,
         shadow_s=args.shadow, gates=gates, auto_rollback=not args.no_auto_rollback, retire_after_s=args.retire_after,
     )  # fmt: skip
     store = ModelStore(inventory.settings.model_store)
@@ -112,12 +113,9 @@ async def run(args: argparse.Namespace, out: Console, err: Console) -> int:
                 _print(out, event)
     if finished is None:
         return exit_codes.FAILED
-    return {
-        "promoted": exit_codes.OK,
-        "rolled_back": exit_codes.GATE_FAILED,
-        "partial": exit_codes.GATE_FAILED,
-        "gate_failed": exit_codes.GATE_FAILED,
-    }.get(finished.outcome, exit_codes.FAILED)
+    if finished.outcome == SwapOutcome.PROMOTED:
+        return exit_codes.OK
+    return exit_codes.GATE_FAILED if finished.outcome.gate_failed else exit_codes.FAILED
 
 
 def _print(out: Console, event: object) -> None:
@@ -131,16 +129,18 @@ def _print(out: Console, event: object) -> None:
         )
     elif isinstance(event, GatesChecked):
         for r in event.results:
-            mark = ("  ✓ ", "green") if r["passed"] else ("  ✗ ", "bold red")
+            mark = ("  ✓ ", "green") if r.passed else ("  ✗ ", "bold red")
             out.print(
                 Text.assemble(
                     mark,
                     (f"{event.cluster:<14}", "bold"),
-                    f"gate {r['gate']:<22} {event.phase}: {r['reason']}",
+                    f"gate {r.gate:<22} {event.phase}: {r.reason}",
                 )
             )
+    elif isinstance(event, BakeProgress):
+        return  # every interval: --json has them; the lines above say how each phase ended
     elif isinstance(event, SwapFinished):
-        style = "green" if event.outcome == "promoted" else "bold red"
+        style = "green" if event.outcome == SwapOutcome.PROMOTED else "bold red"
         out.print(Text(f"{event.outcome}: {event.detail}", style=style))
         for name, seconds in event.timings.items():
             out.print(f"  {name}: {seconds * 1000:.0f} ms")

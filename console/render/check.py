@@ -13,47 +13,55 @@ from console.render.units import human_bytes, seconds
 HostResult = HostChecked | HostCheckFailed
 
 
-def check_table(results: list[HostResult]) -> Table:
+# Every column a host's check fills; `host_cells` is the one place a result becomes cells,
+# for `check`'s table and the console's hosts screen alike.
+COLUMNS = (
+    "host",
+    "endpoint",
+    "status",
+    "os",
+    "cpus",
+    "memory free / total",
+    "python",
+    "ray",
+    "onnxruntime",
+    "time",
+)
+
+
+def host_cells(result: HostResult) -> dict[str, Text]:
     """Every cell that comes from the inventory or a host is plain Text: a user named
     "[/]" or an OS string with brackets must print as written, not as rich markup."""
+    cells = {c: Text("") for c in COLUMNS}
+    cells.update(host=Text(result.host), endpoint=Text(result.endpoint))
+    cells["time"] = Text(seconds(result.duration_s))
+    if isinstance(result, HostChecked):
+        f = result.facts
+        cells.update(
+            {
+                "status": Text("ok", style="green"),
+                "os": Text(f"{f.os} {f.arch}"),
+                "cpus": Text(str(f.cpus or "?")),
+                "memory free / total": Text(
+                    f"{human_bytes(f.memory_available)} / {human_bytes(f.memory_total)}"
+                ),
+                "python": Text(f.python),
+                "ray": _version(f.ray),
+                "onnxruntime": _version(f.onnxruntime),
+            }
+        )
+    else:
+        cells["status"] = Text("FAILED", style="bold red")
+    return cells
+
+
+def check_table(results: list[HostResult]) -> Table:
     table = Table(title="Hosts", title_justify="left")
-    for col in (
-        "host",
-        "endpoint",
-        "status",
-        "os",
-        "cpus",
-        "memory free / total",
-        "python",
-        "ray",
-        "onnxruntime",
-        "time",
-    ):
+    for col in COLUMNS:
         table.add_column(col, no_wrap=True)
     for r in results:
-        if isinstance(r, HostChecked):
-            f = r.facts
-            mem = f"{human_bytes(f.memory_available)} / {human_bytes(f.memory_total)}"
-            table.add_row(
-                Text(r.host),
-                Text(r.endpoint),
-                Text("ok", style="green"),
-                Text(f"{f.os} {f.arch}"),
-                Text(str(f.cpus or "?")),
-                Text(mem),
-                Text(f.python),
-                _version(f.ray),
-                _version(f.onnxruntime),
-                Text(seconds(r.duration_s)),
-            )
-        else:
-            table.add_row(
-                Text(r.host),
-                Text(r.endpoint),
-                Text("FAILED", style="bold red"),
-                *[Text("")] * 6,
-                Text(seconds(r.duration_s)),
-            )
+        cells = host_cells(r)
+        table.add_row(*(cells[c] for c in COLUMNS))
     return table
 
 

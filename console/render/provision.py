@@ -19,8 +19,8 @@ from cluster.provision.events import (
     StepFailed,
     StepStarted,
 )
-from cluster.provision.status import AppStatus, NodeStatus
-from console.render.units import seconds
+from cluster.provision.status import AppStatus, NodeStatus, VersionStatus
+from console.render.units import percent, seconds
 
 
 def json_line(event: Event | dict[str, Any]) -> None:
@@ -33,7 +33,7 @@ def plan_table(plan: PlanReady) -> Table:
     for column in ("cluster", "host", "action", "detail"):
         table.add_column(column)
     for a in plan.actions:
-        table.add_row(*(Text(str(a[k])) for k in ("cluster", "host", "kind", "detail")))
+        table.add_row(Text(a.cluster), Text(a.host), Text(a.kind), Text(a.detail))
     return table
 
 
@@ -110,7 +110,7 @@ def status_tables(nodes: list[NodeStatus], apps: list[AppStatus]) -> list[Table]
     for column in ("cluster", "app", "live", "wanted", "traffic", "replicas", "health"):
         app_table.add_column(column)
     for a in apps:
-        traffic = ", ".join(_traffic(v) for v in a.versions) or "-"
+        traffic = traffic_text(a.versions) or "-"
         health = Text("healthy", style="green") if a.healthy else Text(a.detail, style="bold red")
         app_table.add_row(
             Text(a.cluster),
@@ -124,15 +124,19 @@ def status_tables(nodes: list[NodeStatus], apps: list[AppStatus]) -> list[Table]
     return [node_table, app_table]
 
 
-def _traffic(version: dict[str, Any]) -> str:
-    canary = version.get("traffic", {}).get("canary")
-    share = 1.0 - (canary["fraction"] if canary else 0.0)
-    if not version.get("live"):
-        return f"v{version['version']} preview"
-    text = f"v{version['version']} {share:.0%}"
-    if canary:
-        text += f", v{canary['version']} {canary['fraction']:.0%}"
-    shadow = version.get("traffic", {}).get("shadow")
-    if shadow:
-        text += f", v{shadow['version']} shadow {shadow['fraction']:.0%}"
-    return text
+def traffic_text(versions: tuple[VersionStatus, ...]) -> str:
+    """'v2 90% · v3 10%', with a shadow and idle (preview) versions named as such."""
+    parts = []
+    for v in versions:
+        if not v.live:
+            continue
+        canary = v.traffic.canary
+        parts.append(f"v{v.version} {percent(1.0 - (canary.fraction if canary else 0.0))}")
+        if canary:
+            parts.append(f"v{canary.version} {percent(canary.fraction)}")
+        if v.traffic.shadow:
+            shadow = v.traffic.shadow
+            parts.append(f"v{shadow.version} shadow {percent(shadow.fraction)}")
+    named = {p.split()[0][1:] for p in parts}
+    parts += [f"v{v.version} preview" for v in versions if not v.live and v.version not in named]
+    return " · ".join(parts)

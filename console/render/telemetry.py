@@ -8,22 +8,15 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
-from cluster.telemetry.collector import TelemetryFrame
+from cluster.telemetry.frame import Drift, NodeHealth, Quality, TelemetryFrame
+from console.render.units import ms, num
 
 
-def _ms(value: float | None) -> str:
-    return "-" if value is None else f"{value:.1f}"
-
-
-def _num(value: Any, fmt: str = ".3f") -> str:
-    return "-" if value is None else format(value, fmt)
-
-
-def _drift(drift: dict[str, Any] | None) -> Text:
-    if not drift:
+def drift_text(drift: Drift | None) -> Text:
+    if drift is None:
         return Text("-")
-    text = f"{drift['max_psi']:.2f} ({drift['worst_feature']})"
-    return Text(text, style="bold yellow" if drift["warning"] else "")
+    text = f"{drift.max_psi:.2f} ({drift.worst_feature})"
+    return Text(text, style="bold yellow" if drift.warning else "")
 
 
 def frame_view(frame: TelemetryFrame) -> Group:
@@ -44,29 +37,30 @@ def frame_view(frame: TelemetryFrame) -> Group:
         "drift PSI",
     ):
         table.add_column(column, justify="right" if column != "version" else "left")
-    monitor = (frame.monitor or {}).get("versions", {})
+    monitor = frame.monitor.versions if frame.monitor else {}
     for version in sorted(set(frame.versions) | set(monitor)):
-        s = frame.versions.get(version, {})
-        m = monitor.get(version, {}).get("last_n", {})
+        s = frame.versions.get(version)
+        q = monitor.get(version)
+        m = q.last_n if q else Quality()
         table.add_row(
             version,
-            f"{s.get('requests_per_s', 0):.1f}",
-            f"{s.get('error_rate', 0):.1%}",
-            _ms(s.get("p50_ms")),
-            _ms(s.get("p95_ms")),
-            _ms(s.get("p99_ms")),
-            f"{s.get('healthy_replicas', 0)}/{s.get('replicas', 0)}",
-            _num(s.get("imbalance_max_mean"), ".2f"),
-            f"{s.get('queued', 0):.0f}",
-            _num(m.get("accuracy")),
-            _num(m.get("f1")),
-            str(m.get("n", 0)),
-            _drift(monitor.get(version, {}).get("drift")),
+            f"{s.requests_per_s:.1f}" if s else "0.0",
+            f"{s.error_rate:.1%}" if s else "0.0%",
+            ms(s.p50_ms if s else None),
+            ms(s.p95_ms if s else None),
+            ms(s.p99_ms if s else None),
+            f"{s.healthy_replicas}/{s.replicas}" if s else "0/0",
+            num(s.imbalance_max_mean if s else None, ".2f"),
+            f"{s.queued:.0f}" if s else "0",
+            num(m.accuracy),
+            num(m.f1),
+            str(m.n),
+            drift_text(q.drift if q else None),
         )
     per_cluster = _per_cluster(frame) if len(frame.monitors) > 1 else None
     nodes = Text("nodes: ")
     for name, state in frame.nodes.items():
-        nodes.append(f"{name} ", style="green" if state == "ok" else "bold red")
+        nodes.append(f"{name} ", style="green" if state == NodeHealth.OK else "bold red")
         nodes.append(f"({state})  ")
     parts: list[Any] = [table] + ([per_cluster] if per_cluster else []) + [nodes]
     parts += [Text(f"  {e}", style="red") for e in frame.errors]
@@ -79,9 +73,7 @@ def _per_cluster(frame: TelemetryFrame) -> Table:
     for column in ("host", "version", "accuracy", "f1", "labelled"):
         table.add_column(column, justify="left" if column in ("host", "version") else "right")
     for cluster, summary in sorted(frame.monitors.items()):
-        for version, figures in sorted((summary.get("versions") or {}).items()):
-            m = figures.get("last_n", {})
-            table.add_row(
-                cluster, version, _num(m.get("accuracy")), _num(m.get("f1")), str(m.get("n", 0))
-            )
+        for version, quality in sorted(summary.versions.items()):
+            m = quality.last_n
+            table.add_row(cluster, version, num(m.accuracy), num(m.f1), str(m.n))
     return table

@@ -1,4 +1,4 @@
-"""Human-readable numbers for tables."""
+"""Human-readable numbers for tables and the console."""
 
 from __future__ import annotations
 
@@ -16,3 +16,27 @@ def human_bytes(n: int | None) -> str:
 
 def seconds(s: float) -> str:
     return f"{s * 1000:.0f} ms" if s < 1 else f"{s:.1f} s"
+
+
+def ms(value: float | None) -> str:
+    """Milliseconds with one decimal; '-' when not measured."""
+    return "-" if value is None else f"{value:.1f}"
+
+
+def num(value: float | None, fmt: str = ".3f") -> str:
+    return "-" if value is None else format(value, fmt)
+
+
+def percent(fraction: float) -> str:
+    """0.1 -> '10%', 0.005 -> '0.5%': shares and error rates."""
+    value = fraction * 100
+    return f"{value:.0f}%" if value >= 10 or value == 0 else f"{value:.1f}%"
+
+
+def compact(n: int) -> str:
+    """1234 -> '1.2k': counts in narrow columns."""
+    if n < 1000:
+        return str(n)
+    if n < 1_000_000:
+        return f"{n / 1000:.1f}k"
+    return f"{n / 1_000_000:.1f}M"

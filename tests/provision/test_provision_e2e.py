@@ -251,40 +251,42 @@ async def test_tail_matches_what_clients_saw(deployment: Deployment) -> None:
         for _ in range(20):
             frame = await anext(stream)
             frames.append(frame)
-            v = frame.versions.get("1", {})
-            labelled = (
-                (frame.monitor or {}).get("versions", {}).get("1", {}).get("last_n", {})
-            ).get("n")
+            v = frame.versions.get("1")
+            quality = frame.quality("1")
+            labelled = quality.last_n.n if quality else None
             if (
-                v.get("requests") == total
-                and v.get("timed_requests") == total  # the histogram has caught up too
-                and sum(v.get("replica_requests", {}).values()) == total
+                v is not None
+                and v.requests == total
+                and v.timed_requests == total  # the histogram has caught up too
+                and sum(v.replica_requests.values()) == total
                 and labelled == len(ids)
             ):
                 break
         await stream.aclose()
     last = frames[-1]
     stats = last.versions["1"]
-    assert stats["requests"] == total  # every request seen, none twice
-    assert stats["timed_requests"] == total  # and every one of them timed
-    assert sum(stats["replica_requests"].values()) == total  # per-replica counts add up
+    assert stats.requests == total  # every request seen, none twice
+    assert stats.timed_requests == total  # and every one of them timed
+    assert sum(stats.replica_requests.values()) == total  # per-replica counts add up
     # Both replicas are listed; Serve prefers the replica on the proxy's own node, so all
     # this load may land on one of them, and the imbalance figure has to say so.
-    shares = stats["replica_requests"]
+    shares = stats.replica_requests
     assert len(shares) == 2
-    assert stats["imbalance_max_mean"] == pytest.approx(max(shares.values()) / (total / 2))
+    assert stats.imbalance_max_mean == pytest.approx(max(shares.values()) / (total / 2))
     assert set(last.nodes.values()) == {"ok"}
     # Every request in the window was timed by its client: compare the 95th percentiles,
     # within 10% or one histogram bucket.
     client_p95 = statistics.quantiles([s * 1000 for s in load.latencies_s], n=100)[94]
-    assert stats["p95_ms"] is not None
+    assert stats.p95_ms is not None
     bucket = next(b for b in LATENCY_BOUNDS if b >= client_p95)
     lower = max(b for b in (0.0, *LATENCY_BOUNDS) if b < client_p95)
-    assert abs(stats["p95_ms"] - client_p95) <= max(0.1 * client_p95, bucket - lower), (
-        stats["p95_ms"],
+    assert abs(stats.p95_ms - client_p95) <= max(0.1 * client_p95, bucket - lower), (
+        stats.p95_ms,
         client_p95,
     )
-    accuracy = last.monitor["versions"]["1"]["last_n"]["accuracy"]  # type: ignore[index]
+    quality = last.quality("1")
+    assert quality is not None
+    accuracy = quality.last_n.accuracy
     assert accuracy == metrics.accuracy_score(y_test.tolist(), preds)
 
 
