@@ -14,3 +14,12 @@ def test_the_cli_imports_no_heavy_library() -> None:
     code = f"import console.cli, sys, json; print(json.dumps([m for m in {HEAVY!r} if m in sys.modules]))"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert json.loads(done.stdout) == []
+
+
+def test_the_interactive_console_imports_no_model_runtime() -> None:
+    code = (
+        "import console.tui.app, sys, json; "
+        f"print(json.dumps([m for m in {HEAVY!r} if m in sys.modules and m != 'textual']))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert json.loads(done.stdout) == []

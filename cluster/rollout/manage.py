@@ -14,6 +14,7 @@ from cluster.events import Event
 from cluster.inventory import App
 from cluster.models.store import ModelStore
 from cluster.provision.observe import observe_host
+from cluster.provision.status import AppStatus
 from cluster.provision.topology import RayCluster, clusters_of
 from cluster.rollout.events import SwapStep
 from cluster.rollout.history import History
@@ -95,3 +96,32 @@ def _rollback_target(app: App, cluster: RayCluster, state: Deployed, to: str | N
     raise UsageError(
         f"{app.name} on {cluster.id}: name the version to roll back to with --to (deployed: {choices})"
     )
+
+
+def describe_change(action: str, status: AppStatus, to: str | None = None) -> str:
+    """What `change` would do on one cluster, in words, for a confirmation; UsageError when it
+    could not (the same refusals `change` makes)."""
+    if status.live is None:
+        raise UsageError(f"{status.app} is not deployed on {status.cluster}")
+    live = next(v for v in status.versions if v.live) if status.versions else None
+    canary = live.traffic.canary.version if live and live.traffic.canary else None
+    shadow = live.traffic.shadow.version if live and live.traffic.shadow else None
+    others = [v.version for v in status.versions if not v.live]
+    where = f"{status.app} on {status.cluster}"
+    if action == "promote":
+        winner = canary or status.live
+        gone = [v for v in [status.live, *others] if v != winner]
+        return f"{where}: v{winner} gets 100% of the traffic" + (
+            f"; {', '.join('v' + v for v in gone)} retired" if gone else ""
+        )
+    if action == "abort":
+        if not (canary or shadow):
+            return f"{where}: no canary or shadow runs; v{status.live} keeps 100% (others retired)"
+        return f"{where}: {'canary' if canary else 'shadow'} v{canary or shadow} stops; v{status.live} keeps 100%"
+    if canary or shadow:
+        return f"{where}: v{canary or shadow} stops; v{status.live} keeps 100%"
+    target = to or (others[0] if len(others) == 1 else None)
+    if target is None:
+        choices = ", ".join(others) or "none (the old version was already retired)"
+        raise UsageError(f"{where}: name the version to roll back to (deployed: {choices})")
+    return f"{where}: v{target} gets 100% of the traffic again; v{status.live} retired"

@@ -15,6 +15,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "-i", "--inventory", help="inventory file (default: $MLOPS_INVENTORY or ./inventory.yaml)"
     )
+    p.add_argument(
+        "--read-only",
+        action="store_true",
+        help="refuse every action that changes anything (also per target: read_only: true)",
+    )
     p.set_defaults(run=run)
 
 
@@ -22,5 +27,5 @@ async def run(args: argparse.Namespace, out: Console, err: Console) -> int:
     inventory = open_inventory(args.inventory)
     from console.tui.app import MlopsApp  # Textual loads only for the interactive console
 
-    await MlopsApp(inventory).run_async()
+    await MlopsApp(inventory, read_only=args.read_only).run_async()
     return exit_codes.OK

@@ -2,69 +2,100 @@
 
 from __future__ import annotations
 
-from textual import work
+from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.screen import Screen
-from textual.widgets import Footer, Header, Static
+from textual.widgets import DataTable, Static
 
 from cluster.check import CheckFinished, HostChecked, HostCheckFailed, check_hosts
 from cluster.errors import MlopsError
-from cluster.inventory import Inventory
 from cluster.transport import Connections
-from console.tui.messages import CheckCrashed, CheckDone, HostResult
+from console.tui.messages import CheckDone, HostResult, OperationFailed
+from console.tui.screens.base import ConsoleScreen
+from console.tui.widgets.hosts.host_detail import HostDetail
 from console.tui.widgets.hosts.host_table import HostTable
 
 
-class HostsScreen(Screen[None]):
+class HostsScreen(ConsoleScreen):
     """Like `mlops-tui check`, live: rows fill in as hosts answer; `r` probes again."""
 
-    BINDINGS = [Binding("r", "recheck", "Re-check"), Binding("q", "app.quit", "Quit")]
+    TITLE = "Hosts"
+    BINDINGS = [
+        Binding("r", "recheck", "Re-check"),
+        Binding("enter", "detail", "Detail"),
+        Binding("l", "logs", "Logs"),
+    ]
 
-    def __init__(self, inventory: Inventory) -> None:
-        super().__init__()
-        self.inventory = inventory
-
-    def compose(self) -> ComposeResult:
-        yield Header()
-        yield Static(f"inventory: {self.inventory.path}", id="inventory-path")
-        for warning in self.inventory.warnings:
+    def compose_body(self) -> ComposeResult:
+        for warning in self.console.inventory.warnings:
             yield Static(f"⚠ {warning}", classes="warning", markup=False)
         yield HostTable(id="hosts")
-        yield Static("", id="summary")
-        yield Footer()
+        yield HostDetail("", id="host-detail", markup=False)
+        yield Static("", id="summary", markup=False)
 
     def on_mount(self) -> None:
+        self.query_one(HostDetail).display = False
         self.action_recheck()
 
     def action_recheck(self) -> None:
-        self.query_one(HostTable).set_hosts(list(self.inventory.hosts.values()))
-        self.query_one("#summary", Static).update(f"checking {len(self.inventory.hosts)} host(s)…")
+        hosts = list(self.console.inventory.hosts.values())
+        self.query_one(HostTable).set_hosts(hosts)
+        self.query_one("#summary", Static).update(f"checking {len(hosts)} host(s)…")
         self.run_check()
 
-    @work(exclusive=True, group="check")
+    @work(exclusive=True, group="check", exit_on_error=False)
     async def run_check(self) -> None:
+        inventory = self.console.inventory
         try:
-            async with Connections(self.inventory) as connections:
-                async for event in check_hosts(connections, list(self.inventory.hosts.values())):
+            async with Connections(inventory) as connections:
+                async for event in check_hosts(connections, list(inventory.hosts.values())):
                     if isinstance(event, HostChecked | HostCheckFailed):
                         self.post_message(HostResult(event))
                     elif isinstance(event, CheckFinished):
                         self.post_message(CheckDone(event.healthy, event.failed, event.duration_s))
         except MlopsError as exc:
-            self.post_message(CheckCrashed(str(exc)))
+            self.post_message(OperationFailed("check", str(exc)))
 
     def on_host_result(self, message: HostResult) -> None:
         self.query_one(HostTable).show(message.result)
+        self._refresh_detail()
 
     def on_check_done(self, message: CheckDone) -> None:
         summary = self.query_one("#summary", Static)
         summary.set_class(message.failed > 0, "failed")
         summary.update(
-            f"{message.healthy} healthy, {message.failed} failed in {message.duration_s:.2f} s   (r: re-check)"
+            f"{message.healthy} healthy, {message.failed} failed in {message.duration_s:.2f} s"
+            "   (r: re-check, enter: detail)"
         )
 
-    def on_check_crashed(self, message: CheckCrashed) -> None:
+    def on_operation_failed(self, message: OperationFailed) -> None:
         summary = self.query_one("#summary", Static)
         summary.add_class("failed")
-        summary.update(f"check failed: {message.error}")
+        summary.update(f"{message.what} failed: {message.error}")
+
+    @on(DataTable.RowSelected, "#hosts")
+    def _selected(self, event: DataTable.RowSelected) -> None:
+        event.stop()
+        self.action_detail()
+
+    @on(DataTable.RowHighlighted, "#hosts")
+    def _highlighted(self) -> None:
+        self._refresh_detail()
+
+    def action_detail(self) -> None:
+        pane = self.query_one(HostDetail)
+        pane.display = not pane.display
+        self._refresh_detail()
+
+    def _refresh_detail(self) -> None:
+        pane = self.query_one(HostDetail)
+        table = self.query_one(HostTable)
+        key = table.current_key
+        cells = table.cells(key) if key else None
+        if pane.display and key and cells is not None:
+            pane.show(key, cells, table.results.get(key))
+
+    def action_logs(self) -> None:
+        key = self.query_one(HostTable).current_key
+        if key:
+            self.console.jump("logs", key)

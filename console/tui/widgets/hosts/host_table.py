@@ -3,62 +3,49 @@
 from __future__ import annotations
 
 from rich.text import Text
-from textual.widgets import DataTable
 
 from cluster.check import HostChecked, HostCheckFailed
 from cluster.inventory import Host
-from console.render.units import human_bytes, seconds
+from console.render.check import host_cells
+from console.tui.widgets.table import Column, KeyedTable
 
-COLUMNS = (
-    "host",
-    "endpoint",
-    "status",
-    "os",
-    "cpus",
-    "memory free",
-    "python",
-    "ray",
-    "onnxruntime",
-    "time",
-)
+HostResult = HostChecked | HostCheckFailed
 
 
-class HostTable(DataTable[str | Text]):
-    """Rows keyed by host name; `show` replaces a host's row with its latest result."""
+class HostTable(KeyedTable):
+    """Rows keyed by host name; cells come from `host_cells`, as `check`'s table does."""
 
-    def on_mount(self) -> None:
-        self.cursor_type = "row"
-        self.zebra_stripes = True
-        for column in COLUMNS:
-            self.add_column(column, key=column)
+    COLUMNS = (
+        Column("host", "host", 12),
+        Column("status", "status", 8),
+        Column("endpoint", "endpoint", 22, priority=1),
+        Column("ray", "ray", 8, priority=1),
+        Column("time", "time", 7, priority=2),
+        Column("python", "python", 8, priority=2),
+        Column("cpus", "cpus", 4, priority=3),
+        Column("memory free / total", "memory free / total", 21, priority=3),
+        Column("os", "os", 16, priority=4),
+        Column("onnxruntime", "onnxruntime", 11, priority=4),
+    )
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.results: dict[str, HostResult] = {}
+        self._rows: dict[str, dict[str, Text]] = {}
 
     def set_hosts(self, hosts: list[Host]) -> None:
-        self.clear()
-        for host in hosts:
-            self.add_row(
-                host.name, host.endpoint, Text("checking…", style="dim"), *[""] * 7, key=host.name
-            )
+        self.results = {}
+        self._rows = {
+            h.name: {
+                "host": Text(h.name),
+                "endpoint": Text(h.endpoint),
+                "status": Text("checking…", style="dim"),
+            }
+            for h in hosts
+        }
+        self.set_rows(self._rows)
 
-    def show(self, result: HostChecked | HostCheckFailed) -> None:
-        if isinstance(result, HostChecked):
-            f = result.facts
-            values: dict[str, str | Text] = {
-                "status": Text("ok", style="green"),
-                "os": f"{f.os} {f.arch}",
-                "cpus": str(f.cpus or "?"),
-                "memory free": f"{human_bytes(f.memory_available)} / {human_bytes(f.memory_total)}",
-                "python": f.python,
-                "ray": f.ray or Text("missing", style="yellow"),
-                "onnxruntime": f.onnxruntime or Text("missing", style="yellow"),
-                "time": seconds(result.duration_s),
-            }
-        else:
-            values = {
-                "status": Text(f"FAILED: {result.error}", style="red"),
-                "time": seconds(result.duration_s),
-            }
-            values.update(
-                {c: "" for c in ("os", "cpus", "memory free", "python", "ray", "onnxruntime")}
-            )
-        for column, value in values.items():
-            self.update_cell(result.host, column, value, update_width=True)
+    def show(self, result: HostResult) -> None:
+        self.results[result.host] = result
+        self._rows[result.host] = host_cells(result)
+        self.set_rows(self._rows)

@@ -1,0 +1,1 @@
+"""Widgets about apps across the fleet."""

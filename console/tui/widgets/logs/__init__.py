@@ -1,0 +1,1 @@
+"""Widgets about followed logs."""

@@ -1,0 +1,1 @@
+"""Widgets that chart one app's live telemetry."""

@@ -1,0 +1,37 @@
+"""Drift per version: the features whose live distribution moved most (PSI), top first."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.widgets import Static
+
+from cluster.telemetry.frame import VersionQuality
+
+TOP = 3
+
+
+def drift_text(quality: VersionQuality | None, version: str) -> Text:
+    text = Text(f"drift v{version} ", "bold")
+    if quality is None:
+        return text.append("no monitor answer", "dim")
+    drift = quality.drift
+    if drift is None:
+        return text.append(quality.drift_status or "not measured", "dim")
+    for i, (feature, psi) in enumerate(drift.top(TOP)):
+        over = psi > drift.threshold
+        text.append(" · " if i else "")
+        text.append(f"{feature} {psi:.2f}" + (" ⚠" if over else ""), "bold yellow" if over else "")
+    return text
+
+
+class DriftPanel(Static):
+    """One line per charted version."""
+
+    def show(self, qualities: list[tuple[str, VersionQuality | None]]) -> None:
+        drifts = [q.drift for _, q in qualities if q is not None and q.drift is not None]
+        note = Text(
+            f"drift: PSI of the live inputs against the training sample, top {TOP}"
+            + (f"; ⚠ above {drifts[0].threshold:g}" if drifts else ""),
+            "dim",
+        )
+        self.update(Text("\n").join([note, *(drift_text(q, v) for v, q in qualities)]))

@@ -1,0 +1,46 @@
+"""Per-replica load as bars: each replica's share of the version's requests, and imbalance."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.widgets import Static
+
+from cluster.telemetry.aggregate import VersionStats
+
+BAR = 24
+
+
+def replica_text(stats: VersionStats | None, version: str) -> Text:
+    if stats is None or not stats.replica_requests:
+        return Text(f"replicas of v{version}: no requests in the window", "dim")
+    total = stats.replica_requests_total or 1.0
+    text = Text()
+    text.append(f"replicas v{version}", "bold")
+    text.append(f" {stats.healthy_replicas}/{stats.replicas} up")
+    if stats.imbalance_max_mean is not None:
+        style = "bold yellow" if stats.imbalance_max_mean > 1.5 else ""
+        text.append(f" · max/mean {stats.imbalance_max_mean:.2f}", style)
+        text.append(f" cv {stats.imbalance_cv or 0:.2f}")
+    text.append(f" · queue {stats.queued:.0f} · busy {stats.ongoing:.0f}")
+    if stats.restarts:
+        text.append(f" · {stats.restarts:.0f} restarts", "bold red")
+    for replica, count in sorted(stats.replica_requests.items()):
+        share = count / total
+        filled = round(share * BAR)
+        text.append(f"\n {_short(replica):<14} ")
+        text.append("█" * filled, "cyan")
+        text.append("░" * (BAR - filled), "dim")
+        text.append(f" {share:5.1%} {count:.0f}")
+    return text
+
+
+def _short(replica: str) -> str:
+    """Ray's replica ids are long; the tail tells them apart."""
+    return replica if len(replica) <= 14 else "…" + replica[-13:]
+
+
+class ReplicaBars(Static):
+    """Updated in place every interval."""
+
+    def show(self, stats: VersionStats | None, version: str) -> None:
+        self.update(replica_text(stats, version))

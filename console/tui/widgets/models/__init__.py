@@ -1,0 +1,1 @@
+"""Widgets about the model store."""

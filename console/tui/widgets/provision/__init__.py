@@ -1,0 +1,1 @@
+"""Widgets of plan, apply and destroy."""

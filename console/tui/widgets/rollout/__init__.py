@@ -1,0 +1,1 @@
+"""Widgets of the rollout screen: the swap form, its steps and its gates."""
