@@ -113,22 +113,22 @@ def test_accuracy_of_an_edge_fleet_is_weighted_by_labels() -> None:
 
 def test_confirmations_say_what_each_traffic_change_does() -> None:
     canary = status("1", CANARY)
-    assert (
-        describe_change("promote", canary)
-        == "cancer on grid: v2 gets 100% of the traffic; v1 retired"
+    assert describe_change("promote", canary) == (
+        "cancer on grid: v2 gets 100% of the traffic; v1 retired",
+        None,
     )
-    assert describe_change("abort", canary) == "cancer on grid: canary v2 stops; v1 keeps 100%"
-    assert describe_change("rollback", canary) == "cancer on grid: v2 stops; v1 keeps 100%"
-    after = status(
-        "2", (VersionStatus("2", True, "RUNNING", 1, 1), VersionStatus("1", False, "RUNNING", 1, 1))
-    )
-    assert (
-        describe_change("rollback", after)
-        == "cancer on grid: v1 gets 100% of the traffic again; v2 retired"
+    assert describe_change("abort", canary)[0] == "cancer on grid: canary v2 stops; v1 keeps 100%"
+    assert describe_change("rollback", canary) == ("cancer on grid: v2 stops; v1 keeps 100%", "1")
+    two = (VersionStatus("2", True, "RUNNING", 1, 1), VersionStatus("1", False, "RUNNING", 1, 1))
+    assert describe_change("rollback", status("2", two)) == (
+        "cancer on grid: v1 gets 100% of the traffic again; v2 retired",
+        "1",
     )
     alone = status("2", (VersionStatus("2", True, "RUNNING", 1, 1),))
     with pytest.raises(UsageError, match="name the version to roll back to"):
         describe_change("rollback", alone)
+    text, to = describe_change("rollback", alone, previous="1")  # from the history
+    assert to == "1" and "v1 (retired) starts again" in text
 
 
 def test_columns_fit_by_priority_and_filters_match_like_k9s() -> None:

@@ -218,3 +218,16 @@ def _app_status(
         healthy,
         detail or "healthy",
     )
+
+
+async def app_state(connections: Connections, app_name: str) -> list[AppStatus]:
+    """One app as Serve runs it now, per cluster of its target (for a confirmation that must
+    say what a change would do, not what it would have done a few seconds ago)."""
+    inventory = connections.inventory
+    app = inventory.apps[app_name]
+    out = []
+    for cluster in clusters_of(inventory, inventory.targets[app.target]):
+        head = await observe_host(connections, cluster.head)
+        layout = head.layout if head.ray_running else None
+        out += [s for s in await app_statuses(connections, cluster, layout) if s.app == app_name]
+    return out

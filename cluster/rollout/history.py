@@ -118,3 +118,13 @@ def history_entries(path: Path, app: str | None = None) -> list[HistoryEntry]:
 
 def _short(value: Any) -> str:
     return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def previous_version(path: Path, app: str) -> str | None:
+    """The version the app's last promoted swap replaced: what `rollback` goes back to once
+    the old replicas were retired."""
+    for entry in reversed(read_history(path, app)):
+        if entry.get("kind") == "swap_finished" and entry.get("outcome") == "promoted":
+            found = entry.get("from")
+            return str(found) if found is not None else None
+    return None

@@ -98,12 +98,15 @@ def _rollback_target(app: App, cluster: RayCluster, state: Deployed, to: str | N
     )
 
 
-def describe_change(action: str, status: AppStatus, to: str | None = None) -> str:
-    """What `change` would do on one cluster, in words, for a confirmation; UsageError when it
-    could not (the same refusals `change` makes)."""
+def describe_change(
+    action: str, status: AppStatus, previous: str | None = None
+) -> tuple[str, str | None]:
+    """What `change` would do on one cluster, in words, for a confirmation, and the version a
+    rollback goes to (`previous`, from the history, when the old replicas were retired);
+    UsageError when it could not (the same refusals `change` makes)."""
     if status.live is None:
         raise UsageError(f"{status.app} is not deployed on {status.cluster}")
-    live = next(v for v in status.versions if v.live) if status.versions else None
+    live = next((v for v in status.versions if v.live), None)
     canary = live.traffic.canary.version if live and live.traffic.canary else None
     shadow = live.traffic.shadow.version if live and live.traffic.shadow else None
     others = [v.version for v in status.versions if not v.live]
@@ -111,17 +114,28 @@ def describe_change(action: str, status: AppStatus, to: str | None = None) -> st
     if action == "promote":
         winner = canary or status.live
         gone = [v for v in [status.live, *others] if v != winner]
-        return f"{where}: v{winner} gets 100% of the traffic" + (
-            f"; {', '.join('v' + v for v in gone)} retired" if gone else ""
-        )
+        retired = f"; {', '.join('v' + v for v in gone)} retired" if gone else ""
+        return f"{where}: v{winner} gets 100% of the traffic{retired}", None
     if action == "abort":
         if not (canary or shadow):
-            return f"{where}: no canary or shadow runs; v{status.live} keeps 100% (others retired)"
-        return f"{where}: {'canary' if canary else 'shadow'} v{canary or shadow} stops; v{status.live} keeps 100%"
+            return (
+                f"{where}: no canary or shadow runs; v{status.live} keeps 100% (others retired)",
+                None,
+            )
+        phase = "canary" if canary else "shadow"
+        return f"{where}: {phase} v{canary or shadow} stops; v{status.live} keeps 100%", None
     if canary or shadow:
-        return f"{where}: v{canary or shadow} stops; v{status.live} keeps 100%"
-    target = to or (others[0] if len(others) == 1 else None)
-    if target is None:
-        choices = ", ".join(others) or "none (the old version was already retired)"
-        raise UsageError(f"{where}: name the version to roll back to (deployed: {choices})")
-    return f"{where}: v{target} gets 100% of the traffic again; v{status.live} retired"
+        return f"{where}: v{canary or shadow} stops; v{status.live} keeps 100%", status.live
+    if len(others) == 1:
+        return (
+            f"{where}: v{others[0]} gets 100% of the traffic again; v{status.live} retired",
+            others[0],
+        )
+    if not others and previous is not None and previous != status.live:
+        return (
+            f"{where}: v{previous} (retired) starts again, answers, then gets 100% of the "
+            f"traffic; v{status.live} retired",
+            previous,
+        )
+    choices = ", ".join(others) or "none (the old version was already retired)"
+    raise UsageError(f"{where}: name the version to roll back to (deployed: {choices})")

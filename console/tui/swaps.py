@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from textual.worker import Worker
 
 from cluster.events import Event
-from cluster.rollout.events import SwapFinished, SwapOptions
+from cluster.rollout.events import SwapFinished, SwapOptions, SwapStep
 
 
 @dataclass
@@ -29,3 +29,9 @@ class SwapRun:
     @property
     def running(self) -> bool:
         return self.worker is not None and self.worker.is_running
+
+    @property
+    def passed(self) -> bool:
+        """Every host passed: the swap only waits to retire the old replicas now, so promote,
+        abort and rollback act on the deployment (as the CLI would) instead of stopping it."""
+        return any(isinstance(e, SwapStep) and e.phase == "retire" for e in self.events)

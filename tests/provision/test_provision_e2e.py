@@ -636,6 +636,126 @@ def test_ctrl_c_during_a_canary_restores_the_old_version(
     assert last["outcome"] == "interrupted" and "1 restored to 100%" in last["detail"], last
 
 
+# -- The console (Textual, driven with Pilot) against this same deployment -----------------
+
+
+async def until(pilot: Any, check: Any, timeout: float) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not check():
+        assert loop.time() < deadline, f"never true within {timeout}s: {check}"
+        await pilot.pause(0.2)
+
+
+async def start_swap_from_the_form(
+    pilot: Any, app: Any, to: str, choices: dict[str, str] | None = None, **fields: str
+) -> Any:
+    """`:rollout cancer`, fill the form, ctrl+s, check the confirmation, y."""
+    from textual.widgets import Input, Select
+
+    from console.tui.screens.confirm import ConfirmScreen
+    from console.tui.screens.rollout import RolloutScreen
+    from console.tui.widgets.rollout.swap_form import SwapForm
+    from tests.tui.text import screen_text
+
+    await pilot.press(":", *"rollout cancer", "enter")
+    screen = app.screen
+    assert isinstance(screen, RolloutScreen)
+    await until(pilot, lambda: bool(screen.query(SwapForm)), 30)
+    screen.query_one("#to-version", Select).value = to
+    for field, value in (choices or {}).items():
+        screen.query_one(f"#{field}", Select).value = value
+    for field, value in fields.items():
+        screen.query_one(f"#{field}", Input).value = value
+    await pilot.press("ctrl+s")
+    assert isinstance(app.screen, ConfirmScreen), list(app._notifications)
+    assert f"Swap cancer to v{to}?" in screen_text(app.screen)
+    await pilot.press("y")
+    return app.swaps["cancer"]
+
+
+async def test_the_console_swaps_then_rolls_back_without_failing_a_request(
+    deployment: Deployment,
+) -> None:
+    from console.tui.app import MlopsApp
+    from console.tui.screens.confirm import ConfirmScreen
+    from console.tui.widgets.rollout.gate_table import GateTable
+    from tests.tui.text import screen_text
+
+    stop = asyncio.Event()
+    load = background_load(deployment, stop, concurrency=4)
+    app = MlopsApp(load_inventory(deployment.path))  # the live feed: real digests over sshd
+    try:
+        async with app.run_test(size=(100, 36), notifications=True) as pilot:
+            await until(pilot, lambda: (r := app.fleet.row("cancer")) is not None and r.live == "1"
+                        and r.rps > 0 and r.p95_ms is not None, 60)  # fmt: skip
+            run = await start_swap_from_the_form(
+                pilot, app, "2", bake="3s", retire="0s", gates="p95_ms<=5000, error_rate<=0.01"
+            )
+            screen = app.screen
+            await until(pilot, lambda: run.finished is not None or bool(run.error), 240)
+            assert run.finished is not None and run.finished.outcome == "promoted", run.error
+            gates = screen.query_one(GateTable)
+            verdicts = {k: gates.get_cell(k, "verdict").plain for k in gates.visible_keys}
+            assert verdicts == {"grid/p95_ms<=5000": "✓ pass", "grid/error_rate<=0.01": "✓ pass"}
+            assert "promoted: the new version serves all traffic" in screen_text(screen)
+            await until(pilot, lambda: app.fleet.row("cancer").live == "2", 30)  # type: ignore[union-attr]
+            await pilot.press("b")  # the old replicas were retired at once (retire 0s)
+            await until(pilot, lambda: isinstance(app.screen, ConfirmScreen), 30)
+            assert "v1 (retired) starts again, answers, then gets 100% of the traffic; v2 retired" in (
+                screen_text(app.screen)
+            )
+            await pilot.press("y")
+            await pilot.pause()
+            assert screen.traffic_worker is not None
+            await until(pilot, lambda: not screen.busy, 180)
+            notes = [f"{n.title}: {n.message}" for n in app._notifications]
+            assert "rollback cancer: done" in notes, notes
+            await until(pilot, lambda: app.fleet.row("cancer").live == "1", 30)  # type: ignore[union-attr]
+            # A bad version is refused by its holdout gate and goes away.
+            run = await start_swap_from_the_form(pilot, app, "3", gates="accuracy>=blue-0.02")
+            await until(pilot, lambda: run.finished is not None or bool(run.error), 240)
+            assert run.finished is not None and run.finished.outcome == "rolled_back", run.error
+            gates = screen.query_one(GateTable)
+            assert gates.get_cell("grid/accuracy>=blue-0.02", "verdict").plain == "✗ FAIL"
+            assert "rolled_back: a gate failed (grid in holdout)" in screen_text(screen)
+    finally:
+        stop.set()
+    result = await load
+    assert result.failed == 0, result.failures[:5]
+    assert set(result.versions) == {"1", "2"}
+    cancer = await cancer_status(deployment)
+    assert cancer["live"] == "1" and [v["version"] for v in cancer["versions"]] == ["1"]
+
+
+async def test_quitting_the_console_during_a_swap_rolls_it_back(deployment: Deployment) -> None:
+    from console.tui.app import MlopsApp
+    from console.tui.screens.confirm import ConfirmScreen
+    from tests.tui.text import screen_text
+
+    app = MlopsApp(load_inventory(deployment.path))
+    async with app.run_test(size=(100, 36)) as pilot:
+        run = await start_swap_from_the_form(
+            pilot, app, "2", choices={"strategy": "canary"}, steps="10", bake="120s",
+            gates="p95_ms<=5000",
+        )  # fmt: skip
+        shifted = lambda: any(getattr(e, "phase", "") == "shift" for e in run.events)  # noqa: E731
+        await until(pilot, shifted, 180)  # 10% of the traffic is on the canary now
+        await pilot.press("q")
+        assert isinstance(app.screen, ConfirmScreen)
+        assert "swap of cancer to v2 stops: its old version gets 100% back" in screen_text(
+            app.screen
+        )
+        await pilot.press("y")
+        await until(pilot, lambda: not run.running, 120)
+        await pilot.pause(0.5)
+    assert app.return_code == 0
+    cancer = await cancer_status(deployment)
+    assert cancer["live"] == "1" and [v["version"] for v in cancer["versions"]] == ["1"]
+    last = read_history(history_path(deployment.path), "cancer")[-1]
+    assert last["outcome"] == "interrupted" and "1 restored to 100%" in last["detail"], last
+
+
 def test_a_tampered_model_is_refused_before_shipping(
     deployment: Deployment, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -263,7 +263,7 @@ class RolloutScreen(TrafficScreen):
 
     def action_traffic(self, action: str) -> None:
         run = self.run
-        if run is not None and run.running:
+        if run is not None and run.running and not run.passed:
             if action == "promote":
                 self.notify("the swap is still judging its gates: wait for it, or x to stop it",
                             severity="warning")  # fmt: skip

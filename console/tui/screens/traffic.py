@@ -13,10 +13,11 @@ from textual import work
 from textual.binding import Binding
 from textual.worker import Worker
 
-from cluster.errors import MlopsError, UsageError
+from cluster.errors import MlopsError
 from cluster.models.store import ModelStore
+from cluster.provision.status import app_state
 from cluster.rollout.events import SwapStep
-from cluster.rollout.history import History, history_path
+from cluster.rollout.history import History, history_path, previous_version
 from cluster.rollout.manage import change, describe_change
 from cluster.transport import Connections
 from console.tui.messages import OperationDone, OperationEvent
@@ -59,26 +60,36 @@ class TrafficScreen(ConsoleScreen):
         if self.busy:
             self.notify("another change of this app is still running", severity="warning")
             return
-        snapshot = self.console.fleet.latest
-        statuses = snapshot.deployed.get(self.app_name, ()) if snapshot else ()
+        self.confirm_change(action)
+
+    @work(group="confirm", exclusive=True, exit_on_error=False)
+    async def confirm_change(self, action: str) -> None:
+        """Read what runs now, then ask: the confirmation says what this change will do."""
+        inventory = self.console.inventory
+        previous = previous_version(history_path(inventory.path), self.app_name)
         try:
-            lines = [describe_change(action, s) for s in statuses] or [
-                f"{self.app_name}: its Serve state is not known yet; `{action}` acts on what runs"
-            ]
-        except UsageError as exc:
-            self.notify(str(exc), title=f"cannot {action}", severity="error")
+            async with Connections(inventory) as connections:
+                statuses = await app_state(connections, self.app_name)
+            described = [describe_change(action, s, previous) for s in statuses]
+        except MlopsError as exc:
+            self.notify(str(exc), title=f"cannot {action} {self.app_name}", severity="error")
             return
+        targets = {to for _, to in described}
+        to = targets.pop() if len(targets) == 1 else None  # edge hosts may differ: each decides
 
         def answered(yes: bool | None) -> None:
             if yes:
-                self.traffic_worker = self.run_change(action)
+                self.traffic_worker = self.run_change(action, to)
 
         self.app.push_screen(
-            ConfirmScreen(f"{WORDS[action]} {self.app_name}?", lines, yes=action), answered
+            ConfirmScreen(
+                f"{WORDS[action]} {self.app_name}?", [text for text, _ in described], yes=action
+            ),
+            answered,
         )
 
     @work(group="traffic", exit_on_error=False)
-    async def run_change(self, action: str) -> None:
+    async def run_change(self, action: str, to: str | None = None) -> None:
         inventory = self.console.inventory
         app = inventory.apps[self.app_name]
         history = History(history_path(inventory.path))
@@ -86,7 +97,7 @@ class TrafficScreen(ConsoleScreen):
         try:
             async with Connections(inventory) as connections:
                 store = ModelStore(inventory.settings.model_store)
-                async for event in change(connections, app, action, history, None, store):
+                async for event in change(connections, app, action, history, to, store):
                     self.post_message(OperationEvent("traffic", title, event))
         except MlopsError as exc:
             self.post_message(OperationDone("traffic", title, str(exc)))

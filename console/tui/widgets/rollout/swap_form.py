@@ -66,6 +66,8 @@ class SwapForm(Vertical):
             yield Input("30s", id="bake", compact=True)
             yield Label("shadow", classes="form-label short")
             yield Input("0s", id="shadow", compact=True)
+            yield Label("retire", classes="form-label short")
+            yield Input("30s", id="retire", compact=True)
         with Horizontal(classes="form-row"):
             yield Label("gates", classes="form-label")
             gates = ", ".join(g.text for g in self.target_app.gates)
@@ -110,7 +112,7 @@ class SwapForm(Vertical):
         except UsageError as exc:
             raise FormError("steps", str(exc)) from None
         durations = {}
-        for field in ("bake", "shadow"):
+        for field in ("bake", "shadow", "retire"):
             text = self.query_one(f"#{field}", Input).value
             try:
                 durations[field] = duration_or_zero(text)
@@ -127,6 +129,7 @@ class SwapForm(Vertical):
             steps=steps,
             bake_s=durations["bake"],
             shadow_s=durations["shadow"],
+            retire_after_s=durations["retire"],
             gates=gates,
             auto_rollback=self.query_one("#auto-rollback", Checkbox).value,
         )
