@@ -52,8 +52,11 @@ class SshdHost:
         _wait_listening(self.address, self.port, self.proc, self.workdir / "sshd.log")
 
     def stop(self) -> None:
+        """The listener and every connection it still serves (a session, or one accepted and
+        still before authentication, outlives its listener otherwise)."""
         if self.proc is None:
             return
+        sessions = descendants({self.proc.pid}) - {self.proc.pid}
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
@@ -61,6 +64,11 @@ class SshdHost:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+        for pid in sessions:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                continue
         self.proc = None
 
     def crash(self) -> None:
