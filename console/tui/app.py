@@ -25,7 +25,7 @@ from cluster.rollout.history import History, history_path
 from cluster.rollout.swap import swap
 from cluster.transport import Connections
 from console.tui.commands import PlacesProvider
-from console.tui.feeds import FleetHistory, FleetSource, live_source
+from console.tui.feeds import Checker, FleetHistory, FleetSource, live_checker, live_source
 from console.tui.messages import FleetUpdated
 from console.tui.screens.app_live import AppLiveScreen
 from console.tui.screens.confirm import ConfirmScreen
@@ -40,7 +40,8 @@ from console.tui.swaps import SwapRun
 
 
 class MlopsApp(App[None]):
-    """The console; `source` replaces the live fleet feed (recorded frames in tests)."""
+    """The console; `source` and `checker` replace the live fleet feed and host probes
+    (recorded frames and results in tests)."""
 
     CSS_PATH = "app.tcss"
     TITLE = "mlops-tui"
@@ -57,12 +58,14 @@ class MlopsApp(App[None]):
         *,
         read_only: bool = False,
         source: FleetSource | None = None,
+        checker: Checker | None = None,
         start: tuple[str, str] | None = None,
     ) -> None:
         super().__init__()
         self.inventory = inventory
         self.read_only = read_only
         self.source = source or live_source(inventory)
+        self.checker = checker or live_checker
         self.start = start
         self.fleet = FleetHistory()
         self.swaps: dict[str, SwapRun] = {}
@@ -82,12 +85,14 @@ class MlopsApp(App[None]):
     async def follow_fleet(self) -> None:
         try:
             async for snapshot in self.source():
+                # Kept here, every one (the charts' history); the message only asks for a
+                # repaint, so a busy moment merges several into one.
+                self.fleet.add(snapshot)
                 self.post_message(FleetUpdated(snapshot))
         except MlopsError as exc:
             self.notify(f"live telemetry stopped: {exc}", severity="error", timeout=30)
 
     def on_fleet_updated(self, message: FleetUpdated) -> None:
-        self.fleet.add(message.snapshot)
         show = getattr(self.screen, "show_fleet", None)
         if show is not None:
             show(self.fleet)

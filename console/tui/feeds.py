@@ -11,12 +11,14 @@ from collections import deque
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
+from cluster.check import CheckEvent, check_hosts
 from cluster.fleet import AppRow, FleetSnapshot, FleetWatch
 from cluster.inventory import Inventory
 from cluster.telemetry.frame import TelemetryFrame
 from cluster.transport import Connections
 
 FleetSource = Callable[[], AsyncIterator[FleetSnapshot]]
+Checker = Callable[[Inventory], AsyncIterator[CheckEvent]]
 KEEP_FRAMES = 300  # five minutes at one frame a second
 
 
@@ -31,6 +33,13 @@ def live_source(inventory: Inventory, interval: float = 1.0, window_s: float = 1
                 yield snapshot
 
     return snapshots
+
+
+async def live_checker(inventory: Inventory) -> AsyncIterator[CheckEvent]:
+    """`mlops-tui check` for the hosts screen: every host probed over its own connection."""
+    async with Connections(inventory) as connections:
+        async for event in check_hosts(connections, list(inventory.hosts.values())):
+            yield event
 
 
 @dataclass

@@ -702,8 +702,9 @@ async def test_the_console_swaps_then_rolls_back_without_failing_a_request(
             await until(pilot, lambda: app.fleet.row("cancer").live == "2", 30)  # type: ignore[union-attr]
             await pilot.press("b")  # the old replicas were retired at once (retire 0s)
             await until(pilot, lambda: isinstance(app.screen, ConfirmScreen), 30)
-            assert "v1 (retired) starts again, answers, then gets 100% of the traffic; v2 retired" in (
-                screen_text(app.screen)
+            assert (
+                "v1 (retired) starts again, answers, then gets 100% of the traffic; v2 retired"
+                in (screen_text(app.screen))
             )
             await pilot.press("y")
             await pilot.pause()

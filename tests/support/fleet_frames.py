@@ -30,6 +30,7 @@ START = 1_790_000_000.0  # a fixed epoch second: frames carry no wall clock
 
 INVENTORY = """\
 defaults:
+  user: ops
   model_store: {store}
 hosts:
   node1: {{address: 127.0.0.11}}
@@ -210,3 +211,23 @@ def replay(inventory: Inventory, ticks: int = 30, interval: float = 0.0, replica
 
 def load(path: Path) -> Inventory:
     return load_inventory(path, env={})
+
+
+def checked(inventory: Inventory):  # type: ignore[no-untyped-def]
+    """A Checker: every host answers the same facts in the same time, but the second fails."""
+    from cluster.check import CheckFinished, CheckStarted, HostChecked, HostCheckFailed, HostFacts
+
+    async def check(inv: Inventory) -> AsyncIterator[object]:
+        hosts = list(inv.hosts.values())
+        yield CheckStarted(tuple(h.name for h in hosts))
+        for i, host in enumerate(hosts):
+            if i == 1:
+                yield HostCheckFailed(host.name, host.endpoint, "HostUnreachable",
+                                      f"no SSH connection to {host.address}:22: timed out", 5.0)  # fmt: skip
+                continue
+            facts = HostFacts(host.name, "Linux", "6.1.0", "x86_64", 8, 0.42, 32 * 2**30, 20 * 2**30,
+                              100 * 2**30, "3.11.7", "/opt/venv/bin/python", "2.60.0", "1.20.1")  # fmt: skip
+            yield HostChecked(host.name, host.endpoint, facts, 0.15 + 0.01 * i)
+        yield CheckFinished(len(hosts) - 1, 1, 5.0)
+
+    return check

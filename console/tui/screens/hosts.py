@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import DataTable, Static
 
-from cluster.check import CheckFinished, HostChecked, HostCheckFailed, check_hosts
+from cluster.check import CheckFinished, HostChecked, HostCheckFailed
 from cluster.errors import MlopsError
-from cluster.transport import Connections
+from console.render.check import failure_lines
 from console.tui.messages import CheckDone, HostResult, OperationFailed
 from console.tui.screens.base import ConsoleScreen
 from console.tui.widgets.hosts.host_detail import HostDetail
@@ -45,14 +46,12 @@ class HostsScreen(ConsoleScreen):
 
     @work(exclusive=True, group="check", exit_on_error=False)
     async def run_check(self) -> None:
-        inventory = self.console.inventory
         try:
-            async with Connections(inventory) as connections:
-                async for event in check_hosts(connections, list(inventory.hosts.values())):
-                    if isinstance(event, HostChecked | HostCheckFailed):
-                        self.post_message(HostResult(event))
-                    elif isinstance(event, CheckFinished):
-                        self.post_message(CheckDone(event.healthy, event.failed, event.duration_s))
+            async for event in self.console.checker(self.console.inventory):
+                if isinstance(event, HostChecked | HostCheckFailed):
+                    self.post_message(HostResult(event))
+                elif isinstance(event, CheckFinished):
+                    self.post_message(CheckDone(event.healthy, event.failed, event.duration_s))
         except MlopsError as exc:
             self.post_message(OperationFailed("check", str(exc)))
 
@@ -63,10 +62,14 @@ class HostsScreen(ConsoleScreen):
     def on_check_done(self, message: CheckDone) -> None:
         summary = self.query_one("#summary", Static)
         summary.set_class(message.failed > 0, "failed")
-        summary.update(
+        text = Text(
             f"{message.healthy} healthy, {message.failed} failed in {message.duration_s:.2f} s"
             "   (r: re-check, enter: detail)"
         )
+        for line in failure_lines(list(self.query_one(HostTable).results.values())):
+            text.append("\n")
+            text.append_text(line)
+        summary.update(text)
 
     def on_operation_failed(self, message: OperationFailed) -> None:
         summary = self.query_one("#summary", Static)

@@ -21,6 +21,8 @@ from cluster.models.store import VersionListing
 from cluster.rollout.events import Strategy, SwapOptions, parse_steps
 from console.durations import duration_or_zero
 
+SHOWN = ("accuracy", "f1", "roc_auc", "mse", "mae")  # holdout metrics beside the version
+
 
 class FormError(ValueError):
     """A field that cannot be used; `field` is its id, to focus it."""
@@ -87,18 +89,16 @@ class SwapForm(Vertical):
         """The holdout metrics of the picked version next to the live one's."""
         picked = self.query_one("#to-version", Select).value
         by_version = {v.version: v for v in self.versions}
-        text = Text()
+        lines = []
         for label, version in (("picked", picked), ("live", self.live)):
             row = by_version.get(version) if isinstance(version, str) else None
             if row is None:
                 continue
-            if text:
-                text.append("   ")
-            text.append(f"{label} v{row.version}: ", "bold")
-            text.append(
-                ", ".join(f"{k} {v:.3f}" for k, v in sorted(row.metrics.items())) or "no holdout"
-            )
-        self.query_one("#version-note", Static).update(text)
+            figures = " · ".join(f"{k} {row.metrics[k]:.3f}" for k in SHOWN if k in row.metrics)
+            line = Text(f"{label:<6} v{row.version}  ", "bold")
+            line.append(figures or "no holdout metrics")
+            lines.append(line)
+        self.query_one("#version-note", Static).update(Text("\n").join(lines))
 
     def options(self) -> SwapOptions:
         to = self.query_one("#to-version", Select).value
