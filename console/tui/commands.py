@@ -92,6 +92,12 @@ class CommandSuggester(Suggester):
         self.inventory = inventory
 
     async def get_suggestion(self, value: str) -> str | None:
+        colon = ":" if value.startswith(":") else ""  # typed out of habit: still completes
+        value = value[len(colon) :]
+        found = self._complete(value)
+        return colon + found if found is not None else None
+
+    def _complete(self, value: str) -> str | None:
         if " " not in value:
             words = [p.name for p in PLACES] + list(ALIASES)
             return next((w for w in words if w.startswith(value) and w != value), None)
