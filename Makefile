@@ -12,8 +12,9 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
 	touch $(STAMP)
 
+# On a terminal the console opens on the demo app; elsewhere the story plays scripted (60 s).
 demo: $(STAMP)
-	./demo.sh
+	$(BIN)/mlops-tui demo -i inventory.example.yaml
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -15,6 +15,7 @@ from console import exit_codes
 from console.commands import (
     apply,
     check,
+    demo,
     destroy,
     history,
     models,
@@ -26,7 +27,9 @@ from console.commands import (
     tui,
 )
 
-COMMANDS = (check, models, plan, apply, status, destroy, tail, swap, traffic, history, tui)
+COMMANDS = (
+    check, models, plan, apply, status, destroy, tail, swap, traffic, history, tui, demo
+)  # fmt: skip
 
 
 class _Parser(argparse.ArgumentParser):

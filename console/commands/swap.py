@@ -110,7 +110,7 @@ async def run(args: argparse.Namespace, out: Console, err: Console) -> int:
             if args.json:
                 json_line(event)
             else:
-                _print(out, event)
+                print_event(out, event)
     if finished is None:
         return exit_codes.FAILED
     if finished.outcome == SwapOutcome.PROMOTED:
@@ -118,7 +118,8 @@ async def run(args: argparse.Namespace, out: Console, err: Console) -> int:
     return exit_codes.GATE_FAILED if finished.outcome.gate_failed else exit_codes.FAILED
 
 
-def _print(out: Console, event: object) -> None:
+def print_event(out: Console, event: object) -> None:
+    """One swap event as a line (or nothing: bake progress is for --json and the console)."""
     if isinstance(event, SwapStep):
         out.print(
             Text.assemble(

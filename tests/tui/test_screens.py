@@ -171,7 +171,7 @@ async def test_the_rollout_form_is_prefilled_and_checked(console: Console) -> No
         await until(pilot, lambda: bool(screen.query("#gates")) and bool(screen.query(Select)))
         assert screen.query_one("#gates", Input).value == "accuracy>=blue-0.02, p95_ms<=50"
         note = static_text(screen.query_one("#version-note", Static))
-        assert "picked v3  accuracy 0.556 · f1" in note and "live   v1  accuracy 0.9" in note
+        assert "picked v2  accuracy 0.98" in note and "live   v1  accuracy 0.92" in note
         screen.query_one("#steps", Input).value = "50,10"
         await pilot.press("ctrl+s")
         assert not isinstance(app.screen, ConfirmScreen)

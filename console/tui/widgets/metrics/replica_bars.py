@@ -16,7 +16,10 @@ def replica_text(stats: VersionStats | None, version: str) -> Text:
     total = stats.replica_requests_total or 1.0
     text = Text()
     text.append(f"replicas v{version}", "bold")
-    text.append(f" {stats.healthy_replicas}/{stats.replicas} up")
+    if stats.replicas:
+        text.append(f" {stats.healthy_replicas}/{stats.replicas} up")
+    else:  # Ray reports the health gauges a while after the counters
+        text.append(" health not reported yet", "dim")
     if stats.imbalance_max_mean is not None:
         style = "bold yellow" if stats.imbalance_max_mean > 1.5 else ""
         text.append(f" · max/mean {stats.imbalance_max_mean:.2f}", style)

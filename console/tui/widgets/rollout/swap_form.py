@@ -13,6 +13,7 @@ from textual import on
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Checkbox, Input, Label, Select, Static
+from textual.widgets.select import NoSelection
 
 from cluster.errors import UsageError
 from cluster.gates import GateSyntaxError, parse_gate
@@ -40,6 +41,17 @@ def version_label(row: VersionListing, live: str | None) -> str:
     return f"v{row.version}{mark} · {metrics or 'no holdout metrics'} · {row.estimator or row.task}"
 
 
+def next_version(versions: list[str], live: str | None) -> str | NoSelection:
+    """The version after the live one (the next step up), else the newest other one."""
+    numbers = sorted((v for v in versions if v.isdigit()), key=int)
+    if live is not None and live.isdigit():
+        newer = [v for v in numbers if int(v) > int(live)]
+        if newer:
+            return newer[0]
+    others = [v for v in numbers if v != live]
+    return others[-1] if others else Select.NULL
+
+
 class SwapForm(Vertical):
     """Fields in compact rows so the whole form fits 80x24 beside its heading."""
 
@@ -51,7 +63,7 @@ class SwapForm(Vertical):
 
     def compose(self) -> ComposeResult:
         choices = [(version_label(v, self.live), v.version) for v in reversed(self.versions)]
-        default = next((v for _, v in choices if v != self.live), Select.NULL)
+        default = next_version([v.version for v in self.versions], self.live)
         with Horizontal(classes="form-row"):
             yield Label("to version", classes="form-label")
             yield Select(choices, value=default, allow_blank=True, prompt="pick a version",

@@ -1,0 +1,240 @@
+"""`mlops-tui demo`: the whole loop on this machine's local target, no SSH needed.
+
+Example models, `apply` of the target, then live traffic with delayed labels; on a terminal the
+console opens on the app's live screen (swap v1 -> v2, then try the bad v3), elsewhere (or with
+--headless) the same story plays scripted and a summary says how it went. Either way the
+traffic stops and the target is destroyed at the end, whatever happened.
+
+Exit 0 only when the story played out: v2 promoted, v3 refused by its gates and rolled back,
+and not one request failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import dataclasses
+import os
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from rich.console import Console
+from rich.text import Text
+
+from cluster.errors import MlopsError, UsageError
+from cluster.gates import parse_gate
+from cluster.inventory import App, Inventory
+from cluster.models.store import ModelStore
+from cluster.provision.events import RunFinished
+from cluster.provision.operations import apply_plans, destroy, has_changes, planned
+from cluster.rollout.events import GatesChecked, Strategy, SwapFinished, SwapOptions, SwapOutcome
+from cluster.rollout.history import History, history_path
+from cluster.rollout.http_checks import holdout
+from cluster.rollout.swap import swap
+from cluster.traffic import LabelledTraffic, TrafficStats
+from cluster.transport import Connections
+from console import exit_codes
+from console.commands.swap import print_event
+from console.durations import duration
+from console.inventory_path import open_inventory
+from console.render.provision import print_plan, print_step
+
+EXAMPLE = "inventory.example.yaml"
+DEMO_MODEL = "breast-cancer"
+DEFAULT_GATES = ("accuracy>=blue-0.02",)
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "demo",
+        help="the loop on this machine's local target: models, apply, live labelled traffic, "
+        "then the console (or a scripted story with --headless)",
+    )
+    p.add_argument("-i", "--inventory", help=f"inventory (default: ./{EXAMPLE} when present)")
+    p.add_argument("-t", "--target", default="local", help="the target to demo on (default local)")
+    p.add_argument(
+        "--headless",
+        action="store_true",
+        help="play the story scripted and print a summary (the default without a terminal)",
+    )
+    p.add_argument(
+        "--duration", type=duration, default=60.0, help="traffic for at least this long (60s)"
+    )
+    p.add_argument("--rate", type=float, default=20.0, help="predictions a second (default 20)")
+    p.set_defaults(run=run)
+
+
+async def run(args: argparse.Namespace, out: Console, err: Console) -> int:
+    given = args.inventory or (None if os.environ.get("MLOPS_INVENTORY") else _example())
+    inventory = open_inventory(given, [args.target], err=err)
+    app = _demo_app(inventory, args.target)
+    headless = args.headless or not (sys.stdin.isatty() and sys.stdout.isatty())
+    store = ModelStore(inventory.settings.model_store)
+    await _examples(store, app, err)
+    if not await _apply(inventory, store, args.target, out):
+        await _destroy(inventory, args.target, out)
+        return exit_codes.FAILED
+    stats = TrafficStats()
+    outcomes: list[SwapFinished] = []
+    reasons: dict[str, str] = {}  # version -> why its gates failed
+    try:
+        async with _traffic(inventory, app, store, args.rate, stats):
+            if headless:
+                outcomes = await _story(inventory, app, store, args.duration, out, reasons)
+            else:
+                from console.tui.app import MlopsApp  # Textual only for the interactive demo
+
+                await MlopsApp(inventory, start=("app", app.name)).run_async()
+    finally:
+        out.print(Text("\n== the end: traffic stopped; destroying the demo deployment", "bold"))
+        await _destroy(inventory, args.target, out)
+    _summary(out, stats, outcomes, reasons, headless)
+    if not headless:
+        return exit_codes.OK
+    played = [o.outcome for o in outcomes] == [SwapOutcome.PROMOTED, SwapOutcome.ROLLED_BACK]
+    return exit_codes.OK if played and stats.failed == 0 and stats.answered else exit_codes.FAILED
+
+
+def _example() -> str | None:
+    return EXAMPLE if Path(EXAMPLE).exists() else None
+
+
+def _demo_app(inventory: Inventory, target: str) -> App:
+    apps = [a for a in inventory.apps.values() if a.target == target]
+    if not apps:
+        raise UsageError(f"target '{target}' in {inventory.path} has no app to demo")
+    app = apps[0]
+    if app.model != DEMO_MODEL or app.model_version != "1":
+        raise UsageError(
+            f"the demo swaps {DEMO_MODEL} v1 -> v2 -> v3: apps.{app.name}.model must be "
+            f"{DEMO_MODEL}:1 (it is {app.model}:{app.model_version or 'latest'})"
+        )
+    return app
+
+
+async def _examples(store: ModelStore, app: App, err: Console) -> None:
+    """v1 (good), v2 (better), v3 (bad), trained once into the inventory's store."""
+    if {"1", "2", "3"} <= set(store.versions(app.model)):
+        return
+    from cluster.models.examples import make_examples  # scikit-learn: only when training
+
+    with err.status("training the example models v1 (good), v2 (better), v3 (bad)"):
+        await asyncio.to_thread(make_examples, store, app.model)
+
+
+async def _apply(inventory: Inventory, store: ModelStore, target: str, out: Console) -> bool:
+    out.print(
+        Text(f"== apply {target}: Ray, Serve and {DEMO_MODEL} v1 (no SSH: this machine)", "bold")
+    )
+    async with planned(inventory, store, [target]) as run_:
+        print_plan(out, run_.event)
+        if not has_changes(run_.plans):
+            return True
+        finished: RunFinished | None = None
+        async for step in apply_plans(run_.connections, run_.plans, run_.bundle):
+            print_step(out, step)
+            finished = step if isinstance(step, RunFinished) else finished
+    return finished is not None and not finished.failed_hosts
+
+
+async def _destroy(inventory: Inventory, target: str, out: Console) -> None:
+    try:
+        async with Connections(inventory) as connections:
+            async for event in destroy(connections, [target]):
+                print_step(out, event)
+    except MlopsError as exc:
+        out.print(Text(f"destroy failed: {exc}; run `mlops-tui destroy -t {target}`", "bold red"))
+
+
+@contextlib.asynccontextmanager
+async def _traffic(
+    inventory: Inventory, app: App, store: ModelStore, rate: float, stats: TrafficStats
+) -> AsyncIterator[None]:
+    """Held-out rows to the app, their labels a second later, until the block ends."""
+    labelled = holdout(store.get(app.model, "1"))
+    if labelled is None:
+        raise UsageError(f"{app.model}:1 has no holdout to send")
+    head = inventory.hosts[inventory.targets[app.target].hosts[0]]
+    async with Connections(inventory) as connections:
+        transport = await connections.get(head.name)
+        async with transport.forward(head.address, head.ray.serve_http) as (host, port):
+            url = f"http://{host}:{port}{app.route}"
+            generator = LabelledTraffic(url, labelled["X"], labelled["y"], rate=rate, stats=stats)
+            stop = asyncio.Event()
+            task = asyncio.create_task(generator.run(stop))
+            try:
+                yield
+            finally:
+                stop.set()
+                await task
+
+
+async def _story(
+    inventory: Inventory,
+    app: App,
+    store: ModelStore,
+    seconds: float,
+    out: Console,
+    reasons: dict[str, str],
+) -> list[SwapFinished]:
+    """v1 -> v2 as a canary behind the gates (promoted), then v2 -> v3 (refused, rolled back)."""
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    gates = app.gates or tuple(parse_gate(g) for g in DEFAULT_GATES)
+    bake = max(5.0, seconds / 4)
+    out.print(
+        Text(f"\n== traffic: held-out rows to {app.route}/predict, labels a second later", "bold")
+    )
+    await asyncio.sleep(min(8.0, seconds / 6))  # v1 gathers live labels: the gates' baseline
+    options = SwapOptions(to_version="2", strategy=Strategy.CANARY, steps=(50,), bake_s=bake,
+                          gates=gates, retire_after_s=0.0)  # fmt: skip
+    outcomes: list[SwapFinished] = []
+    for version, expect in (("2", "promoted"), ("3", "refused by its gates, rolled back")):
+        out.print(Text(f"\n== swap {app.name} to v{version} (expected: {expect})", "bold"))
+        history = History(history_path(inventory.path))
+        async with Connections(inventory) as connections:
+            swapping = swap(
+                connections, store, app, dataclasses.replace(options, to_version=version), history
+            )
+            async for event in swapping:
+                print_event(out, event)
+                if isinstance(event, SwapFinished):
+                    outcomes.append(event)
+                elif isinstance(event, GatesChecked) and not event.passed:
+                    why = "; ".join(f"{r.gate}: {r.reason}" for r in event.results if not r.passed)
+                    reasons[version] = f"{event.phase} gates failed: {why}"
+    left = seconds - (loop.time() - start)
+    if left > 0:
+        out.print(Text(f"\n== traffic goes on for {left:.0f} s more", "bold"))
+        await asyncio.sleep(left)
+    return outcomes
+
+
+def _summary(
+    out: Console,
+    stats: TrafficStats,
+    outcomes: list[SwapFinished],
+    reasons: dict[str, str],
+    headless: bool,
+) -> None:
+    out.print(Text("\n== summary", "bold"))
+    versions = ", ".join(f"v{v}: {n}" for v, n in sorted(stats.versions.items())) or "none"
+    style = "green" if stats.failed == 0 else "bold red"
+    out.print(Text(f"requests: {stats.sent} sent, {stats.answered} answered ({versions}), ", style)
+              + Text(f"{stats.failed} failed; {stats.labels_sent} labels fed back", style))  # fmt: skip
+    for reason in stats.failures:
+        out.print(Text(f"  failed: {reason}", "red"))
+    for finished in outcomes:
+        style = "green" if finished.outcome == SwapOutcome.PROMOTED else "yellow"
+        out.print(
+            Text(
+                f"v{finished.from_version} -> v{finished.to_version}: {finished.outcome}: {finished.detail}",
+                style,
+            )
+        )
+        if finished.to_version in reasons:
+            out.print(Text(f"  why: {reasons[finished.to_version]}", style))
+    if headless and not outcomes:
+        out.print(Text("the story did not play: no swap finished", "bold red"))
