@@ -28,6 +28,8 @@ from cluster.transport import Connections
 
 STATE_EVERY_S = 5.0  # each cluster's Serve state is read this often (at most)
 STATE_READS_PER_S = 20.0  # a big edge fleet is read in turn, never all at once
+DOWN_RETRY_S = 30.0  # a head without Ray is looked at again this much later
+ERROR_RETRY_S = 10.0  # a head that could not be read, likewise
 ERROR_RATE_WARN = 0.01
 
 
@@ -188,6 +190,7 @@ class FleetWatch:
         self._all = list(unique.values())
         self._states: dict[str, list[AppStatus]] = {}  # cluster id -> its apps' states
         self._lines: dict[str, _StateLine] = {}
+        self._retry_at: dict[str, float] = {}  # cluster id -> when to observe its head again
 
     async def snapshots(self, duration: float | None = None) -> AsyncGenerator[FleetSnapshot, None]:
         collector = FleetCollector(
@@ -241,17 +244,21 @@ class FleetWatch:
 
     async def _read_state(self, cluster: RayCluster) -> None:
         inventory = self.connections.inventory
+        if time.monotonic() < self._retry_at.get(cluster.id, 0.0):
+            return  # down at the last look: its state stands until the retry
         try:
             async with asyncio.timeout(max(10.0, self.state_every_s)):
                 line = self._lines.get(cluster.id) or await self._open(cluster)
                 if line is None:
                     states = app_statuses_from(inventory, cluster, {}, "the cluster's head is down")
+                    self._retry_at[cluster.id] = time.monotonic() + DOWN_RETRY_S
                 else:
                     details = (await line.api.applications()).get("applications") or {}
                     states = app_statuses_from(inventory, cluster, details)
         except (TimeoutError, MlopsError, OSError) as exc:
             reason = exc.reason if isinstance(exc, TransportError) else str(exc) or "timed out"
-            await self._drop(cluster.id)  # opened again next turn (Ray or sshd may restart)
+            await self._drop(cluster.id)  # opened again later (Ray or sshd may restart)
+            self._retry_at[cluster.id] = time.monotonic() + ERROR_RETRY_S
             states = app_statuses_from(inventory, cluster, {}, f"cannot read Serve state: {reason}")
         self._states[cluster.id] = states
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib
 import sys
 from collections.abc import Sequence
 
@@ -12,23 +13,12 @@ from rich.text import Text
 
 from cluster.errors import InventoryError, MlopsError, UsageError
 from console import exit_codes
-from console.commands import (
-    apply,
-    check,
-    demo,
-    destroy,
-    history,
-    models,
-    plan,
-    status,
-    swap,
-    tail,
-    traffic,
-    tui,
-)
 
+# Modules under console.commands, imported when the parser is built: the console's own start
+# (`mlops-tui [-i FILE]` on a terminal) imports only `tui`.
 COMMANDS = (
-    check, models, plan, apply, status, destroy, tail, swap, traffic, history, tui, demo
+    "check", "models", "plan", "apply", "status", "destroy", "tail", "swap", "traffic",
+    "history", "tui", "demo",
 )  # fmt: skip
 
 
@@ -39,14 +29,9 @@ class _Parser(argparse.ArgumentParser):
         self.exit(exit_codes.INVALID, f"{self.prog}: error: {message}\n(see {self.prog} --help)\n")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(
-        prog="mlops-tui",
-        description="Terminal ops console for ML model deployments on Ray Serve. "
-        "Run bare (or with only -i FILE) on a terminal to open the interactive console.",
-    )
-    # Global options, accepted before the subcommand too. Their own dests: a subcommand's
-    # `-i` default (None) would otherwise overwrite the global value (see `_merge_globals`).
+def _globals(parser: argparse.ArgumentParser) -> None:
+    # Accepted before the subcommand too. Their own dests: a subcommand's `-i` default (None)
+    # would otherwise overwrite the global value (see `_merge_globals`).
     parser.add_argument(
         "-i",
         "--inventory",
@@ -60,9 +45,18 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="the console refuses every action that changes anything",
     )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="mlops-tui",
+        description="Terminal ops console for ML model deployments on Ray Serve. "
+        "Run bare (or with only -i FILE) on a terminal to open the interactive console.",
+    )
+    _globals(parser)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    for command in COMMANDS:
-        command.add_parser(sub)
+    for name in COMMANDS:
+        importlib.import_module(f"console.commands.{name}").add_parser(sub)
     return parser
 
 
@@ -80,20 +74,40 @@ def _merge_globals(args: argparse.Namespace) -> None:
     args.read_only = getattr(args, "read_only", False) or args.global_read_only
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    raw = list(sys.argv[1:] if argv is None else argv)
+def _console_only(raw: list[str]) -> argparse.Namespace | None:
+    """Nothing but global options, on a terminal: the console, without building (importing)
+    every subcommand."""
+    if not (sys.stdin.isatty() and sys.stdout.isatty()) or any(a in ("-h", "--help") for a in raw):
+        return None
+    parser = _Parser(prog="mlops-tui", add_help=False)
+    _globals(parser)
     try:
-        args = parser.parse_args(raw)
-    except SystemExit as exc:  # --help (0) or bad arguments (2): already explained on stderr
-        return int(exc.code or 0)
+        args, rest = parser.parse_known_args(raw)
+    except SystemExit:  # e.g. -i without a file: the full parser says so
+        return None
+    if rest:
+        return None
+    from console.commands import tui
+
+    return argparse.Namespace(
+        command="tui", inventory=None, read_only=False, run=tui.run, **vars(args)
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    raw = list(sys.argv[1:] if argv is None else argv)
     err = Console(stderr=True, soft_wrap=True)  # error lines stay whole for grep and editors
-    if args.command is None:
-        if not (sys.stdin.isatty() and sys.stdout.isatty()):
+    args = _console_only(raw)
+    if args is None:
+        parser = build_parser()
+        try:
+            args = parser.parse_args(raw)
+        except SystemExit as exc:  # --help (0) or bad arguments (2): already explained on stderr
+            return int(exc.code or 0)
+        if args.command is None:
             parser.print_help(sys.stderr)
             err.print("\nThe interactive console needs a terminal; name a COMMAND to run headless.")
             return exit_codes.INVALID
-        args = parser.parse_args([*raw, "tui"])  # bare `mlops-tui [-i FILE]` opens the console
     # Logs and pipes are not 80 columns wide; don't squeeze tables meant for them.
     out = Console() if sys.stdout.isatty() else Console(width=160)
     try:

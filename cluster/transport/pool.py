@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import asyncio
 from types import TracebackType
+from typing import TYPE_CHECKING
 
 from cluster.errors import HostUnreachable, TransportError
 from cluster.inventory.model import Inventory
 from cluster.transport.base import Transport
 from cluster.transport.local import LocalTransport
-from cluster.transport.ssh import SshTransport, open_ssh
+
+if TYPE_CHECKING:
+    from cluster.transport.ssh import SshTransport
 
 
 class Connections:
@@ -70,6 +73,10 @@ class Connections:
         settings = self.inventory.settings
         if host.connection == "local":
             return LocalTransport(host, settings.command_timeout)
+        # asyncssh takes a sixth of a second to import: only runs that reach a host over SSH
+        # pay for it (the console paints its first screen without it).
+        from cluster.transport.ssh import SshTransport, open_ssh
+
         tunnel: SshTransport | None = None
         if host.via is not None:
             try:

@@ -9,6 +9,7 @@ bottom of the stack.
 from __future__ import annotations
 
 import asyncio
+from typing import TYPE_CHECKING
 
 from textual import work
 from textual.app import App
@@ -22,21 +23,17 @@ from cluster.inventory import Inventory
 from cluster.models.store import ModelStore
 from cluster.rollout.events import SwapFinished, SwapOptions, SwapOutcome
 from cluster.rollout.history import History, history_path
-from cluster.rollout.swap import swap
 from cluster.transport import Connections
 from console.tui.commands import PlacesProvider
 from console.tui.feeds import Checker, FleetHistory, FleetSource, live_checker, live_source
 from console.tui.messages import FleetUpdated
-from console.tui.screens.app_live import AppLiveScreen
 from console.tui.screens.confirm import ConfirmScreen
-from console.tui.screens.history import HistoryScreen
-from console.tui.screens.hosts import HostsScreen
-from console.tui.screens.logs import LogsScreen
-from console.tui.screens.models import ModelsScreen
 from console.tui.screens.overview import OverviewScreen
-from console.tui.screens.plan import PlanScreen
-from console.tui.screens.rollout import RolloutScreen
 from console.tui.swaps import SwapRun
+
+if TYPE_CHECKING:
+    from console.tui.screens.plan import PlanScreen
+    from console.tui.screens.rollout import RolloutScreen
 
 
 class MlopsApp(App[None]):
@@ -119,6 +116,15 @@ class MlopsApp(App[None]):
         self.push_screen(new)
 
     def _screen(self, place: str, argument: str) -> Screen[None]:
+        # Imported when first shown: the overview paints sooner without the others' imports.
+        from console.tui.screens.app_live import AppLiveScreen
+        from console.tui.screens.history import HistoryScreen
+        from console.tui.screens.hosts import HostsScreen
+        from console.tui.screens.logs import LogsScreen
+        from console.tui.screens.models import ModelsScreen
+        from console.tui.screens.plan import PlanScreen
+        from console.tui.screens.rollout import RolloutScreen
+
         if place == "app":
             return AppLiveScreen(argument)
         if place == "rollout":
@@ -171,6 +177,8 @@ class MlopsApp(App[None]):
         app = inventory.apps[run.app]
         history = History(history_path(inventory.path))
         store = ModelStore(inventory.settings.model_store)
+        from cluster.rollout.swap import swap
+
         try:
             async with Connections(inventory) as connections:
                 async for event in swap(connections, store, app, run.options, history):
@@ -197,6 +205,8 @@ class MlopsApp(App[None]):
                 )
 
     def _rollout_screens(self, app_name: str) -> list[RolloutScreen]:
+        from console.tui.screens.rollout import RolloutScreen
+
         return [
             s for s in self.screen_stack if isinstance(s, RolloutScreen) and s.app_name == app_name
         ]
@@ -210,6 +220,8 @@ class MlopsApp(App[None]):
     async def action_quit_console(self) -> None:
         """Quit; with a swap or an apply under way, ask first: they are rolled back (swaps, as
         Ctrl-C does in the CLI) or interrupted (apply), and the console waits for that."""
+        from console.tui.screens.plan import PlanScreen
+
         swaps = [r for r in self.swaps.values() if r.running]
         plans = [s for s in self.screen_stack if isinstance(s, PlanScreen) and s.running]
         if not swaps and not plans:

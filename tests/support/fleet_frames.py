@@ -121,9 +121,11 @@ def _quality(version: str, accuracy: float, n: int, drifting: bool) -> VersionQu
                           drift=drift, drift_status="ok")  # fmt: skip
 
 
-def snapshot(inventory: Inventory, tick: int, replicas: int = 2) -> FleetSnapshot:
+def snapshot(
+    inventory: Inventory, tick: int, replicas: int = 2, edge_replicas: int = 1
+) -> FleetSnapshot:
     """The fleet at `tick` (one second each): `cancer` runs a 10% canary of v2 beside v1, one
-    edge host of `shelf` is stale, drift shows on v2."""
+    edge host of `shelf` is stale, drift shows on v2; each edge host runs `edge_replicas`."""
     at = START + tick
     frames: dict[str, TelemetryFrame] = {}
     deployed: dict[str, tuple[AppStatus, ...]] = {}
@@ -197,12 +199,18 @@ def snapshot(inventory: Inventory, tick: int, replicas: int = 2) -> FleetSnapsho
     return FleetSnapshot(at, frames, deployed, tuple(rows))
 
 
-def replay(inventory: Inventory, ticks: int = 30, interval: float = 0.0, replicas: int = 2):  # type: ignore[no-untyped-def]
+def replay(  # type: ignore[no-untyped-def]
+    inventory: Inventory,
+    ticks: int = 30,
+    interval: float = 0.0,
+    replicas: int = 2,
+    edge_replicas: int = 1,
+):
     """A FleetSource: `ticks` snapshots, `interval` seconds apart (0: as fast as the app reads)."""
 
     async def source() -> AsyncIterator[FleetSnapshot]:
         for tick in range(ticks):
-            yield snapshot(inventory, tick, replicas)
+            yield snapshot(inventory, tick, replicas, edge_replicas)
             await asyncio.sleep(interval)
         await asyncio.Event().wait()  # then nothing new, like a quiet fleet
 

@@ -6,13 +6,13 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
-from textual.widgets import Static
 
 from cluster.fleet import AppRow
 from cluster.telemetry.frame import TelemetryFrame
 from console.render.provision import traffic_text
 from console.tui.feeds import FleetHistory
 from console.tui.screens.traffic import TrafficScreen
+from console.tui.widgets.live_text import LiveText
 from console.tui.widgets.metrics.drift_panel import DriftPanel
 from console.tui.widgets.metrics.node_strip import NodeStrip
 from console.tui.widgets.metrics.replica_bars import ReplicaBars
@@ -46,11 +46,11 @@ class AppLiveScreen(TrafficScreen):
 
     def compose_body(self) -> ComposeResult:
         with VerticalScroll(id="app-live"):
-            yield Static("", id="app-heading", markup=False)
+            yield LiveText(id="app-heading")
             yield VersionCharts(id="charts")
-            yield ReplicaBars("", id="replicas", markup=False)
-            yield DriftPanel("", id="drift", markup=False)
-            yield NodeStrip("", id="nodes", markup=False)
+            yield ReplicaBars(id="replicas")
+            yield DriftPanel(id="drift")
+            yield NodeStrip(id="nodes")
 
     def on_mount(self) -> None:
         self.show_fleet(self.console.fleet)
@@ -73,7 +73,7 @@ class AppLiveScreen(TrafficScreen):
         heading.append(split or "version unknown", "" if split else "dim")
         if frame is not None:
             heading.append(f" · window {frame.window_s:g}s", "dim")
-        self.query_one("#app-heading", Static).update(heading)
+        self.query_one("#app-heading", LiveText).show_text(heading)
         with self.app.batch_update():
             self.query_one(VersionCharts).show(frames, blue, green)
             self.query_one(ReplicaBars).show(

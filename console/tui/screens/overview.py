@@ -6,11 +6,12 @@ from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.widgets import DataTable, Static
+from textual.widgets import DataTable
 
 from console.tui.feeds import FleetHistory
 from console.tui.screens.base import ConsoleScreen
 from console.tui.widgets.apps.app_table import AppTable
+from console.tui.widgets.live_text import LiveText
 
 
 class OverviewScreen(ConsoleScreen):
@@ -28,12 +29,12 @@ class OverviewScreen(ConsoleScreen):
 
     def compose_body(self) -> ComposeResult:
         yield AppTable(id="apps")
-        yield Static("", id="app-detail", markup=False)
-        yield Static("", id="fleet-status", markup=False)
+        yield LiveText(id="app-detail")
+        yield LiveText(id="fleet-status")
 
     def on_mount(self) -> None:
         if not self.console.inventory.apps:
-            self.query_one("#app-detail", Static).update(
+            self.query_one("#app-detail", LiveText).show_text(
                 Text(
                     "No apps in the inventory yet: add one under `apps:` (see inventory.example.yaml)."
                 )
@@ -46,7 +47,9 @@ class OverviewScreen(ConsoleScreen):
     def show_fleet(self, fleet: FleetHistory) -> None:
         snapshot = fleet.latest
         if snapshot is None:
-            self.query_one("#fleet-status", Static).update(Text("connecting to the fleet…", "dim"))
+            self.query_one("#fleet-status", LiveText).show_text(
+                Text("connecting to the fleet…", "dim")
+            )
             return
         table = self.query_one(AppTable)
         table.show(snapshot.rows, fleet.trends())
@@ -56,7 +59,7 @@ class OverviewScreen(ConsoleScreen):
         status = Text(f"{len(snapshot.rows)} apps · {nodes} nodes", "dim")
         if stale:
             status.append(f"   stale: {', '.join(stale)}", "bold red")
-        self.query_one("#fleet-status", Static).update(status)
+        self.query_one("#fleet-status", LiveText).show_text(status)
 
     @on(DataTable.RowHighlighted, "#apps")
     def _highlighted(self) -> None:
@@ -72,7 +75,7 @@ class OverviewScreen(ConsoleScreen):
             "; ".join(row.problems) if row.problems else "healthy",
             "" if not row.problems else "yellow",
         )
-        self.query_one("#app-detail", Static).update(text)
+        self.query_one("#app-detail", LiveText).show_text(text)
 
     @on(DataTable.RowSelected, "#apps")
     def _selected(self, event: DataTable.RowSelected) -> None:

@@ -64,5 +64,5 @@ def app_cells(row: AppRow, trend: list[float]) -> dict[str, Text]:
         "nodes": Text(nodes, style="bold red" if row.stale else ""),
         "drift": Text(f"⚠ {row.drift}", style="bold yellow") if row.drift else Text("-"),
         "target": Text(f"{row.target} ({row.topology})", style="dim"),
-        "trend": Text(spark_text(trend, 12), style="cyan"),
+        "trend": Text(spark_text(trend[-12:], 12), style="cyan"),
     }

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from rich.text import Text
-from textual.widgets import Static
 
 from cluster.telemetry.frame import VersionQuality
+from console.tui.widgets.live_text import LiveText
 
 TOP = 3
 
@@ -24,7 +24,7 @@ def drift_text(quality: VersionQuality | None, version: str) -> Text:
     return text
 
 
-class DriftPanel(Static):
+class DriftPanel(LiveText):
     """One line per charted version."""
 
     def show(self, qualities: list[tuple[str, VersionQuality | None]]) -> None:
@@ -34,4 +34,4 @@ class DriftPanel(Static):
             + (f"; ⚠ above {drifts[0].threshold:g}" if drifts else ""),
             "dim",
         )
-        self.update(Text("\n").join([note, *(drift_text(q, v) for v, q in qualities)]))
+        self.show_text(Text("\n").join([note, *(drift_text(q, v) for v, q in qualities)]))

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from rich.text import Text
-from textual.widgets import Static
 
 from cluster.telemetry.aggregate import VersionStats
+from console.tui.widgets.live_text import LiveText
 
 BAR = 24
+SHOWN = 12  # the busiest replicas get a bar; a big fleet's others are summed in one line
 
 
 def replica_text(stats: VersionStats | None, version: str) -> Text:
@@ -27,13 +28,20 @@ def replica_text(stats: VersionStats | None, version: str) -> Text:
     text.append(f" · queue {stats.queued:.0f} · busy {stats.ongoing:.0f}")
     if stats.restarts:
         text.append(f" · {stats.restarts:.0f} restarts", "bold red")
-    for replica, count in sorted(stats.replica_requests.items()):
+    busiest = sorted(stats.replica_requests.items(), key=lambda kv: (-kv[1], kv[0]))
+    shown = sorted(busiest[:SHOWN])
+    for replica, count in shown:
         share = count / total
         filled = round(share * BAR)
         text.append(f"\n {_short(replica):<14} ")
         text.append("█" * filled, "cyan")
         text.append("░" * (BAR - filled), "dim")
         text.append(f" {share:5.1%} {count:.0f}")
+    if len(busiest) > SHOWN:
+        rest = sum(c for _, c in busiest[SHOWN:])
+        text.append(
+            f"\n … {len(busiest) - SHOWN} more replicas: {rest / total:.1%} of the requests", "dim"
+        )
     return text
 
 
@@ -42,8 +50,8 @@ def _short(replica: str) -> str:
     return replica if len(replica) <= 14 else "…" + replica[-13:]
 
 
-class ReplicaBars(Static):
+class ReplicaBars(LiveText):
     """Updated in place every interval."""
 
     def show(self, stats: VersionStats | None, version: str) -> None:
-        self.update(replica_text(stats, version))
+        self.show_text(replica_text(stats, version))

@@ -11,12 +11,14 @@ from dataclasses import dataclass
 
 from rich.text import Text
 from textual.app import ComposeResult
-from textual.containers import Horizontal, Vertical
-from textual.widgets import Sparkline, Static
+from textual.containers import Vertical
+from textual.widget import Widget
 
 from cluster.fleet import version_accuracy
 from cluster.telemetry.frame import TelemetryFrame
 from console.render.units import percent
+from console.tui.widgets.live_text import LiveText
+from console.tui.widgets.metrics.spark import spark_text
 
 
 @dataclass(frozen=True)
@@ -71,41 +73,62 @@ def series(
     return values, latest
 
 
-class ChartRow(Horizontal):
-    """One metric: label, then a sparkline and the latest value per version."""
+LABEL = 7
+VALUE = 11
+
+
+class ChartRow(Widget):
+    """One metric on one line: label, then per version a sparkline and its latest value,
+    drawn at whatever width the row has."""
+
+    DEFAULT_CSS = """
+    ChartRow {
+        height: 1;
+        padding: 0 1;
+    }
+    """
 
     def __init__(self, metric: Metric) -> None:
         super().__init__(classes="chart-row")
         self.metric = metric
-
-    def compose(self) -> ComposeResult:
-        yield Static(self.metric.label, classes="chart-label")
-        for side in ("blue", "green"):
-            yield Sparkline([], classes=f"chart {side}")
-            yield Static("-", classes=f"chart-value {side}")
+        self.sides: list[tuple[list[float], str, str]] = []  # (values, latest, style)
 
     def show(self, frames: list[TelemetryFrame], blue: str | None, green: str | None) -> None:
-        charts = list(self.query(Sparkline))
-        values = list(self.query(".chart-value").results(Static))
-        for i, version in enumerate((blue, green)):
-            charts[i].display = values[i].display = version is not None
-            if version is None:
-                continue
-            data, latest = series(frames, version, self.metric)
-            charts[i].data = data[-120:]
-            values[i].update(self.metric.show(latest))
+        self.sides = []
+        for version, style in ((blue, "blue"), (green, "green")):
+            if version is not None:
+                values, latest = series(frames, version, self.metric)
+                self.sides.append((values, self.metric.show(latest), style))
+        self.refresh()
+
+    def render(self) -> Text:
+        text = Text(f"{self.metric.label:<{LABEL}}", "dim", no_wrap=True, overflow="crop")
+        if not self.sides:
+            return text
+        room = max(0, self.size.width - LABEL - VALUE * len(self.sides) - 2 * len(self.sides))
+        width = room // len(self.sides)
+        for values, latest, style in self.sides:
+            text.append(f"{spark_text(values, width):<{width}}", style)
+            text.append(f" {latest:<{VALUE}} ", "bold" if style == "blue" else "")
+        return text
 
 
 class VersionCharts(Vertical):
     """The header naming both versions, then one ChartRow per metric."""
 
+    DEFAULT_CSS = """
+    VersionCharts {
+        height: auto;
+    }
+    """
+
     def compose(self) -> ComposeResult:
-        yield Static("", id="chart-heading")
+        yield LiveText(id="chart-heading")
         for metric in METRICS:
             yield ChartRow(metric)
 
     def show(self, frames: list[TelemetryFrame], blue: str | None, green: str | None) -> None:
-        heading = Text(" " * 7)
+        heading = Text(" " * LABEL)
         if blue is not None:
             heading.append(f"v{blue} (live)", "bold blue")
         if green is not None:
@@ -113,6 +136,6 @@ class VersionCharts(Vertical):
             heading.append(f"v{green}", "bold green")
         if blue is None:
             heading.append("no version reports telemetry yet", "dim")
-        self.query_one("#chart-heading", Static).update(heading)
+        self.query_one("#chart-heading", LiveText).show_text(heading)
         for row in self.query(ChartRow):
             row.show(frames, blue, green)
