@@ -38,7 +38,7 @@ test-tools:
 test: test-tools lint
 	$(BIN)/python -m pytest
 
-bench: $(STAMP)
+bench: $(STAMP) test-tools
 	@command -v wrk >/dev/null || { echo "installing wrk (the serving benchmark's load generator)"; \
 		export DEBIAN_FRONTEND=noninteractive; apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check flask
@@ -47,6 +47,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/apply_fanout.py
 	$(BIN)/python bench/telemetry.py
 	$(BIN)/python bench/swap.py
+	$(BIN)/python bench/console.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
