@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
-from cluster.errors import StreamEnded
 from cluster.events import Event
 from cluster.inventory import Host
 from cluster.provision.observe import observe_host
@@ -56,6 +55,3 @@ async def follow_logs(
                 continue
             name, tab, text = raw.partition("\t")
             yield LogLine(host.name, name if tab else "", text if tab else raw)
-
-
-__all__ = ["LogLine", "StreamEnded", "follow_logs", "serve_log_dir"]
