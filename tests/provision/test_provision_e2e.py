@@ -757,6 +757,38 @@ async def test_quitting_the_console_during_a_swap_rolls_it_back(deployment: Depl
     assert last["outcome"] == "interrupted" and "1 restored to 100%" in last["detail"], last
 
 
+async def test_the_console_plans_and_applies_a_change(deployment: Deployment) -> None:
+    from console.tui.app import MlopsApp
+    from console.tui.screens.confirm import ConfirmScreen
+    from console.tui.screens.plan import PlanScreen
+    from console.tui.widgets.provision.step_table import StepTable
+    from tests.tui.text import screen_text
+
+    before = deployment.replicas
+    deployment.write(replicas=3 if before == 2 else 2)
+    app = MlopsApp(load_inventory(deployment.path))
+    async with app.run_test(size=(100, 36)) as pilot:
+        await pilot.press(":", *"plan grid", "enter")
+        screen = app.screen
+        assert isinstance(screen, PlanScreen)
+        await until(pilot, lambda: screen.plan is not None, 120)
+        assert screen.plan is not None
+        change = f"cancer--1: replicas {before} -> {deployment.replicas}"
+        assert [(a.host, a.kind, a.detail) for a in screen.plan.actions] == [
+            ("node1", "serve", change)
+        ]
+        await pilot.press("a")
+        assert isinstance(app.screen, ConfirmScreen)
+        assert f"node1: serve {change}" in screen_text(app.screen)
+        await pilot.press("y")
+        await until(pilot, lambda: "step(s) done" in screen_text(screen), 180)
+        assert "1 step(s) done" in screen_text(screen)
+        steps = screen.query_one(StepTable)
+        assert steps.get_cell("node1/serve", "state").plain == "✓ done"
+    cancer = await cancer_status(deployment)
+    assert cancer["replicas_running"] == cancer["replicas_wanted"] == deployment.replicas
+
+
 def test_a_tampered_model_is_refused_before_shipping(
     deployment: Deployment, capsys: pytest.CaptureFixture[str]
 ) -> None:

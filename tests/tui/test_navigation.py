@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
+import pytest
 from rich.text import Text
 from textual.pilot import Pilot
 from textual.widgets import Input, Static
@@ -174,3 +175,18 @@ async def test_q_quits_at_once_when_nothing_runs(console: Console) -> None:
         await pilot.press("q")
         await pilot.pause()
     assert app.return_code == 0
+
+
+async def test_no_color_keeps_every_state_readable(
+    console: Console, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("NO_COLOR", "1")
+    app = console()
+    assert app.no_color  # Textual drops colour for the whole app
+    async with app.run_test(size=(80, 24)) as pilot:
+        table = app.screen.query_one(AppTable)
+        await until(pilot, lambda: table.row_count == 2)
+        # States are words and marks, so nothing depends on the colour that is gone.
+        assert plain(table.get_cell("cancer", "health")) == "✓ ok"
+        assert plain(table.get_cell("shelf", "health")) == "▲ warn"
+        assert "stale: shop002" in static_text(app.screen.query_one("#fleet-status", Static))
