@@ -74,6 +74,11 @@ class KeyedTable(DataTable[Text]):
         return tuple(c for c in self.COLUMNS if c not in self._shown)
 
     @property
+    def keys(self) -> list[str]:
+        """Every row's key, shown or filtered out."""
+        return list(self._by_key)
+
+    @property
     def visible_keys(self) -> list[str]:
         """The keys of the rows shown, in order (the filter applied)."""
         return list(self._visible)
@@ -111,6 +116,13 @@ class KeyedTable(DataTable[Text]):
                 except (CellDoesNotExist, RowDoesNotExist):
                     self._rebuild(visible)
                     return
+
+    def put(self, rows: Mapping[str, Cells]) -> None:
+        """Add these rows, or replace them where their key is shown already (in place)."""
+        self.set_rows({**self._by_key, **rows})
+
+    def reset(self) -> None:
+        self.set_rows({})
 
     def set_filter(self, text: str) -> None:
         self.filter_text = text

@@ -31,21 +31,20 @@ class HostTable(KeyedTable):
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self.results: dict[str, HostResult] = {}
-        self._rows: dict[str, dict[str, Text]] = {}
 
     def set_hosts(self, hosts: list[Host]) -> None:
         self.results = {}
-        self._rows = {
-            h.name: {
-                "host": Text(h.name),
-                "endpoint": Text(h.endpoint),
-                "status": Text("checking…", style="dim"),
+        self.set_rows(
+            {
+                h.name: {
+                    "host": Text(h.name),
+                    "endpoint": Text(h.endpoint),
+                    "status": Text("checking…", style="dim"),
+                }
+                for h in hosts
             }
-            for h in hosts
-        }
-        self.set_rows(self._rows)
+        )
 
     def show(self, result: HostResult) -> None:
         self.results[result.host] = result
-        self._rows[result.host] = host_cells(result)
-        self.set_rows(self._rows)
+        self.put({result.host: host_cells(result)})

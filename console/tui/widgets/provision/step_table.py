@@ -21,37 +21,32 @@ class StepTable(KeyedTable):
         Column("time", "time", 7, priority=1),
     )
 
-    def __init__(self, *, id: str | None = None) -> None:
-        super().__init__(id=id)
-        self._rows: dict[str, dict[str, Text]] = {}
-
-    def reset(self) -> None:
-        self._rows = {}
-        self.set_rows(self._rows)
-
     def add(self, event: Event) -> bool:
         """Show the event; True when a step ended (for the progress bar)."""
-        ended = False
         if isinstance(event, StepStarted):
-            key = f"{event.host}/{event.step}"
-            self._rows[key] = {"host": Text(event.host), "step": Text(event.step),
-                               "state": Text("… run", "yellow"), "detail": Text(event.detail)}  # fmt: skip
+            state, detail, took = Text("… run", "yellow"), Text(event.detail), None
         elif isinstance(event, StepDone):
-            key = f"{event.host}/{event.step}"
-            self._rows[key] = {"host": Text(event.host), "step": Text(event.step),
-                               "state": Text("✓ done", "green"), "detail": Text(event.detail),
-                               "time": Text(seconds(event.duration_s))}  # fmt: skip
-            ended = True
+            state, detail, took = Text("✓ done", "green"), Text(event.detail), event.duration_s
         elif isinstance(event, StepFailed):
-            key = f"{event.host}/{event.step}"
-            self._rows[key] = {"host": Text(event.host), "step": Text(event.step),
-                               "state": Text("✗ FAIL", "bold red"), "detail": Text(event.error, "red"),
-                               "time": Text(seconds(event.duration_s))}  # fmt: skip
-            ended = True
+            state, detail, took = (
+                Text("✗ FAIL", "bold red"),
+                Text(event.error, "red"),
+                event.duration_s,
+            )
         elif isinstance(event, HostSkipped):
-            self._rows[f"{event.host}/skip"] = {"host": Text(event.host), "step": Text("-"),
-                                               "state": Text("- skip", "yellow"), "detail": Text(event.reason)}  # fmt: skip
+            cells = {"host": Text(event.host), "step": Text("-"), "state": Text("- skip", "yellow"),
+                     "detail": Text(event.reason)}  # fmt: skip
+            self.put({f"{event.host}/skip": cells})
+            return False
         else:
             return False
-        self.set_rows(self._rows)
-        return ended
+        cells = {
+            "host": Text(event.host),
+            "step": Text(event.step),
+            "state": state,
+            "detail": detail,
+        }
+        if took is not None:
+            cells["time"] = Text(seconds(took))
+        self.put({f"{event.host}/{event.step}": cells})
+        return took is not None

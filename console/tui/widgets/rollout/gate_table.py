@@ -29,25 +29,20 @@ class GateTable(KeyedTable):
         Column("reason", "reason", 40, priority=3),
     )
 
-    def __init__(self, *, id: str | None = None) -> None:
-        super().__init__(id=id)
-        self._rows: dict[str, dict[str, Text]] = {}
-
-    def reset(self) -> None:
-        self._rows = {}
-        self.set_rows(self._rows)
-
     def show(
         self, cluster: str, phase: str, results: tuple[GateResult, ...], *, final: bool
     ) -> None:
-        for r in results:
-            self._rows[f"{cluster}/{r.gate}"] = {
-                "gate": Text(r.gate, "bold"),
-                "value": Text("-" if r.value is None else f"{r.value:.4g}"),
-                "threshold": Text("-" if r.threshold is None else f"{r.threshold:.4g}"),
-                "verdict": verdict(r, final),
-                "phase": Text(phase),
-                "cluster": Text(cluster),
-                "reason": Text(r.reason, "" if r.passed else "red"),
+        self.put(
+            {
+                f"{cluster}/{r.gate}": {
+                    "gate": Text(r.gate, "bold"),
+                    "value": Text("-" if r.value is None else f"{r.value:.4g}"),
+                    "threshold": Text("-" if r.threshold is None else f"{r.threshold:.4g}"),
+                    "verdict": verdict(r, final),
+                    "phase": Text(phase),
+                    "cluster": Text(cluster),
+                    "reason": Text(r.reason, "" if r.passed else "red"),
+                }
+                for r in results
             }
-        self.set_rows(self._rows)
+        )

@@ -22,21 +22,14 @@ class SwapSteps(KeyedTable):
         Column("detail", "detail", 56),
     )
 
-    def __init__(self, *, id: str | None = None) -> None:
-        super().__init__(id=id)
-        self._rows: dict[str, dict[str, Text]] = {}
-
-    def reset(self) -> None:
-        self._rows = {}
-        self.set_rows(self._rows)
-
     def add(self, step: SwapStep) -> None:
         style = "bold yellow" if step.phase in PROBLEMS else ""
-        self._rows[str(len(self._rows))] = {
+        key = str(len(self.keys))
+        cells = {
             "at": Text(time.strftime("%H:%M:%S", time.localtime(step.at)), "dim"),
             "cluster": Text(step.cluster),
             "phase": Text(step.phase, style or "bold"),
             "detail": Text(step.detail, style),
         }
-        self.set_rows(self._rows)
-        self.move_cursor(row=len(self._rows) - 1, animate=False)
+        self.put({key: cells})
+        self.move_cursor(row=self.row_count - 1, animate=False)
