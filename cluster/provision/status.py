@@ -9,6 +9,7 @@ from typing import Any
 from cluster.check import probe
 from cluster.errors import MlopsError, TransportError
 from cluster.events import Event
+from cluster.fanout import fan_out
 from cluster.inventory import Inventory
 from cluster.models.store import ModelStore
 from cluster.provision.layout import Layout
@@ -222,12 +223,21 @@ def _app_status(
 
 async def app_state(connections: Connections, app_name: str) -> list[AppStatus]:
     """One app as Serve runs it now, per cluster of its target (for a confirmation that must
-    say what a change would do, not what it would have done a few seconds ago)."""
+    say what a change would do, not what it would have done a few seconds ago). An edge
+    fleet's hosts are read at once, `concurrency` at a time; one that cannot be read is an
+    error (the confirmation would not be exact)."""
     inventory = connections.inventory
     app = inventory.apps[app_name]
-    out = []
-    for cluster in clusters_of(inventory, inventory.targets[app.target]):
+
+    async def one(cluster: RayCluster) -> list[AppStatus]:
         head = await observe_host(connections, cluster.head)
         layout = head.layout if head.ray_running else None
-        out += [s for s in await app_statuses(connections, cluster, layout) if s.app == app_name]
-    return out
+        return [s for s in await app_statuses(connections, cluster, layout) if s.app == app_name]
+
+    clusters = clusters_of(inventory, inventory.targets[app.target])
+    found: dict[str, list[AppStatus]] = {}
+    async for cluster, outcome in fan_out(clusters, one, limit=inventory.settings.concurrency):
+        if isinstance(outcome, Exception):
+            raise outcome
+        found[cluster.id] = outcome
+    return [s for c in clusters for s in found[c.id]]
