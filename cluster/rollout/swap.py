@@ -51,6 +51,7 @@ from cluster.telemetry.collector import Collector, TelemetryFrame
 from cluster.transport import Connections
 
 BASELINE_MAX_S = 10.0  # the old version is measured alone at most this long before a shift
+STALE_GRACE_S = 10.0  # a node stale when a bake ends has this long to answer again
 _ERRORS = (MlopsError, OSError, httpx.HTTPError)  # what a rollback may meet, and survive
 
 
@@ -456,8 +457,9 @@ async def _bake(connections: Connections, app: App, cluster: RayCluster, options
                 judge: Callable[[TelemetryFrame], list[GateResult]] | None = None,
                 ) -> AsyncIterator[BakeProgress | TelemetryFrame]:  # fmt: skip
     """A BakeProgress every interval (with `judge`'s gate values so far), then the last frame
-    after `seconds`; a node gone stale at the end gets three more intervals, then the bake
-    fails as an error (lost telemetry must never pass for a failed gate)."""
+    after `seconds`; a node gone stale at the end gets STALE_GRACE_S more (a busy node's digest
+    comes late), then the bake fails as an error (lost telemetry must never pass for a failed
+    gate)."""
     collector = Collector(connections, app, [cluster], interval=options.interval_s,
                           window_s=seconds + options.interval_s)  # fmt: skip
     loop = asyncio.get_running_loop()
@@ -478,7 +480,7 @@ async def _bake(connections: Connections, app: App, cluster: RayCluster, options
                 yield frame
                 return
             extra += 1
-            if extra > 3:
+            if extra > max(3, STALE_GRACE_S / options.interval_s):
                 raise MlopsError(f"telemetry from {', '.join(stale)} was lost during the bake "
                                  f"({'; '.join(frame.errors)}); the gates could not be judged")  # fmt: skip
     finally:

@@ -19,6 +19,7 @@ from cluster.telemetry.frame import MonitorSummary
 from cluster.transport import Connections
 
 ASKS_PER_S = 20.0
+KEEP_TURNS = 3
 
 
 @dataclass
@@ -40,6 +41,7 @@ class Monitors:
     interval: float
     latest: dict[str, MonitorSummary | None] = field(default_factory=dict)
     _lines: dict[str, _Line] = field(default_factory=dict)
+    _missed: dict[str, int] = field(default_factory=dict)  # turns without an answer in a row
 
     def __post_init__(self) -> None:
         self.every = max(1, math.ceil(len(self.clusters) / (ASKS_PER_S * self.interval)))
@@ -55,10 +57,19 @@ class Monitors:
             self._lines[cluster.id] = _Line(client)
 
     async def refresh(self, tick: int) -> None:
-        """Ask the monitors whose turn it is at this tick."""
+        """Ask the monitors whose turn it is at this tick. A monitor that does not answer in
+        time keeps its last answer for KEEP_TURNS of its turns (one slow answer must not look
+        like an app without labels), then has none."""
         due = [c for i, c in enumerate(self.clusters) if (tick + i) % self.every == 0]
         answers = await asyncio.gather(*(self._ask_within(c) for c in due))
-        self.latest.update(zip((c.id for c in due), answers, strict=True))
+        for cluster, answer in zip(due, answers, strict=True):
+            if answer is not None:
+                self.latest[cluster.id] = answer
+                self._missed[cluster.id] = 0
+                continue
+            missed = self._missed[cluster.id] = self._missed.get(cluster.id, 0) + 1
+            if missed > KEEP_TURNS or cluster.id not in self.latest:
+                self.latest[cluster.id] = None
 
     async def aclose(self) -> None:
         for line in self._lines.values():

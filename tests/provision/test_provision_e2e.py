@@ -694,7 +694,8 @@ async def test_the_console_swaps_then_rolls_back_without_failing_a_request(
             )
             screen = app.screen
             await until(pilot, lambda: run.finished is not None or bool(run.error), 240)
-            assert run.finished is not None and run.finished.outcome == "promoted", run.error
+            assert run.finished is not None, run.error
+            assert run.finished.outcome == "promoted", run.finished.detail
             gates = screen.query_one(GateTable)
             verdicts = {k: gates.get_cell(k, "verdict").plain for k in gates.visible_keys}
             assert verdicts == {"grid/p95_ms<=5000": "✓ pass", "grid/error_rate<=0.01": "✓ pass"}
