@@ -41,7 +41,6 @@ KEEP = {
 }
 COUNTER_SUFFIXES = ("_total", "_bucket")
 END = "# EOF\n"
-FETCH_INTERVALS = 2.0  # a page fetch may take this many intervals before it is an error
 SERIES_MAX = 200_000  # distinct series remembered before the caches start over
 
 # (sample name, ((label, value), ...) of the kept labels)
@@ -149,10 +148,7 @@ def main(url: str, interval: float) -> None:
     tick = time.monotonic()
     while True:
         try:
-            # A busy node's exporter can take longer than an interval to render its page: the
-            # digest then comes late (the collector waits two intervals before calling a node
-            # stale), which is better than an error for every slow page.
-            out = render(digest.feed(fetch(url, FETCH_INTERVALS * interval)))
+            out = render(digest.feed(fetch(url, interval * 0.8)))
         except (OSError, ValueError, urllib.error.URLError) as exc:
             out = "# ERROR %s: %s\n%s" % (url, exc, END)
         try:
