@@ -9,6 +9,7 @@ import gzip
 import re
 import subprocess
 import sys
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -30,13 +31,18 @@ REAL_PAGE = Path(__file__).parent / "data" / "ray_serve_metrics_10_replicas.txt.
 
 
 @asynccontextmanager
-async def page_server() -> AsyncIterator[tuple[str, asyncio.Server]]:
-    """Ray's recorded /metrics page on a loopback port, as its exporter serves it."""
+async def page_server(
+    served: list[float] | None = None,
+) -> AsyncIterator[tuple[str, asyncio.Server]]:
+    """Ray's recorded /metrics page on a loopback port, as its exporter serves it; `served`
+    gets the time of every request."""
     body = gzip.decompress(REAL_PAGE.read_bytes())
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             while await reader.readuntil(b"\r\n\r\n"):
+                if served is not None:
+                    served.append(time.monotonic())
                 writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
                 await writer.drain()
         except (asyncio.IncompleteReadError, ConnectionError):
@@ -122,3 +128,18 @@ async def test_the_digest_streams_over_ssh(fleet_inventory) -> None:  # type: ig
         transport = await connections.get("node1")
         await follow_the_digest(transport)
         await an_ending_command_is_reported(transport)
+
+
+async def test_digests_of_one_node_share_one_fetch_per_interval() -> None:
+    """A console and a swap following the same node: Ray renders the page once a tick."""
+    served: list[float] = []
+    async with page_server(served) as (url, _):
+        argv = [sys.executable, "-c", script("metrics_digest"), url, "0.5"]
+        async with local().stream(argv) as first, local().stream(argv) as second:
+            for _ in range(6):
+                blocks = await asyncio.gather(
+                    first.read_until(DIGEST_END), second.read_until(DIGEST_END)
+                )
+                assert not any(b.startswith(b"# ERROR") for b in blocks), blocks
+    ticks = {round(t * 2) for t in served}  # the half-second ticks that saw a request
+    assert len(served) <= len(ticks) + 2, f"{len(served)} fetches in {len(ticks)} ticks"

@@ -10,7 +10,9 @@ Counters stay monotonic when a replica restarts: its reset is seen here, per ser
 counted from zero.
 
 Runs with the host's Ray interpreter (prometheus_client comes with Ray; it parses every series,
-once). Exits when stdin closes: the SSH channel or the collector went away.
+once). Exits when stdin closes: the SSH channel or the collector went away. Digests of one
+node (a console and a swap following it at once) ask at the same wall-clock moments and share
+one fetch of the page through a private file, so Ray renders it once per interval.
 
 Usage: python -c SRC METRICS_URL INTERVAL_S
 A failed fetch writes `# ERROR reason` before its `# EOF`.
@@ -18,8 +20,13 @@ A failed fetch writes `# ERROR reason` before its `# EOF`.
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
+import math
 import os
+import stat
 import sys
+import tempfile
 import threading
 import time
 import urllib.error
@@ -41,6 +48,8 @@ KEEP = {
 }
 COUNTER_SUFFIXES = ("_total", "_bucket")
 END = "# EOF\n"
+SHARE_AGE = 0.3  # of an interval: a page another digest of this node fetched this recently is used
+SHARED_ERROR = "#! "  # a shared page that is a failed fetch's error
 SERIES_MAX = 200_000  # distinct series remembered before the caches start over
 
 # (sample name, ((label, value), ...) of the kept labels)
@@ -137,6 +146,53 @@ def fetch(url: str, timeout: float) -> str:
         return response.read().decode("utf-8", "replace")
 
 
+def page_cache(url: str) -> str | None:
+    """Where this user's digests of `url` share its page, or None when that place is not
+    private to this user (then each digest fetches for itself)."""
+    directory = os.path.join(tempfile.gettempdir(), "mlops-tui-%d" % os.getuid())
+    try:
+        os.makedirs(directory, mode=0o700, exist_ok=True)
+        st = os.lstat(directory)
+    except OSError:
+        return None
+    if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid() or st.st_mode & 0o077:
+        return None
+    return os.path.join(directory, "page-" + hashlib.sha256(url.encode()).hexdigest()[:24])
+
+
+def shared_fetch(url: str, timeout: float, max_age: float, path: str | None) -> str:
+    """The page, fetched once for every digest of this node that asks within `max_age` (a
+    console and a swap following the same node ask Ray to render it once, not twice); a failed
+    fetch is shared the same way, as the error it was."""
+    if path is None:
+        return fetch(url, timeout)
+    with open(path + ".lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            if time.time() - os.stat(path).st_mtime < max_age:
+                with open(path, encoding="utf-8") as fh:
+                    text = fh.read()
+                if text.startswith(SHARED_ERROR):
+                    raise OSError(text[len(SHARED_ERROR) :])
+                return text
+        except FileNotFoundError:
+            pass  # nothing shared yet: fetch it
+        try:
+            text = fetch(url, timeout)
+        except (OSError, ValueError) as exc:
+            _share(path, SHARED_ERROR + str(exc))
+            raise
+        _share(path, text)
+        return text
+
+
+def _share(path: str, text: str) -> None:
+    tmp = "%s.%d" % (path, os.getpid())
+    with open(tmp, "w", encoding="utf-8") as fh:
+        fh.write(text)
+    os.replace(tmp, path)
+
+
 def _exit_when_stdin_closes() -> None:
     sys.stdin.buffer.read()
     os._exit(0)
@@ -145,10 +201,11 @@ def _exit_when_stdin_closes() -> None:
 def main(url: str, interval: float) -> None:
     threading.Thread(target=_exit_when_stdin_closes, daemon=True).start()
     digest = Digest()
-    tick = time.monotonic()
+    cache = page_cache(url)
     while True:
         try:
-            out = render(digest.feed(fetch(url, interval * 0.8)))
+            page = shared_fetch(url, interval * 0.8, interval * SHARE_AGE, cache)
+            out = render(digest.feed(page))
         except (OSError, ValueError, urllib.error.URLError) as exc:
             out = "# ERROR %s: %s\n%s" % (url, exc, END)
         try:
@@ -156,11 +213,10 @@ def main(url: str, interval: float) -> None:
             sys.stdout.flush()
         except (BrokenPipeError, OSError):
             os._exit(0)  # nobody reads any more
-        tick += interval
-        now = time.monotonic()
-        if tick < now:  # late (a slow fetch): the next digest is due now, not to catch up
-            tick = now
-        time.sleep(tick - now)
+        # The next whole multiple of the interval on the wall clock: every digest of this node
+        # asks at the same moments, so they share one fetch. A slow fetch skips, never catches up.
+        now = time.time()
+        time.sleep((math.floor(now / interval) + 1) * interval - now)
 
 
 if __name__ == "__main__":
