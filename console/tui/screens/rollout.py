@@ -24,6 +24,7 @@ from cluster.rollout.events import (
     BakeProgress,
     GatesChecked,
     Strategy,
+    SwapFinished,
     SwapOptions,
     SwapOutcome,
     SwapStep,
@@ -227,6 +228,8 @@ class RolloutScreen(TrafficScreen):
             )
         elif isinstance(event, GatesChecked):
             self.query_one(GateTable).show(event.cluster, event.phase, event.results, final=True)
+        elif isinstance(event, SwapFinished) and self.run is not None:
+            self.swap_done(self.run)  # said now, not once the connections have closed
 
     def swap_done(self, run: SwapRun) -> None:
         outcome = self.query_one("#swap-outcome", Static)
