@@ -90,6 +90,8 @@ class MlopsApp(App[None]):
             self.notify(f"live telemetry stopped: {exc}", severity="error", timeout=30)
 
     def on_fleet_updated(self, message: FleetUpdated) -> None:
+        if not self.screen_stack:  # a frame that arrived while the console was closing
+            return
         show = getattr(self.screen, "show_fleet", None)
         if show is not None:
             show(self.fleet)

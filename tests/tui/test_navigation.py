@@ -177,6 +177,18 @@ async def test_q_quits_at_once_when_nothing_runs(console: Console) -> None:
     assert app.return_code == 0
 
 
+async def test_a_frame_arriving_while_the_console_closes_is_dropped(console: Console) -> None:
+    # Seen in CI: the feed's last frame was handled after the last screen had gone.
+    from console.tui.messages import FleetUpdated
+
+    app = console()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await until(pilot, lambda: app.fleet.latest is not None)
+        frame = app.fleet.latest
+    assert not app.screen_stack
+    app.on_fleet_updated(FleetUpdated(frame))  # nothing to paint: no error either
+
+
 async def test_no_color_keeps_every_state_readable(
     console: Console, monkeypatch: pytest.MonkeyPatch
 ) -> None:
