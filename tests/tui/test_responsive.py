@@ -1,4 +1,8 @@
-"""The console never freezes: keys are answered while a host hangs in the middle of a probe."""
+"""The console never freezes: keys are answered while a host hangs in the middle of a probe.
+
+A console that waited on the hung host would hold every key until the probe's connect timeout
+(5 s here), so "answered within half a second" tells the two apart on a busy 2-core CI
+machine. How fast the console paints is measured in bench/console.py, not asserted here."""
 
 from __future__ import annotations
 
@@ -20,6 +24,7 @@ from tests.support.fleet_frames import replay
 from tests.tui.test_navigation import until
 
 pytestmark = pytest.mark.e2e
+FROZEN_S = 0.5  # a tenth of the hung probe's connect timeout
 
 
 async def answered(app: MlopsApp, key: str, char: str | None, screen: type[Screen[None]]) -> float:
@@ -49,10 +54,10 @@ async def test_keys_are_answered_while_a_hosts_sshd_is_stopped(fleet, fleet_inve
             assert "node2" not in table.results  # still hanging in its probe
             for _ in range(5):  # keys at a person's pace, a fifth of a second apart
                 took = await answered(app, "question_mark", "?", HelpScreen)
-                assert took < 0.1, f"'?' took {took * 1000:.0f} ms"
+                assert took < FROZEN_S, f"'?' took {took * 1000:.0f} ms"
                 await asyncio.sleep(0.2)
                 took = await answered(app, "escape", None, HostsScreen)
-                assert took < 0.1, f"esc took {took * 1000:.0f} ms"
+                assert took < FROZEN_S, f"esc took {took * 1000:.0f} ms"
                 await asyncio.sleep(0.2)
             assert "node2" not in table.results
             await until(pilot, lambda: "node2" in table.results, timeout=30)  # connect_timeout
