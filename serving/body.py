@@ -3,7 +3,7 @@ parse) more than a request may legitimately hold."""
 
 from __future__ import annotations
 
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 
 from serving.validation import BadRequest
 
@@ -11,6 +11,7 @@ from serving.validation import BadRequest
 # ("-1.2345678901234567e-100"), plus ", ". Pretty-printed bodies get the headroom below.
 BYTES_PER_VALUE = 32
 HEADROOM = 4096
+CLIENT_CLOSED = 499
 
 
 def predict_body_limit(max_rows: int, n_features: int) -> int:
@@ -25,11 +26,17 @@ async def read_body(request: Request, limit: int, what: str) -> bytes:
         raise _too_large(int(declared), limit, what)
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise _too_large(size, limit, what)
-        chunks.append(chunk)
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise _too_large(size, limit, what)
+            chunks.append(chunk)
+    except ClientDisconnect:
+        # The client's doing, not a server error: 499 (nginx's "client closed request").
+        raise BadRequest(
+            f"the client disconnected after {size} bytes of the body", status=CLIENT_CLOSED
+        ) from None
     return b"".join(chunks)
 
 

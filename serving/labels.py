@@ -6,7 +6,7 @@ silently becoming class 0) or fail (NaN, "cat" among integers) long after the re
 from __future__ import annotations
 
 import math
-from collections.abc import Hashable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 
@@ -15,21 +15,28 @@ class LabelError(ValueError):
 
 
 class LabelChecker:
-    """Maps an incoming label to the model's own class (or a float), or raises LabelError."""
+    """Maps an incoming label to the model's own class (or a float), or raises LabelError.
+
+    A label matches a class only exactly: the same number (1 and 1.0 for class 1), or the
+    class written as the model writes it ("1" for class 1, "setosa" for "setosa"). Anything
+    a lenient parser would also take (" 1", "1e0", "+1", Arabic-Indic digits) is refused: labels feed the
+    accuracy gates, and a label that means something else to us than to the client is a way
+    to move them."""
 
     def __init__(self, task: str, classes: Sequence[Any] | None) -> None:
         self.task = task
         self.classes = list(classes) if classes is not None else None
-        self._exact: dict[tuple[type, Hashable], Any] = {}
-        self._by_value: dict[Hashable, Any] = {}
+        self._numbers: dict[float, Any] = {}
+        self._texts: dict[str, Any] = {}
         for c in self.classes or ():
-            self._exact.setdefault((type(c), c), c)
-            key = _value_key(c)
-            if key is not None:
-                self._by_value.setdefault(key, c)
+            if isinstance(c, str):
+                self._texts.setdefault(c, c)
+            elif isinstance(c, int | float) and not isinstance(c, bool):
+                self._numbers.setdefault(float(c), c)
+                self._texts.setdefault(str(c), c)
 
     def check(self, label: Any) -> Any:
-        """The label as the model knows it: '1' and 1.0 both become class 1, 0.7 is refused."""
+        """The label as the model knows it: 1, 1.0 and "1" become class 1; 0.7 is refused."""
         if isinstance(label, bool) or not isinstance(label, str | int | float):
             raise LabelError(f"label {_show(label)} must be a number or a string")
         if self.task == "regressor":
@@ -38,10 +45,11 @@ class LabelChecker:
             if isinstance(label, float) and not math.isfinite(label):
                 raise LabelError(f"label {_show(label)} is not a finite number")
             return label
-        found = self._exact.get((type(label), label))
-        if found is None:
-            key = _value_key(label)
-            found = self._by_value.get(key) if key is not None else None
+        if isinstance(label, str):
+            found = self._texts.get(label)
+        else:
+            number = _number(label)
+            found = self._numbers.get(number) if number is not None else None
         if found is None:
             raise LabelError(
                 f"label {_show(label)} is not one of the model's classes {_show(self.classes)}"
@@ -63,21 +71,12 @@ def _finite(label: Any) -> float:
     return value
 
 
-def _value_key(value: Any) -> Hashable | None:
-    """Numbers (and numeric strings) by value, other strings as they are."""
-    if isinstance(value, str):
-        try:
-            number = float(value)
-        except ValueError:
-            return ("s", value)
-        return ("n", number) if math.isfinite(number) else None
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        try:
-            number = float(value)
-        except OverflowError:
-            return None
-        return ("n", number) if math.isfinite(number) else None
-    return None
+def _number(value: int | float) -> float | None:
+    try:
+        number = float(value)
+    except OverflowError:
+        return None
+    return number if math.isfinite(number) else None
 
 
 def _show(value: Any) -> str:

@@ -9,7 +9,6 @@ prediction is reported to the app's monitor in the background.
 from __future__ import annotations
 
 import asyncio
-import itertools
 import json
 import logging
 import secrets
@@ -42,6 +41,8 @@ MAX_SHADOW_IN_FLIGHT = 64  # mirrored calls awaiting the shadow; beyond it a mir
 CANARY_TIMEOUT_S = 5.0  # a canary slower than this answers from the live version instead
 CANARY_PAUSE_S = 5.0  # after a canary failure, the live version answers its share this long
 MONITOR_TIMEOUT_S = 10.0
+MONITOR_CACHE_S = 1.0  # GET /monitor answers from a summary at most this old
+MAX_REQUEST_ID = 128  # characters; ours are 32
 # What a call to another Serve application raises when it is down, restarting, deleted,
 # overloaded, failing or too slow: Serve's own errors, Ray's (actor died, task error),
 # KeyError from get_deployment_handle for an application that does not exist, and timeouts.
@@ -80,8 +81,8 @@ class ModelServer:
         self._bins = FeatureBins(self.model.meta.raw.get("reference"))
         self._flusher: asyncio.Task[None] | None = None
         self._registered = False
-        self._ids = itertools.count()
-        self._id_prefix = secrets.token_hex(4)
+        self._summary: tuple[float, Any] | None = None  # (when, answer) of the last /monitor
+        self._summary_lock = asyncio.Lock()
         self._background: set[asyncio.Task[Any]] = set()
         self._canary_paused_until = 0.0
         self.counts = {"canary_fallbacks": 0, "shadow_skipped": 0}
@@ -213,6 +214,11 @@ class ModelServer:
                 raise BadRequest(f"{where} needs 'request_id' and 'label'")
             if not isinstance(item["request_id"], str):
                 raise BadRequest(f"{where}: 'request_id' must be a string")
+            if len(item["request_id"]) > MAX_REQUEST_ID:
+                raise BadRequest(
+                    f"{where}: 'request_id' is longer than {MAX_REQUEST_ID} characters; "
+                    "send the id a prediction answered with"
+                )
             label = item["label"]
             if not isinstance(label, str | int | float) or isinstance(label, bool):
                 raise BadRequest(f"{where}: 'label' must be a number or a string")
@@ -228,9 +234,15 @@ class ModelServer:
         return json_response(await self._ask_monitor("feedback", pairs))
 
     async def _monitor_http(self) -> Response:
+        """The monitor's summary, shared by every caller within MONITOR_CACHE_S: asking it in a
+        loop costs the monitor one summary a second per replica, however fast the loop."""
         if self._monitor is None:
             return json_response({"error": "this deployment runs without a monitor"}, 409)
-        return json_response(await self._ask_monitor("summary"))
+        async with self._summary_lock:
+            now = time.monotonic()
+            if self._summary is None or now - self._summary[0] >= MONITOR_CACHE_S:
+                self._summary = (time.monotonic(), await self._ask_monitor("summary"))
+            return json_response(self._summary[1])
 
     def describe(self) -> dict[str, Any]:
         meta = self.model.meta
@@ -282,7 +294,9 @@ class ModelServer:
         result: Prediction = await self._infer(rows)
         if self._monitor is not None:
             self._bins.add(rows)  # live feature distribution, for drift: only the monitor reads it
-        ids = request_ids or [f"{self._id_prefix}-{next(self._ids):x}" for _ in range(len(rows))]
+        # 128 random bits each: an id is what /feedback labels, so none may be guessed from
+        # another (a counter would give every other client's ids away).
+        ids = request_ids or [secrets.token_hex(16) for _ in range(len(rows))]
         body: dict[str, Any] = {
             "predictions": result.labels,
             "version": self.version,

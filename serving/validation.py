@@ -13,7 +13,8 @@ _FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 class BadRequest(Exception):
-    """A client error; `status` is 400 or 413 and the message is safe to return."""
+    """A client error (400, 401, 413, or 499 for a client gone mid-body); the message is safe
+    to return."""
 
     def __init__(self, message: str, status: int = 400) -> None:
         super().__init__(message)

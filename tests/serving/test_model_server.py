@@ -199,6 +199,68 @@ async def test_regressor_labels_must_be_finite_numbers(
     assert "(the model is a regressor)" in answer["error"]
 
 
+@pytest.mark.parametrize("label", [" 1", "1 ", "1e0", "+1", "01", "1.0", "\u0661", "\uff11"])
+async def test_a_label_is_a_class_only_when_it_is_exactly_one(
+    store: ModelStore, monitor: Any, label: str
+) -> None:
+    # A lenient parse turns each of these into class 1: a way to feed a gate labels that
+    # mean something else to the client than to us.
+    server = make_server(store)
+    server._monitor = backed_by(monitor)
+    status, answer = await call(server, "POST", "/feedback", {"request_id": "a", "label": label})
+    assert status == 400 and "is not one of the model's classes [0, 1]" in answer["error"]
+    assert "feedback" not in monitor.tracker.summary()["feedback"]  # nothing reached the monitor
+
+
+async def test_request_ids_are_unguessable_and_bounded(store: ModelStore, monitor: Any) -> None:
+    server = make_server(store)
+    server._monitor = backed_by(monitor)
+    try:
+        ids: list[str] = []
+        for _ in range(3):
+            status, body = await call(server, "POST", "/predict", {"instances": [ROW, ROW]})
+            ids += body["request_ids"]
+        assert len(set(ids)) == 6 and all(len(i) == 32 for i in ids)
+        assert all(int(i, 16) >= 0 for i in ids)  # 128 bits in hex
+        # No two share a prefix the way "replica-counter" ids did.
+        assert len({i[:8] for i in ids}) == 6
+        long_id = {"request_id": "a" * 129, "label": 1}
+        status, answer = await call(server, "POST", "/feedback", long_id)
+        assert status == 400 and "longer than 128 characters" in answer["error"]
+    finally:
+        server._flusher.cancel()
+
+
+async def test_a_client_gone_mid_body_is_not_a_server_error(store: ModelStore) -> None:
+    server = make_server(store)
+    sent = iter([b'{"instances": [[1, 2'])
+
+    async def receive() -> dict[str, Any]:
+        chunk = next(sent, None)
+        if chunk is None:
+            return {"type": "http.disconnect"}
+        return {"type": "http.request", "body": chunk, "more_body": True}
+
+    scope = {"type": "http", "method": "POST", "path": "/predict", "headers": []}
+    response = await server(Request(scope, receive))
+    assert response.status_code == 499
+    assert "client disconnected after 20 bytes" in json.loads(bytes(response.body))["error"]
+
+
+async def test_the_monitor_route_answers_from_a_summary_a_second_old(
+    store: ModelStore, monitor: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server = make_server(store)
+    handle = backed_by(monitor)
+    server._monitor = handle
+    answers = await asyncio.gather(*(call(server, "GET", "/monitor", b"") for _ in range(20)))
+    assert {status for status, _ in answers} == {200}
+    assert handle.calls.count("summary") == 1  # twenty callers, one summary
+    monkeypatch.setattr(model_server, "MONITOR_CACHE_S", 0.0)
+    await call(server, "GET", "/monitor", b"")
+    assert handle.calls.count("summary") == 2
+
+
 async def test_labels_are_recorded_as_the_models_classes(store: ModelStore, monitor: Any) -> None:
     server = make_server(store)
     server._monitor = backed_by(monitor)

@@ -238,6 +238,11 @@ async def test_bad_input_gets_4xx_and_never_hurts_a_replica(env: ServeEnv) -> No
                 [{"request_id": "a", "label": 1}, {"request_id": "b", "label": 0.7}],
                 "record 1: label 0.7 is not one of the model's classes",
             ),
+            # Not class 1 for us unless it is class 1 for everybody.
+            ({"request_id": "a", "label": " 1"}, "label ' 1' is not one of the model's classes"),
+            ({"request_id": "a", "label": "1e0"}, "label '1e0' is not one of the model's"),
+            ({"request_id": "a", "label": "\u0661"}, "is not one of the model's classes"),
+            ({"request_id": "a" * 129, "label": 1}, "longer than 128 characters"),
         ):
             response = await post(client, "/cancer/feedback", body)
             assert response.status_code == 400 and message in response.json()["error"]
