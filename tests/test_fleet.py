@@ -139,3 +139,13 @@ def test_columns_fit_by_priority_and_filters_match_like_k9s() -> None:
     cells = {"app": Text("cancer"), "target": Text("grid")}
     assert matches(cells, "GRI") and not matches(cells, "shelf")
     assert matches(cells, "!shelf") and not matches(cells, "!canc")
+
+
+def test_one_apps_serve_applications_are_never_anothers() -> None:
+    from cluster.serve.config import owner_of, version_of
+
+    assert version_of("x--3", "x") == "3"
+    assert version_of("x--monitor", "x") is None
+    assert version_of("x-y--3", "x") is None and version_of("x-y--3", "x-y") == "3"
+    assert version_of("xy--3", "x") is None and version_of("x--3", "xy") is None
+    assert owner_of("x") is None and owner_of("--3") is None and owner_of("x--") is None

@@ -363,3 +363,11 @@ def test_a_target_can_be_read_only(write_inventory) -> None:
     assert problems(bad) == [
         f"{bad}:10:16: targets.one.read_only: expected true or false, got 'maybe'"
     ]
+
+
+def test_app_names_may_not_hold_the_version_separator(write_inventory) -> None:
+    # Serve applications are APP--VERSION: an app `m--x` would pass for a version of `m`.
+    bad = write_inventory(BASE + "  m--x:\n    target: one\n    model: cancer:2\n    route: /x\n")
+    assert problems(bad) == [
+        f"{bad}:14:3: apps.m--x: app names may not contain '--' (it separates versions)"
+    ]

@@ -418,6 +418,10 @@ def _read_apps(
         if not NAME_RE.match(name):
             reader.fail(key_node, path, "app names use letters, digits, '.', '_' and '-'")
             continue
+        if "--" in name:
+            # Serve applications are named APP--VERSION: `x--y` would pass for a version of `x`.
+            reader.fail(key_node, path, "app names may not contain '--' (it separates versions)")
+            continue
         app = _read_app(reader, name, node, path, targets, declared)
         if app is None:
             continue

@@ -15,7 +15,7 @@ from cluster.models.store import ModelStore
 from cluster.provision.layout import Layout
 from cluster.provision.observe import HostState, observe_host, serve_api
 from cluster.provision.topology import RayCluster, clusters_of, selected_targets
-from cluster.serve.config import MONITOR_SUFFIX
+from cluster.serve.config import version_of
 from cluster.transport import Connections
 
 
@@ -165,11 +165,7 @@ def _app_status(
 ) -> AppStatus:
     if problem:
         return AppStatus(cluster.id, app, None, wanted, (), 0, replicas, False, problem)
-    mine = {
-        n: d
-        for n, d in details.items()
-        if n.startswith(f"{app}--") and not n.endswith(MONITOR_SUFFIX)
-    }
+    mine = {n: d for n, d in details.items() if version_of(n, app) is not None}
     if not mine:
         return AppStatus(cluster.id, app, None, wanted, (), 0, replicas, False, "not deployed")
     versions: list[VersionStatus] = []
@@ -177,7 +173,7 @@ def _app_status(
     running = wanted_total = 0
     unhealthy = []
     for name, info in sorted(mine.items()):
-        version = name.split("--", 1)[1]
+        version = version_of(name, app) or ""
         config = info.get("deployed_app_config") or {}
         is_live = info.get("route_prefix") == route or config.get("route_prefix") == route
         live = version if is_live else live

@@ -12,7 +12,7 @@ from cluster.provision.desired import SERVE_HTTP_HOST
 from cluster.provision.layout import Layout
 from cluster.provision.observe import serve_api
 from cluster.provision.topology import RayCluster
-from cluster.serve.config import MONITOR_SUFFIX, AppSpec, VersionSpec, applications
+from cluster.serve.config import AppSpec, VersionSpec, applications, owner_of, version_of
 from cluster.transport import Connections
 
 
@@ -42,18 +42,15 @@ class AppServe:
     async def read(self) -> Deployed:
         async with serve_api(self.connections, self.cluster, self.layout) as api:
             details = (await api.applications()).get("applications") or {}
-        prefix = f"{self.app.name}--"
         state = Deployed(None, {}, None, None)
         for name, info in details.items():
             config = info.get("deployed_app_config") or {}
-            if not name.startswith(prefix):
-                continue
-            if name.endswith(MONITOR_SUFFIX):
+            version = version_of(name, self.app.name)
+            if version is None:
                 continue
             if info.get("status") == "DELETING":
                 state.deleting.append(name)  # never route to it; wait for it to go before reusing
                 continue
-            version = name[len(prefix) :]
             deployment = (config.get("deployments") or [{}])[0]
             state.versions[version] = VersionSpec(
                 version,
@@ -124,5 +121,5 @@ def _other_configs(details: dict[str, Any], app: str) -> list[dict[str, Any]]:
     return [
         info["deployed_app_config"]
         for name, info in (details.get("applications") or {}).items()
-        if not name.startswith(f"{app}--") and info.get("deployed_app_config")
+        if (owner_of(name) or ("", ""))[0] != app and info.get("deployed_app_config")
     ]

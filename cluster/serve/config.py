@@ -19,6 +19,22 @@ def serve_app_name(app: str, version: str) -> str:
     return f"{app}--{version}"
 
 
+def owner_of(serve_name: str) -> tuple[str, str] | None:
+    """(app, version) for a Serve application of ours, (app, "monitor") for a monitor, None
+    for anything else. App names never hold "--" (the inventory refuses it), so the first
+    "--" ends the app's name: `x` never claims `x--y`'s applications."""
+    app, sep, rest = serve_name.partition("--")
+    return (app, rest) if sep and app and rest else None
+
+
+def version_of(serve_name: str, app: str) -> str | None:
+    """The version `serve_name` runs for `app`; None for its monitor and for other apps."""
+    owner = owner_of(serve_name)
+    if owner is None or owner[0] != app or serve_name.endswith(MONITOR_SUFFIX):
+        return None
+    return owner[1]
+
+
 def preview_route(route: str, version: str) -> str:
     return f"{route.rstrip('/')}{PREVIEW}{version}"
 

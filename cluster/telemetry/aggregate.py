@@ -7,6 +7,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
+from cluster.serve.config import version_of
 from cluster.telemetry.prom import series
 from cluster.telemetry.quantile import histogram_quantile
 from cluster.telemetry.window import NodeWindow
@@ -74,9 +75,11 @@ def _role(app: str, key: str) -> Role:
     found = series(key)
     kind = KIND_OF_NAME.get(found.name)
     application = found.labels.get("application", "")
-    if kind is None or not application.startswith(f"{app}--") or application.endswith("--monitor"):
+    if kind is None:
         return _NOT_OURS
-    version = application[len(app) + 2 :]
+    version = version_of(application, app)
+    if version is None:
+        return _NOT_OURS
     if kind in (HTTP_BUCKET, PROC_BUCKET):
         return kind, version, float(found.labels["le"])
     if kind == HTTP_REQUESTS:
