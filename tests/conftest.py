@@ -21,8 +21,9 @@ def no_leftover_processes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[
 
 @pytest.fixture(scope="session")
 def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SshdFleet]:
-    """Three real sshd hosts on 127.0.0.11-13, for the whole test session."""
-    with sshd_fleet(tmp_path_factory.mktemp("sshd"), 3) as f:
+    """Three real sshd hosts on 127.0.0.11-13, for the whole test session; node3's login shell
+    greets every command on stdout, as a chatty .bashrc does."""
+    with sshd_fleet(tmp_path_factory.mktemp("sshd"), 3, chatty=("node3",)) as f:
         yield f
 
 

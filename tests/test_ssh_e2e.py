@@ -248,3 +248,42 @@ async def test_a_missing_key_or_known_hosts_file_is_named_with_its_setting(
             await conns.get("node2")
     known = inv.hosts["node2"].known_hosts
     assert unreachable.value.reason == f"known_hosts {known} (defaults.known_hosts): no such file"
+
+
+async def test_a_login_shell_that_greets_on_stdout_changes_nothing(
+    fleet_inventory, tmp_path: Path
+) -> None:
+    from cluster.provision.ray_node import read_secret_file
+
+    secret = tmp_path / "secret"
+    secret.write_text("s3cr3t-token\n")
+    inv = load_inventory(fleet_inventory())
+    async with Connections(inv) as conns:
+        t = await conns.get("node3")  # its .bashrc-like BASH_ENV says "Welcome to node3!"
+        assert (await t.run(["echo", "hello"])).stdout == "hello\n"
+        assert await read_secret_file(t, str(secret)) == "s3cr3t-token"
+        async with t.stream(["printf", "a\\nb\\n"]) as stream:
+            assert await stream.read_until(b"\n") == b"a\n"
+        # A timeout still reaches the command (its pid comes after the greeting).
+        with pytest.raises(CommandTimeout, match="was stopped"):
+            await t.run(["sleep", "30"], timeout=1)
+
+
+async def test_an_unreadable_secret_file_is_an_error_not_a_missing_one(
+    fleet_inventory, tmp_path: Path
+) -> None:
+    from cluster.errors import TransportError
+    from cluster.provision.ray_node import read_secret_file
+
+    inv = load_inventory(fleet_inventory())
+    async with Connections(inv) as conns:
+        t = await conns.get("node1")
+        assert await read_secret_file(t, str(tmp_path / "none")) is None
+        unreadable = tmp_path / "token"
+        unreadable.mkdir()  # root reads every file; a directory in its place fails as well
+        with pytest.raises(TransportError, match=f"cannot read {unreadable}: cat: .*directory"):
+            await read_secret_file(t, str(unreadable))
+        empty = tmp_path / "empty"
+        empty.write_text("")
+        with pytest.raises(TransportError, match="is empty"):
+            await read_secret_file(t, str(empty))

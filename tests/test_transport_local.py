@@ -163,3 +163,22 @@ async def test_connections_close_deepest_first_and_all_despite_a_failure(write_i
     assert info.value.host == "mid"
     assert "closing the connection failed: OSError: socket already gone" in str(info.value)
     assert conns._open == {}
+
+
+async def test_a_secret_cut_off_mid_read_never_reaches_the_error() -> None:
+    """The connection drops after `cat` wrote the token: the error names the file, not it."""
+    from cluster.provision.ray_node import read_secret_file
+    from cluster.transport.base import CommandResult
+
+    token = "9f" * 32
+
+    class CutTransport:
+        host = type("H", (), {"name": "node1"})()
+
+        async def run(self, argv: list[str], **_: object) -> CommandResult:
+            return CommandResult(tuple(argv), 255, token[:40], "", 0.1)
+
+    with pytest.raises(TransportError) as info:
+        await read_secret_file(CutTransport(), "/srv/auth/c.token")  # type: ignore[arg-type]
+    assert token[:8] not in str(info.value)
+    assert str(info.value).endswith("cannot read /srv/auth/c.token: exit status 255")

@@ -90,13 +90,30 @@ async def write_file(
         raise TransportError(transport.host.name, f"cannot write {path}: {result.tail()}")
 
 
+# Exit 3 means "no such file"; cat's own failures exit 1. Nothing is read through `||`, so a
+# read that failed cannot pass for a missing file.
+_READ_SECRET = 'if [ -e "$1" ]; then exec cat -- "$1"; fi; exit 3'
+_NO_FILE = 3
+
+
 async def read_secret_file(transport: Transport, path: str) -> str | None:
     """The file's content, or None when it does not exist; a failed read is an error (taken
-    for "no token", it would make a new one and split a running cluster)."""
-    result = await transport.run(["sh", "-c", 'test -f "$1" && cat "$1" || true', "sh", path])
+    for "no token", it would make a new one and split a running cluster).
+
+    The error never quotes stdout: after a connection cut mid-read it holds part of the
+    secret."""
+    result = await transport.run(["sh", "-c", _READ_SECRET, "sh", path])
+    if result.exit_status == _NO_FILE and not result.stdout:
+        return None
     if not result.ok:
-        raise TransportError(transport.host.name, f"cannot read {path}: {result.tail()}")
-    return result.stdout.strip() or None
+        why = result.stderr.strip().splitlines()[-1:] or [f"exit status {result.exit_status}"]
+        raise TransportError(transport.host.name, f"cannot read {path}: {why[0]}")
+    value = result.stdout.strip()
+    if not value:
+        raise TransportError(
+            transport.host.name, f"{path} is empty; remove it, or run `mlops-tui destroy` first"
+        )
+    return value
 
 
 # `ray start` gives the raylet a fixed 30 s to register with the GCS; on a host busy starting

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import shlex
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -20,7 +19,7 @@ from cluster.errors import (
 )
 from cluster.inventory.model import Host
 from cluster.transport.base import CommandResult, OutputStream, Transport, stream_ended
-from cluster.transport.sshrun import STOP_WAIT_S, run_command
+from cluster.transport.sshrun import STOP_WAIT_S, run_command, skip_chatter, stream_command
 
 
 def _ciphers() -> list[str]:
@@ -62,7 +61,7 @@ class SshTransport(Transport):
     @asynccontextmanager
     async def stream(self, argv: Sequence[str]) -> AsyncIterator[OutputStream]:
         try:
-            proc = await self._conn.create_process(shlex.join(argv), encoding=None)
+            proc = await self._conn.create_process(stream_command(argv), encoding=None)
         except (asyncssh.Error, OSError) as exc:
             raise StreamEnded(self.host.name, f"cannot start '{argv[0]}': {exc}") from None
         try:
@@ -111,9 +110,13 @@ class SshTransport(Transport):
 class _SshStream(OutputStream):
     def __init__(self, host: str, program: str, proc: asyncssh.SSHClientProcess[bytes]) -> None:
         self._host, self._program, self._proc = host, program, proc
+        self._started = False
 
     async def read_until(self, separator: bytes) -> bytes:
         try:
+            if not self._started:  # in the first read, so the caller's timeout covers it
+                await skip_chatter(self._proc)
+                self._started = True
             return await self._proc.stdout.readuntil(separator)
         except asyncio.IncompleteReadError:
             pass

@@ -18,8 +18,11 @@ import asyncssh
 
 from cluster.errors import CommandTimeout
 
-# The login shell execs sh, which prints "$$" and becomes the command (same pid).
-_WRAPPER = ("exec", "sh", "-c", 'echo "$$"; exec "$@"', "mlops-tui")
+# The login shell execs sh, which prints a marked "$$" and becomes the command (same pid).
+# Whatever comes before the marker is the login shell's own (a chatty .bashrc) and dropped.
+_MARK = "mlops-tui-pid "
+_WRAPPER = ("exec", "sh", "-c", f'echo "{_MARK}$$"; exec "$@"', "mlops-tui")
+_MAX_CHATTER_LINES = 200
 # How long stopping a command (the kill, then the channel close) may take.
 STOP_WAIT_S = 5.0
 
@@ -42,7 +45,7 @@ async def run_command(
     head = ""
     try:
         async with asyncio.timeout(limit):
-            pid, head = _leader(await proc.stdout.readline())
+            pid, head = await _leader(proc)
             done = await proc.wait(check=False)
     except TimeoutError:
         trouble = await _stop(conn, proc, pid)
@@ -59,10 +62,18 @@ async def run_command(
     return status, head + _text(done.stdout), _text(done.stderr)
 
 
-def _leader(line: str) -> tuple[int | None, str]:
-    """The wrapper's pid line, or (None, line) when the first line is the command's own."""
-    text = line.strip()
-    return (int(text), "") if text.isdigit() else (None, line)
+async def _leader(proc: asyncssh.SSHClientProcess[str]) -> tuple[int | None, str]:
+    """The wrapper's pid, read past any login-shell chatter; (None, what was read) when the
+    marker never came (the shell failed before running the wrapper)."""
+    seen: list[str] = []
+    for _ in range(_MAX_CHATTER_LINES):
+        line = await proc.stdout.readline()
+        if line.startswith(_MARK) and line[len(_MARK) :].strip().isdigit():
+            return int(line[len(_MARK) :]), ""
+        if not line:
+            break
+        seen.append(line)
+    return None, "".join(seen)
 
 
 async def _stop(
@@ -87,6 +98,21 @@ async def _stop(
     except TimeoutError:
         proc.channel.abort()  # no answer from the host: drop the channel on our side
     return trouble
+
+
+def stream_command(argv: Sequence[str]) -> str:
+    """The command line for a followed stream: the same marked wrapper, so what a chatty
+    login shell prints first can be skipped (skip_chatter) before the stream is read."""
+    return shlex.join([*_WRAPPER, *argv])
+
+
+async def skip_chatter(proc: asyncssh.SSHClientProcess[bytes]) -> None:
+    """Read up to and including the wrapper's marker line; at EOF, leave the rest to the reader."""
+    mark = _MARK.encode()
+    for _ in range(_MAX_CHATTER_LINES):
+        line = await proc.stdout.readline()
+        if not line or line.startswith(mark):
+            return
 
 
 def _text(data: object) -> str:

@@ -125,8 +125,14 @@ def _write_key(key: asyncssh.SSHKey, path: Path) -> None:
 
 
 @contextmanager
-def sshd_fleet(root: Path, count: int, first_octet: int = FIRST_OCTET) -> Iterator[SshdFleet]:
-    """Start `count` sshd hosts under `root`; all are stopped on exit, whatever happens."""
+def sshd_fleet(
+    root: Path, count: int, first_octet: int = FIRST_OCTET, chatty: tuple[str, ...] = ()
+) -> Iterator[SshdFleet]:
+    """Start `count` sshd hosts under `root`; all are stopped on exit, whatever happens.
+
+    Hosts named in `chatty` have a login shell that prints a greeting to stdout before every
+    command (as a `.bashrc` with an `echo` does): bash sources $BASH_ENV for the commands sshd
+    has it run, and sshd sets it for these hosts."""
     if not Path(SSHD).exists():
         raise RuntimeError(f"{SSHD} is missing: apt-get install openssh-server (.ci/run does this)")
     Path("/run/sshd").mkdir(parents=True, exist_ok=True)  # sshd's privilege-separation dir
@@ -147,6 +153,11 @@ def sshd_fleet(root: Path, count: int, first_octet: int = FIRST_OCTET) -> Iterat
             _write_key(host_key, workdir / "host_ed25519")
             public = host_key.export_public_key().decode().strip()
             port = free_port(address)
+            env = "SetEnv SHLVL=1"
+            if f"node{i + 1}" in chatty:
+                greeting = workdir / "chatty.sh"
+                greeting.write_text(f"echo 'Welcome to node{i + 1}! Last login: yesterday'\n")
+                env += f" BASH_ENV={greeting}"
             (workdir / "sshd_config").write_text(
                 "\n".join(
                     [
@@ -168,7 +179,7 @@ def sshd_fleet(root: Path, count: int, first_octet: int = FIRST_OCTET) -> Iterat
                         # Root's .bashrc on these machines runs `pyenv init` (about 100
                         # processes, 0.1 s of CPU) per command; a fleet's service account
                         # does not. SHLVL=1 skips it, so tests measure this tool, not dotfiles.
-                        "SetEnv SHLVL=1",
+                        env,
                         "",
                     ]
                 )
