@@ -21,6 +21,7 @@ from cluster.inventory import Host
 from cluster.provision.bootstrap import run_bootstrap
 from cluster.provision.bundle import Bundle
 from cluster.provision.events import HostSkipped, StepDone, StepFailed, StepStarted
+from cluster.provision.leftovers import remove_leftovers
 from cluster.provision.observe import serve_api
 from cluster.provision.plan import ClusterPlan
 from cluster.provision.ray_node import (
@@ -91,6 +92,15 @@ async def apply_cluster(
             await emit(StepFailed(host.name, "connect", exc.reason, 0.0))
             return False
         layout = plan.states[host.name].layout
+        started = time.perf_counter()
+        try:
+            removed = await remove_leftovers(transport, layout)
+        except TransportError as exc:
+            await emit(StepFailed(host.name, "cleanup", exc.reason, 0.0))
+            return False
+        if removed:
+            detail = f"{removed} files left by an interrupted run removed"
+            await emit(StepDone(host.name, "cleanup", detail, time.perf_counter() - started))
         if plan.for_host(host.name, "bootstrap"):
             digest = plan.wheelhouse_digests.get(host.name)
 

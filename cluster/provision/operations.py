@@ -26,6 +26,7 @@ from cluster.provision.events import (
     StepStarted,
 )
 from cluster.provision.layout import Layout
+from cluster.provision.leftovers import remove_leftovers
 from cluster.provision.observe import observe_host, serve_api
 from cluster.provision.plan import ClusterPlan, plan_cluster
 from cluster.provision.ray_node import stop_node
@@ -196,5 +197,9 @@ async def _destroy_cluster(
             removed = await transport.run(["rm", "-f", state.layout.token_file(cluster.id)])
             if not removed.ok:
                 raise TransportError(host.name, f"cannot remove the token: {removed.tail()}")
+            left = await remove_leftovers(transport, state.layout)
+            if left:
+                detail = f"{left} files left by an interrupted run removed"
+                yield StepDone(host.name, "cleanup", detail, time.perf_counter() - t0)
         except TransportError as exc:
             yield StepFailed(host.name, "stop-ray", exc.reason, time.perf_counter() - t0)
