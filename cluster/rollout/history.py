@@ -6,6 +6,7 @@ lines, so an interrupted swap still leaves its trail (and a final line saying ho
 
 from __future__ import annotations
 
+import fcntl
 import getpass
 import json
 import os
@@ -21,7 +22,11 @@ def history_path(inventory_path: Path) -> Path:
 
 
 class History:
-    """Appends one JSON object per line, flushed and fsynced, so a crash loses nothing written."""
+    """Appends one JSON object per line, flushed and fsynced, so a crash loses nothing written.
+
+    Each append holds an exclusive lock on the file, so two operators' (or a console's and a
+    CI job's) lines never interleave; a torn last line left by a crash is ended first, so the
+    next line is whole."""
 
     def __init__(self, path: Path, swap_id: str | None = None) -> None:
         self.path = path
@@ -36,29 +41,63 @@ class History:
             "kind": kind,
             **fields,
         }
-        with self.path.open("a", encoding="utf-8") as fh:
-            fh.write(json.dumps(entry) + "\n")
+        line = (json.dumps(entry) + "\n").encode()
+        with self.path.open("ab+") as fh:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX)  # released when the file is closed
+            size = fh.seek(0, os.SEEK_END)
+            if size:
+                fh.seek(size - 1)
+                if fh.read(1) != b"\n":
+                    line = b"\n" + line
+            fh.write(line)
             fh.flush()
             os.fsync(fh.fileno())
         return entry
 
 
 def read_history(path: Path, app: str | None = None) -> list[dict[str, Any]]:
+    """The history's entries (of `app`), oldest first; unreadable lines are left out (see
+    history_problems for what they were)."""
+    return _read(path, app)[0]
+
+
+def history_problems(path: Path) -> list[str]:
+    """One message per line that is not a JSON object, naming the file and line; a torn last
+    line (a crash mid-write) is said to be one."""
+    return _read(path, None)[1]
+
+
+def _read(path: Path, app: str | None) -> tuple[list[dict[str, Any]], list[str]]:
     if not path.exists():
-        return []
-    out = []
-    for line in path.read_text(encoding="utf-8").splitlines():
+        return [], []
+    with path.open("rb") as fh:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_SH)  # not halfway through someone's append
+        data = fh.read()
+    out: list[dict[str, Any]] = []
+    problems: list[str] = []
+    lines = data.decode("utf-8", "replace").split("\n")
+    torn = lines[-1] != ""  # a whole file ends with a newline
+    for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
         try:
             entry = json.loads(line)
         except ValueError:
-            continue  # a torn last line from a crash is skipped, not fatal
+            entry = None
         if not isinstance(entry, dict):
+            last = number == len(lines) and torn
+            problems.append(
+                f"{path}:{number}: "
+                + (
+                    "a torn last line (a write cut short), skipped"
+                    if last
+                    else "not a JSON object, skipped"
+                )
+            )
             continue
         if app is None or entry.get("app") == app:
             out.append(entry)
-    return out
+    return out, problems
 
 
 @dataclass(frozen=True)
@@ -82,7 +121,9 @@ class HistoryEntry:
                 if isinstance(r, dict)
             )
         if self.kind == "swap_started":
-            gates = ", ".join(str(g) for g in f.get("gates") or []) or "no gates"
+            gates = ", ".join(str(g) for g in f.get("gates") or []) or (
+                "--no-gates" if f.get("no_gates") else "no gates"
+            )
             return f"to {f.get('to')} ({f.get('strategy')}; {gates})"
         where = f"{f['cluster']}: " if f.get("cluster") else ""
         text = f.get("detail") or f.get("outcome") or f.get("to") or ""

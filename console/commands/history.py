@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from cluster.rollout.history import history_entries, history_path
+from cluster.rollout.history import history_entries, history_path, history_problems
 from console import exit_codes
 from console.inventory_path import open_inventory
 
@@ -27,6 +27,8 @@ async def run(args: argparse.Namespace, out: Console, err: Console) -> int:
     inventory = open_inventory(args.inventory)
     path = history_path(inventory.path)
     entries = history_entries(path, args.app)
+    for problem in history_problems(path):
+        err.print(Text(f"warning: {problem}"))
     if args.json:
         sys.stdout.write(json.dumps([e.to_dict() for e in entries], indent=2) + "\n")
         return exit_codes.OK

@@ -10,7 +10,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import Static
 
-from cluster.rollout.history import history_entries, history_path
+from cluster.rollout.history import history_entries, history_path, history_problems
 from console.tui.screens.base import ConsoleScreen
 from console.tui.widgets.history.history_table import HistoryTable
 
@@ -53,9 +53,13 @@ class HistoryScreen(ConsoleScreen):
             mtime = 0.0
         if mtime != self._mtime:
             entries = await asyncio.to_thread(history_entries, path, self.app_name or None)
+            problems = await asyncio.to_thread(history_problems, path)
             self._mtime = mtime  # only once shown: a reload cancelled mid-read reads again
             self.query_one(HistoryTable).show(entries)
             what = f"{len(entries)} entries" + (f" for {self.app_name}" if self.app_name else "")
-            self.query_one("#summary", Static).update(Text(f"{what} in {path}", "dim"))
+            summary = Text(f"{what} in {path}", "dim")
+            if problems:
+                summary.append(f"  ▲ {len(problems)} unreadable: {problems[-1]}", "yellow")
+            self.query_one("#summary", Static).update(summary)
         if self.is_attached:
             self.set_timer(POLL_S, self.reload)
