@@ -56,5 +56,5 @@ def test_the_headless_demo_plays_its_story(tmp_path: Path, example_store: ModelS
     ), summary
     assert "v1 -> v2: promoted" in summary
     assert "v2 -> v3: rolled_back" in summary
-    assert "why: holdout gates failed: accuracy>=blue-0.02: 0.5556 fails >= " in summary
+    assert "why: holdout gates failed: accuracy>=blue-0.02@50: 0.5556 fails >= " in summary
     assert leftover == set(), "the demo left Ray running"

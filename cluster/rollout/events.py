@@ -59,6 +59,9 @@ class SwapOptions:
     bake_s: float = 30.0
     shadow_s: float = 0.0
     gates: tuple[Gate, ...] = ()
+    # No gate at all, said explicitly (--no-gates); without it and without gates, a default
+    # holdout gate judges the swap.
+    no_gates: bool = False
     auto_rollback: bool = True
     # The old replicas stay (idle) this long after the whole fleet is on the new version, so a
     # rollback until then is one route flip; after it they are retired.

@@ -57,13 +57,29 @@ def figures(stats: VersionStats | None, quality: VersionQuality | None) -> dict[
 
 
 def evaluate(
-    gates: list[Gate], new: dict[str, float], old: dict[str, float] | None
+    gates: list[Gate],
+    new: dict[str, float],
+    old: dict[str, float] | None,
+    labels: int | None = None,
+    *,
+    final: bool = True,
 ) -> list[GateResult]:
+    """Each gate's verdict. `labels`: live labels the new version has (None on the holdout,
+    where the sample is what it is); a quality gate short of its `min_labels` is pending
+    while the bake runs and fails at its end (`final`), saying how many arrived."""
     results = []
     for gate in gates:
         threshold = gate.threshold(old)
         value = new.get(gate.metric)
-        if threshold is None:
+        short = labels is not None and gate.metric in ACCURACY and labels < gate.min_labels
+        if short and threshold is not None:
+            got = f"{labels} of the {gate.min_labels} labels it needs"
+            if final:
+                reason = f"only {labels} labels arrived for the new version; the gate needs {gate.min_labels}"
+                results.append(GateResult(gate.text, value, threshold, False, reason))
+            else:
+                results.append(GateResult(gate.text, None, threshold, True, f"waiting: {got}"))
+        elif threshold is None:
             results.append(
                 GateResult(
                     gate.text,

@@ -18,14 +18,14 @@ import contextlib
 import secrets
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import httpx
 
 from cluster.errors import MlopsError, UsageError, reason_of
 from cluster.events import Event
-from cluster.gates import Gate
+from cluster.gates import Gate, default_gate
 from cluster.inventory import App
 from cluster.models.store import ModelStore, StoredVersion
 from cluster.provision.observe import observe_host
@@ -81,6 +81,13 @@ async def swap(
     clusters = clusters_of(inventory, target)
     new = store.get(app.model, options.to_version)  # verified before anything ships
     history.swap_id = history.swap_id or secrets.token_hex(4)
+    gates_note = ""
+    if options.no_gates:
+        gates_note = "--no-gates: no gate judges this swap"
+    elif not options.gates:
+        options = replace(options, gates=(default_gate(new.meta.task),))
+        gates_note = (f"{app.name} names no gates: the default holdout gate {options.gates[0].text} "
+                      "judges this swap (name gates with --gate or in the inventory; --no-gates skips them)")  # fmt: skip
     edge = target.topology == "edge"
     size = target.rollout.batch if edge else len(clusters)
     allowed = target.rollout.max_failures if edge else 0
@@ -90,7 +97,10 @@ async def swap(
     timings: dict[str, float] = {}
     start = time.perf_counter()
     history.append("swap_started", app=app.name, to=options.to_version, strategy=options.strategy,
-                   steps=list(options.steps), gates=[g.text for g in options.gates], target=target.name)  # fmt: skip
+                   steps=list(options.steps), gates=[g.text for g in options.gates], target=target.name,
+                   **({"no_gates": True} if options.no_gates else {}))  # fmt: skip
+    if gates_note:
+        yield SwapStep(app.name, target.name, "gates", gates_note)
 
     def finished(outcome: SwapOutcome, detail: str) -> SwapFinished:
         old = touched[0].old if touched else None
@@ -259,8 +269,12 @@ async def _swap_cluster(connections: Connections, app: App, cluster: RayCluster,
         holdout=new_holdout,
     )
     offline = [g for g in options.gates if g.metric in new_holdout]
-    if offline:
+    unjudged = [g for g in options.gates if g.holdout_only and g.metric not in new_holdout]
+    if offline or unjudged:
         results = evaluate(offline, new_holdout, old_holdout)
+        results += [GateResult(g.text, None, None, False, f"version {options.to_version} has no "
+                               "holdout to judge it on; name gates (--gate) or skip them (--no-gates)")
+                    for g in unjudged]  # fmt: skip
         yield checked("holdout", results)
         if not all(r.passed for r in results):
             raise GateFailed("holdout", results)
@@ -321,7 +335,7 @@ async def _swap_cluster(connections: Connections, app: App, cluster: RayCluster,
         yield step(
             "shift", f"{share}% of traffic on {options.to_version}", share=share, seconds=seconds
         )
-        if options.bake_s > 0 and options.gates:
+        if options.bake_s > 0 and any(not g.holdout_only for g in options.gates):
 
             def live(frame: TelemetryFrame) -> list[GateResult]:
                 return _judge(options.gates, frame, options.to_version, old, baseline, partial=True)
@@ -344,18 +358,28 @@ async def _swap_cluster(connections: Connections, app: App, cluster: RayCluster,
 def _judge(gates: tuple[Gate, ...], frame: TelemetryFrame, new: str, old: str,
            baseline: dict[str, float], *, partial: bool) -> list[GateResult]:  # fmt: skip
     """Gates on the new version's live figures against the baseline; the old version's own
-    live accuracy (labels keep arriving for it) replaces its holdout figure when known.
+    live accuracy (labels keep arriving for it) replaces its holdout figure once it has as
+    many labels as the gates ask of the new one. Holdout-only gates were judged already.
 
-    partial: a gate with no figure yet is reported, not failed (a shadow sees no errors of its
-    own answers and may have no labels yet; every gate is checked again after each shift)."""
-    reference = {**baseline, **{k: v for k, v in _figures(frame, old).items() if k in ACCURACY}}
+    partial: a gate with no figure yet, or short of its labels, is reported, not failed (a
+    shadow sees no errors of its own answers and may have no labels yet; every gate is checked
+    again after each shift, and then a gate still short of labels fails)."""
+    live = [g for g in gates if not g.holdout_only]
+    need = max((g.min_labels for g in live if g.metric in ACCURACY), default=0)
+    old_live = {k: v for k, v in _figures(frame, old).items() if k in ACCURACY}
+    reference = {**baseline, **(old_live if _labels(frame, old) >= need else {})}
     new_figures = _figures(frame, new)
-    judged = [g for g in gates if g.metric in new_figures] if partial else list(gates)
-    results = evaluate(judged, new_figures, reference)
+    judged = [g for g in live if g.metric in new_figures] if partial else live
+    results = evaluate(judged, new_figures, reference, _labels(frame, new), final=not partial)
     if partial:
         results += [GateResult(g.text, None, None, True, "not measured yet; checked after each shift")
-                    for g in gates if g not in judged]  # fmt: skip
+                    for g in live if g not in judged]  # fmt: skip
     return results
+
+
+def _labels(frame: TelemetryFrame, version: str) -> int:
+    quality = frame.quality(version)
+    return quality.last_n.n if quality is not None else 0
 
 
 async def _retire(app: App, touched: list[_Cluster], options: SwapOptions,

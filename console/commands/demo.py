@@ -24,7 +24,7 @@ from rich.console import Console
 from rich.text import Text
 
 from cluster.errors import MlopsError, UsageError
-from cluster.gates import parse_gate
+from cluster.gates import QUALITY, parse_gate
 from cluster.inventory import App, Inventory
 from cluster.models.store import ModelStore
 from cluster.provision.events import RunFinished
@@ -82,7 +82,9 @@ async def run(args: argparse.Namespace, out: Console, err: Console) -> int:
     try:
         async with _traffic(inventory, app, store, args.rate, stats):
             if headless:
-                outcomes = await _story(inventory, app, store, args.duration, out, reasons)
+                outcomes = await _story(
+                    inventory, app, store, args.duration, args.rate, out, reasons
+                )
             else:
                 from console.tui.app import MlopsApp  # Textual only for the interactive demo
 
@@ -176,6 +178,7 @@ async def _story(
     app: App,
     store: ModelStore,
     seconds: float,
+    rate: float,
     out: Console,
     reasons: dict[str, str],
 ) -> list[SwapFinished]:
@@ -183,7 +186,9 @@ async def _story(
     loop = asyncio.get_running_loop()
     start = loop.time()
     gates = app.gates or tuple(parse_gate(g) for g in DEFAULT_GATES)
-    bake = max(5.0, seconds / 4)
+    # Long enough for the canary's half of the traffic to bring the labels its gates need.
+    need = max((g.min_labels for g in gates if g.metric in QUALITY), default=0)
+    bake = max(5.0, seconds / 4, need / (rate * 0.5) + 2.0)
     out.print(
         Text(f"\n== traffic: held-out rows to {app.route}/predict, labels a second later", "bold")
     )

@@ -63,7 +63,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--gate",
         action="append",
         default=None,
-        help="e.g. accuracy>=0.9, p95_ms<=50, accuracy>=blue-0.02",
+        help="e.g. accuracy>=0.9, p95_ms<=50, accuracy>=blue-0.02@500 (@N: live labels the "
+        "new version needs first, default 200); without any, the app's gates, else a default "
+        "holdout gate (accuracy>=blue-0.02, or mse<=blue*1.1 for regressors)",
+    )
+    p.add_argument(
+        "--no-gates",
+        action="store_true",
+        help="no gate at all, not even the default one (recorded in the history)",
     )
     p.add_argument(
         "--retire-after",
@@ -89,17 +96,25 @@ async def run(args: argparse.Namespace, out: Console, err: Console) -> int:
             f"no app named '{args.app}' in {inventory.path} (apps: {', '.join(inventory.apps) or 'none'})"
         )
     app = inventory.apps[args.app]
+    if args.no_gates and args.gate:
+        raise UsageError("--no-gates and --gate contradict each other: give one of them")
     try:
         gates = tuple(parse_gate(g) for g in args.gate) if args.gate is not None else app.gates
     except GateSyntaxError as exc:
         raise UsageError(str(exc)) from None
+    if args.no_gates:
+        gates = ()
     options = SwapOptions(
         to_version=args.to, strategy=Strategy(args.strategy), steps=parse_steps(args.steps), bake_s=args.bake,
-        shadow_s=args.shadow, gates=gates, auto_rollback=not args.no_auto_rollback, retire_after_s=args.retire_after,
+        shadow_s=args.shadow, gates=gates, no_gates=args.no_gates, auto_rollback=not args.no_auto_rollback,
+        retire_after_s=args.retire_after,
     )  # fmt: skip
     store = ModelStore(inventory.settings.model_store)
     store.get(app.model, args.to)  # a missing or tampered version is refused before anything runs
-    what = f"Swap {app.name} to version {args.to} ({args.strategy}, gates: {', '.join(g.text for g in gates) or 'none'})?"
+    named = ", ".join(g.text for g in gates) or (
+        "none" if args.no_gates else "the default holdout gate"
+    )
+    what = f"Swap {app.name} to version {args.to} ({args.strategy}, gates: {named})?"
     if not confirmed(args, err, what):
         return exit_codes.OK
     history = History(history_path(inventory.path))

@@ -112,6 +112,24 @@ def deployment(
         shutil.rmtree(d.remote, ignore_errors=True)
 
 
+def plant_leftovers(deployment: Deployment) -> list[Path]:
+    """What an interrupted upload (staging copy, old copy moved aside) and an interrupted token
+    write leave on a host; the test hosts share this machine, so under one root."""
+    root = deployment.remote
+    staged = root / "models" / "breast-cancer" / "2.partial-0badf00d"
+    aside = root / "code" / "serving.old-0badf00d-0"
+    token = root / "auth" / "grid.token.tmp.4242"
+    for directory in (staged, aside):
+        directory.mkdir(parents=True, exist_ok=True)
+        (directory / "model.onnx").write_bytes(b"half")
+    token.parent.mkdir(parents=True, exist_ok=True)
+    token.write_text("f" * 64)
+    long_ago = time.time() - 3600
+    for path in (staged, aside, staged / "model.onnx", aside / "model.onnx"):
+        os.utime(path, (long_ago, long_ago))
+    return [staged, aside, token]
+
+
 def background_load(
     deployment: Deployment, stop: asyncio.Event, concurrency: int = 4, **kw: Any
 ) -> asyncio.Task[LoadResult]:
@@ -534,7 +552,7 @@ async def test_live_labels_fail_the_accuracy_gate_and_the_canary_rolls_back(
     try:
         code, events = await run_cli(
             "swap", "cancer", "--to", "8", "-i", str(deployment.path), "--strategy", "canary",
-            "--steps", "50,100", "--bake", "8s", "--gate", "accuracy>=0.8", "--yes", "--json",
+            "--steps", "50,100", "--bake", "8s", "--gate", "accuracy>=0.8@40", "--yes", "--json",
         )  # fmt: skip
     finally:
         stop.set()
@@ -849,8 +867,11 @@ async def test_a_host_lost_mid_apply_is_reported_and_apply_converges(
     done = [(e.host, e.step, e.detail) for e in events if isinstance(e, StepDone)]
     change = f"cancer--1: replicas {before} -> {deployment.replicas}"
     assert done == [("node1", "serve", change)]  # the others complete
+    leftovers = plant_leftovers(deployment)  # as a cut upload and a cut token write leave them
     code, events_after = await run_cli("apply", "-i", inv, "--json", "--yes")
     assert code == 0, [e for e in events_after if e["event"] == "step_failed"]
+    assert not [p for p in leftovers if p.exists()]
+    assert any(e.get("step") == "cleanup" for e in events_after), events_after
     async with httpx.AsyncClient(timeout=30) as client:
         response = await client.post(
             deployment.url("node3", "/shelf/predict"), json={"instances": [[0.5] * 30]}
@@ -887,8 +908,10 @@ def test_ctrl_c_reports_what_landed_and_apply_converges(
 def test_destroy_leaves_no_ray_of_ours(
     deployment: Deployment, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    leftovers = plant_leftovers(deployment)
     code, events = cli(capsys, "destroy", "-i", str(deployment.path), "--json", "--yes")
     assert code == 0, events
+    assert not [p for p in leftovers if p.exists()]
     for host in deployment.fleet.hosts:
         assert processes_under(deployment.remote / "ray" / host.name) == set()
     code, [snapshot] = cli(capsys, "status", "-i", str(deployment.path), "--json")

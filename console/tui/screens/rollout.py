@@ -59,8 +59,13 @@ def describe_swap(app_name: str, where: str, live: str | None, options: SwapOpti
         lines.append(
             f"gates: {', '.join(g.text for g in options.gates)} (holdout first, then live)"
         )
-    else:
+    elif options.no_gates:
         lines.append(f"no gates: {to} is promoted once it answers predictions")
+    else:
+        lines.append(
+            "no gates named: the default holdout gate judges it "
+            "(accuracy>=blue-0.02, or mse<=blue*1.1 for a regressor)"
+        )
     lines.append(
         f"a failed gate: {old} gets 100% back and {to} is removed"
         if options.auto_rollback
