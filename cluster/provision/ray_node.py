@@ -97,8 +97,8 @@ _NO_FILE = 3
 
 
 async def read_secret_file(transport: Transport, path: str) -> str | None:
-    """The file's content, or None when it does not exist; a failed read is an error (taken
-    for "no token", it would make a new one and split a running cluster).
+    """The file's content, or None when it does not exist (or is empty); a failed read is an
+    error (taken for "no token", it would make a new one and split a running cluster).
 
     The error never quotes stdout: after a connection cut mid-read it holds part of the
     secret."""
@@ -108,12 +108,8 @@ async def read_secret_file(transport: Transport, path: str) -> str | None:
     if not result.ok:
         why = result.stderr.strip().splitlines()[-1:] or [f"exit status {result.exit_status}"]
         raise TransportError(transport.host.name, f"cannot read {path}: {why[0]}")
-    value = result.stdout.strip()
-    if not value:
-        raise TransportError(
-            transport.host.name, f"{path} is empty; remove it, or run `mlops-tui destroy` first"
-        )
-    return value
+    # An empty file holds no token a cluster could be running with: as good as none.
+    return result.stdout.strip() or None
 
 
 # `ray start` gives the raylet a fixed 30 s to register with the GCS; on a host busy starting

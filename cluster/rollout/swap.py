@@ -483,7 +483,7 @@ async def _bake(connections: Connections, app: App, cluster: RayCluster, options
     """A BakeProgress every interval (with `judge`'s gate values so far), then the last frame
     after `seconds`; a node gone stale at the end gets STALE_GRACE_S more (a busy node's digest
     comes late), then the bake fails as an error (lost telemetry must never pass for a failed
-    gate)."""
+    gate). A gate with no figure yet at the end gets the same grace, then is judged as it is."""
     collector = Collector(connections, app, [cluster], interval=options.interval_s,
                           window_s=seconds + options.interval_s)  # fmt: skip
     loop = asyncio.get_running_loop()
@@ -500,11 +500,21 @@ async def _bake(connections: Connections, app: App, cluster: RayCluster, options
                 )
                 continue
             stale = frame.stale_nodes
-            if not stale:
+            grace = extra < max(3, STALE_GRACE_S / options.interval_s)
+            # After a shift, a gate with no figure at all yet (threshold None: not measured,
+            # unlike one waiting for labels) most often means Ray has not exported the new
+            # replicas' first figures on a busy node: it gets the same grace as a late digest.
+            # (A shadow's missing figures are expected, and judged after the shifts.)
+            unmeasured = (
+                judge is not None
+                and phase.startswith("bake@")
+                and any(r.pending and r.threshold is None for r in judge(frame))
+            )
+            if not stale and (not unmeasured or not grace):
                 yield frame
                 return
             extra += 1
-            if extra > max(3, STALE_GRACE_S / options.interval_s):
+            if stale and not grace:
                 raise MlopsError(f"telemetry from {', '.join(stale)} was lost during the bake "
                                  f"({'; '.join(frame.errors)}); the gates could not be judged")  # fmt: skip
     finally:

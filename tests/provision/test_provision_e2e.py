@@ -378,7 +378,13 @@ async def test_bluegreen_swap_then_rollback_fail_no_request(deployment: Deployme
         finished = events[-1]
         assert finished["event"] == "swap_finished" and finished["outcome"] == "promoted"
         assert finished["from_version"] == "1" and finished["timings"]["to_100_s"] < 5
-        assert [e["phase"] for e in events if e["event"] == "swap_step"] == [
+        steps = [e for e in events if e["event"] == "swap_step"]
+        # No gates named: the default holdout gate judges the swap, and says so.
+        assert "the default holdout gate accuracy>=blue-0.02 judges" in steps[0]["detail"]
+        [holdout] = [e for e in events if e["event"] == "gates_checked"]
+        assert holdout["phase"] == "holdout" and holdout["passed"]
+        assert [e["phase"] for e in steps] == [
+            "gates",
             "deploy",
             "ready",
             "shift",
@@ -429,6 +435,14 @@ def test_a_bad_version_is_stopped_by_the_accuracy_gate(
     )
     cancer = next(a for a in snapshot["apps"] if a["app"] == "cancer")
     assert cancer["live"] == "1" and [v["version"] for v in cancer["versions"]] == ["1"]
+    # Without any gate named, the default holdout gate refuses it all the same.
+    inv = str(deployment.path)
+    code, events = cli(capsys, "swap", "cancer", "--to", "3", "-i", inv, "--yes", "--json")
+    assert code == 3, events
+    [holdout] = [e for e in events if e["event"] == "gates_checked"]
+    assert holdout["results"][0]["gate"] == "accuracy>=blue-0.02" and not holdout["passed"]
+    last = read_history(history_path(deployment.path), "cancer")[-1]
+    assert last["kind"] == "swap_finished" and last["outcome"] == "rolled_back"
 
 
 async def test_canary_steps_route_those_shares(deployment: Deployment) -> None:
@@ -485,11 +499,15 @@ async def test_a_version_that_fails_to_load_never_gets_traffic(deployment: Deplo
     load = background_load(deployment, stop)
     try:
         code, events = await run_cli(
-            "swap", "cancer", "--to", "9", "-i", str(deployment.path), "--yes", "--json"
-        )
+            "swap", "cancer", "--to", "9", "-i", str(deployment.path), "--no-gates", "--yes",
+            "--json",
+        )  # fmt: skip
     finally:
         stop.set()
         shutil.rmtree(broken)
+    started = [e for e in read_history(history_path(deployment.path), "cancer")
+               if e["kind"] == "swap_started"][-1]  # fmt: skip
+    assert started["to"] == "9" and started["no_gates"] is True and started["gates"] == []
     result = await load
     assert code == 1, events
     assert events[-1]["outcome"] == "failed" and "never received traffic" in events[-1]["detail"]

@@ -180,6 +180,9 @@ async def test_monitor_equals_sklearn_and_survives_a_crash(env: ServeEnv) -> Non
             details = await api.applications()
         [replica] = details["applications"]["acc--monitor"]["deployments"]["Monitor"]["replicas"]
         os.kill(replica["pid"], signal.SIGKILL)
+        new = await restarted_monitor(env, replica["pid"])
+        assert new["pid"] != replica["pid"]
+        await asyncio.sleep(1.1)  # past the answer the model replica keeps for a second
         after = await poll_monitor(
             client,
             "/acc/monitor",
@@ -191,10 +194,22 @@ async def test_monitor_equals_sklearn_and_survives_a_crash(env: ServeEnv) -> Non
         assert {k: after["versions"]["2"][k] for k in kept} == {
             k: summary["versions"]["2"][k] for k in kept
         }
+
+
+async def restarted_monitor(env: ServeEnv, old_pid: int, timeout: float = 60.0) -> dict:  # type: ignore[type-arg]
+    """The monitor's replica once Serve has replaced the killed one and it is running."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
         async with env.api() as api:
             details = await api.applications()
-        [new] = details["applications"]["acc--monitor"]["deployments"]["Monitor"]["replicas"]
-        assert new["pid"] != replica["pid"]
+        replicas = details["applications"]["acc--monitor"]["deployments"]["Monitor"]["replicas"]
+        running = [r for r in replicas if r.get("pid") not in (None, old_pid)
+                   and r.get("state") == "RUNNING"]  # fmt: skip
+        if running:
+            return running[0]  # type: ignore[no-any-return]
+        assert loop.time() < deadline, f"the monitor was not replaced within {timeout}s"
+        await asyncio.sleep(0.5)
 
 
 BAD = [
