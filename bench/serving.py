@@ -56,7 +56,9 @@ def train(tmp: Path, store: ModelStore) -> dict[int, Path]:
         )
         path = tmp / f"rf{trees}.joblib"
         joblib.dump(model, path)
-        import_model(store, path, f"rf{trees}", Sample(X_test, y_test, names, "holdout"))
+        import_model(
+            store, path, f"rf{trees}", Sample(X_test, y_test, names, "holdout"), trust_pickle=True
+        )
         pickles[trees] = path
     return pickles
 

@@ -64,7 +64,7 @@ def test_reimporting_identical_bytes_is_recognised(examples: ModelStore, tmp_pat
         X_train.astype(np.float32), y_train
     )
     joblib.dump(model, tmp_path / "again.joblib")
-    result = import_model(examples, tmp_path / "again.joblib", "breast-cancer")
+    result = import_model(examples, tmp_path / "again.joblib", "breast-cancer", trust_pickle=True)
     assert not result.created and result.version == "2"
     assert examples.versions("breast-cancer") == ["1", "2", "3"]
 
@@ -80,7 +80,9 @@ def test_regressor_with_a_labelled_csv_sample(tmp_path: Path) -> None:
         )
     )
     store = ModelStore(tmp_path / "store")
-    result = import_model(store, tmp_path / "ridge.pkl", "diabetes", read_sample_csv(csv, 10))
+    result = import_model(
+        store, tmp_path / "ridge.pkl", "diabetes", read_sample_csv(csv, 10), trust_pickle=True
+    )
     assert result.created and result.task == "regressor" and result.parity_rows == 50
     assert set(result.metrics) == {"mse", "mae"}
     assert store.get("diabetes").meta.feature_names == tuple(f"x{i}" for i in range(10))
@@ -91,18 +93,18 @@ def test_bad_model_files_name_the_file(tmp_path: Path) -> None:
     garbage = tmp_path / "garbage.pkl"
     garbage.write_bytes(b"definitely not a pickle")
     with pytest.raises(ModelError, match=f"{garbage}: not a joblib/pickle file"):
-        import_model(store, garbage, "x")
+        import_model(store, garbage, "x", trust_pickle=True)
     not_sklearn = tmp_path / "dict.pkl"
     not_sklearn.write_bytes(pickle.dumps({"weights": [1, 2]}))
     with pytest.raises(
         ModelError, match=f"{not_sklearn}: contains a builtins.dict, not a scikit-learn"
     ):
-        import_model(store, not_sklearn, "x")
+        import_model(store, not_sklearn, "x", trust_pickle=True)
     X, y = load_iris(return_X_y=True)
     odd = tmp_path / "propagation.pkl"
     joblib.dump(LabelPropagation().fit(X, y), odd)
     with pytest.raises(ModelError, match=f"{odd}: skl2onnx cannot convert this LabelPropagation"):
-        import_model(store, odd, "x")
+        import_model(store, odd, "x", trust_pickle=True)
     assert store.names() == []  # nothing half-written
 
 
@@ -139,7 +141,7 @@ def test_a_damaged_compressed_file_is_a_model_error(tmp_path: Path) -> None:
     data = path.read_bytes()
     path.write_bytes(data[:10] + bytes(b ^ 0x5A for b in data[10:]))  # zlib.error on load
     with pytest.raises(ModelError, match=f"{path}: not a joblib/pickle file \\(zlib.error: "):
-        import_model(ModelStore(tmp_path / "store"), path, "x")
+        import_model(ModelStore(tmp_path / "store"), path, "x", trust_pickle=True)
 
 
 def test_neither_classifier_nor_regressor_names_the_file(tmp_path: Path) -> None:
@@ -148,7 +150,7 @@ def test_neither_classifier_nor_regressor_names_the_file(tmp_path: Path) -> None
     path = tmp_path / "scaler.joblib"
     joblib.dump(StandardScaler().fit(np.eye(3)), path)
     with pytest.raises(ModelError, match=f"{path}: a StandardScaler is neither a classifier"):
-        import_model(ModelStore(tmp_path / "store"), path, "x")
+        import_model(ModelStore(tmp_path / "store"), path, "x", trust_pickle=True)
 
 
 @pytest.mark.parametrize(
@@ -175,7 +177,7 @@ def test_without_a_sample_there_is_no_drift_reference(tmp_path: Path) -> None:
 
     joblib.dump(LogisticRegression(max_iter=1000).fit(X, y), tmp_path / "iris.joblib")
     store = ModelStore(tmp_path / "store")
-    import_model(store, tmp_path / "iris.joblib", "iris")
+    import_model(store, tmp_path / "iris.joblib", "iris", trust_pickle=True)
     meta = store.get("iris").meta
     assert meta.raw["reference"] is None and meta.raw["parity"]["sample"] == "synthetic"
     from serving.monitor.tracker import AccuracyTracker
@@ -231,7 +233,8 @@ def test_import_with_a_sample_loads_the_pickle_once(
         return real_load(path, *args, **kw)
 
     monkeypatch.setattr(joblib, "load", counting_load)
-    argv = ["models", "--store", str(tmp_path / "store"), "import", str(tmp_path / "ridge.pkl")]
+    argv = ["models", "--store", str(tmp_path / "store"), "import", str(tmp_path / "ridge.pkl"),
+            "--trust-pickle"]  # fmt: skip
     assert main([*argv, "--name", "diabetes", "--sample", str(csv), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)[0]["created"] is True
     assert len(loads) == 1
@@ -255,3 +258,49 @@ def test_list_shows_a_corrupt_version_as_invalid_and_the_rest(
     assert main(["models", "--store", str(root), "list"]) == 1
     text = capsys.readouterr().out
     assert "invalid: breast-cancer:2:" in text and "meta.json: unreadable" in text
+
+
+class _Canary:
+    """A pickle that, when loaded, creates a file: what any pickle can do, and worse."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (Path.touch, (self.path,))
+
+
+def test_a_pickle_is_never_loaded_without_trust_pickle(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    model = tmp_path / "model.pkl"
+    planted = tmp_path / "pwned"
+    model.write_bytes(pickle.dumps(_Canary(planted)))
+    store = tmp_path / "store"
+    assert main(["models", "--store", str(store), "import", str(model), "--name", "m"]) == 1
+    err = capsys.readouterr().err
+    assert f"{model}: not a skops file; loading a pickle" in err and "--trust-pickle" in err
+    assert not planted.exists()  # the pickle never ran
+    assert not store.exists()
+
+
+def test_a_skops_file_is_the_safe_way_in(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import skops.io as sio
+    from sklearn.linear_model import LogisticRegression
+
+    X, y = load_iris(return_X_y=True)
+    model = tmp_path / "iris.skops"
+    sio.dump(LogisticRegression(max_iter=1000).fit(X, y), model)
+    argv = ["models", "--store", str(tmp_path / "store"), "import", str(model), "--name", "iris"]
+    assert main([*argv, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)[0]["task"] == "classifier"
+    # A type skops does not trust is refused, named, and never built.
+    odd = tmp_path / "odd.skops"
+    sio.dump(_Canary(tmp_path / "pwned"), odd)
+    code = main(["models", "--store", str(tmp_path / "store"), "import", str(odd), "--name", "x"])
+    assert code == 1
+    err = capsys.readouterr().err
+    assert "holds types skops does not trust" in err and "_Canary" in err
+    assert not (tmp_path / "pwned").exists()

@@ -14,22 +14,40 @@ from cluster.models.errors import ModelError
 PROBA_TOLERANCE = 1e-4
 
 
-def load_estimator(path: Path) -> Any:
-    """The estimator in a joblib or pickle file, or ModelError saying what the file is instead."""
-    if not path.is_file():
-        raise ModelError(f"{path}: no such file")
-    import joblib
+TRUSTED_PREFIXES = ("sklearn.",)
+PICKLE_RISK = (
+    "loading a pickle or joblib file runs whatever code it holds, here, on the machine that "
+    "holds the fleet's SSH keys"
+)
+
+
+def is_skops_file(path: Path) -> bool:
+    """A skops file is a zip archive with a schema.json (a pickle never is)."""
+    import zipfile
 
     try:
-        estimator = joblib.load(path)
-    except (ModuleNotFoundError, AttributeError) as exc:
+        with zipfile.ZipFile(path) as archive:
+            return "schema.json" in archive.namelist()
+    except (zipfile.BadZipFile, OSError):
+        return False
+
+
+def load_estimator(path: Path, *, trust_pickle: bool = False) -> Any:
+    """The estimator in a skops file (the safe format: only types skops trusts are built, any
+    other is refused and named), or, with `trust_pickle`, in a joblib or pickle file;
+    ModelError saying what the file is instead."""
+    if not path.is_file():
+        raise ModelError(f"{path}: no such file")
+    if is_skops_file(path):
+        estimator = _load_skops(path)
+    elif not trust_pickle:
         raise ModelError(
-            f"{path}: the pickle needs code that is not installed here ({exc})"
-        ) from None
-    # An untrusted file can fail to load in any way (zlib.error, OSError, pickle errors,
-    # MemoryError, ...): each means "not a model we can read", never a traceback.
-    except Exception as exc:  # noqa: BLE001
-        raise ModelError(f"{path}: not a joblib/pickle file ({_kind(exc)}: {exc})") from None
+            f"{path}: not a skops file; {PICKLE_RISK}. Save the model with skops "
+            "(skops.io.dump(model, 'model.skops')) and import that, or, if you made this file "
+            "yourself, pass --trust-pickle"
+        )
+    else:
+        estimator = _load_pickle(path)
     from sklearn.base import BaseEstimator
 
     if not isinstance(estimator, BaseEstimator):
@@ -40,6 +58,43 @@ def load_estimator(path: Path) -> Any:
     if not hasattr(estimator, "n_features_in_"):
         raise ModelError(f"{path}: the {type(estimator).__name__} is not fitted")
     return estimator
+
+
+def _load_skops(path: Path) -> Any:
+    import skops.io as sio
+
+    try:
+        listed = sio.get_untrusted_types(file=path)
+        # scikit-learn's own internal types (a tree's Tree, a loss object) are as safe to
+        # build as scikit-learn itself, which this tool already runs; anything else is not.
+        untrusted = sorted(t for t in listed if not t.startswith(TRUSTED_PREFIXES))
+        if untrusted:
+            raise ModelError(
+                f"{path}: holds types skops does not trust, so it was not loaded: "
+                f"{', '.join(untrusted)}. If they are yours, save the model without them, "
+                "or load and check it yourself"
+            )
+        return sio.load(path, trusted=listed)
+    except ModelError:
+        raise
+    # A damaged archive can fail in many ways (zip, JSON, schema, numpy): "not readable".
+    except Exception as exc:  # noqa: BLE001
+        raise ModelError(f"{path}: not a readable skops file ({_kind(exc)}: {exc})") from None
+
+
+def _load_pickle(path: Path) -> Any:
+    import joblib
+
+    try:
+        return joblib.load(path)
+    except (ModuleNotFoundError, AttributeError) as exc:
+        raise ModelError(
+            f"{path}: the pickle needs code that is not installed here ({exc})"
+        ) from None
+    # An untrusted file can fail to load in any way (zlib.error, OSError, pickle errors,
+    # MemoryError, ...): each means "not a model we can read", never a traceback.
+    except Exception as exc:  # noqa: BLE001
+        raise ModelError(f"{path}: not a joblib/pickle file ({_kind(exc)}: {exc})") from None
 
 
 def _kind(exc: BaseException) -> str:

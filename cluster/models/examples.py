@@ -49,14 +49,14 @@ def example_models() -> list[Any]:
 
 
 def make_examples(store: ModelStore, name: str = EXAMPLE_NAME) -> list[ImportResult]:
-    import joblib
+    import skops.io as sio
 
     _, X_test, _, y_test, names = example_data()
     sample = Sample(X_test, y_test, names, "breast-cancer holdout (30%)")
     results = []
     with tempfile.TemporaryDirectory(prefix="mlops-example-") as tmp:
         for i, model in enumerate(example_models(), start=1):
-            path = Path(tmp) / f"v{i}.joblib"
-            joblib.dump(model, path)
+            path = Path(tmp) / f"v{i}.skops"  # the safe format: no pickle, ever
+            sio.dump(model, path)
             results.append(import_model(store, path, name, sample))
     return results

@@ -1,4 +1,4 @@
-"""`models import`: pickle -> ONNX -> parity check -> a new immutable version in the store."""
+"""`models import`: skops (or trusted pickle) -> ONNX -> parity check -> a new immutable version."""
 
 from __future__ import annotations
 
@@ -127,11 +127,14 @@ def import_model(
     name: str,
     sample: Sample | None = None,
     estimator: Any = None,
+    *,
+    trust_pickle: bool = False,
 ) -> ImportResult:
-    """Convert, check parity and store; pass `estimator` when the caller already loaded it."""
+    """Convert, check parity and store; pass `estimator` when the caller already loaded it.
+    A pickle or joblib `source` is loaded only with `trust_pickle` (see load_estimator)."""
     check_name(name, "model name")
     if estimator is None:
-        estimator = load_estimator(source)
+        estimator = load_estimator(source, trust_pickle=trust_pickle)
     n_features = int(estimator.n_features_in_)
     task = task_of(estimator, source)
     synthetic = sample is None

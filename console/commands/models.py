@@ -30,12 +30,22 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-i", "--inventory", help="inventory whose model_store to use")
     msub = p.add_subparsers(dest="models_command", metavar="ACTION", required=True)
     imp = msub.add_parser(
-        "import", help="convert a joblib/pickle scikit-learn model and store a new version"
+        "import", help="convert a skops (or trusted pickle) scikit-learn model to a new version"
     )
-    imp.add_argument("path", help="joblib or pickle file of a fitted estimator or pipeline")
+    imp.add_argument(
+        "path",
+        help="skops file (skops.io.dump) of a fitted estimator or pipeline; a joblib or pickle "
+        "file needs --trust-pickle",
+    )
     imp.add_argument("--name", required=True, help="model name in the store")
     imp.add_argument(
         "--sample", help="CSV with a header (a label/target column gives holdout metrics)"
+    )
+    imp.add_argument(
+        "--trust-pickle",
+        action="store_true",
+        help="load a joblib or pickle file: loading one runs any code it holds, on this machine, "
+        "which holds the fleet's SSH keys; only for files you made yourself",
     )
     imp.add_argument("--json", action="store_true")
     ls = msub.add_parser("list", help="every model and version")
@@ -83,7 +93,8 @@ def _import(store: Any, args: argparse.Namespace, out: Console, err: Console) ->
     check_name(args.name, "model name")  # before any work: the name becomes a directory
     source = Path(args.path)
     with err.status(f"importing {source}: convert, check parity, store", spinner="dots"):
-        estimator = load_estimator(source)  # once: unpickling is the slow (and risky) part
+        # Once: loading is the slow (and, for a pickle, risky) part.
+        estimator = load_estimator(source, trust_pickle=args.trust_pickle)
         sample = None
         if args.sample:
             sample = read_sample_csv(Path(args.sample), int(estimator.n_features_in_))

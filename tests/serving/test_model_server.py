@@ -35,10 +35,22 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> ModelStore:
     store = ModelStore(tmp / "store")
     X_train, X_test, y_train, y_test, names = example_data()
     joblib.dump(LogisticRegression(max_iter=5000).fit(X_train, y_train), tmp / "lr.joblib")
-    import_model(store, tmp / "lr.joblib", "cancer", Sample(X_test, y_test, names, "holdout"))
+    import_model(
+        store,
+        tmp / "lr.joblib",
+        "cancer",
+        Sample(X_test, y_test, names, "holdout"),
+        trust_pickle=True,
+    )
     X, y = load_diabetes(return_X_y=True)
     joblib.dump(Ridge().fit(X, y), tmp / "ridge.joblib")
-    import_model(store, tmp / "ridge.joblib", "diabetes", Sample(X[:50], y[:50], None, "s"))
+    import_model(
+        store,
+        tmp / "ridge.joblib",
+        "diabetes",
+        Sample(X[:50], y[:50], None, "s"),
+        trust_pickle=True,
+    )
     return store
 
 
