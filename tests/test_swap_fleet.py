@@ -87,8 +87,24 @@ class Fleet:
         return ["1"]
 
 
+class NoLeases:
+    """Stands in for cluster.lease.Leases: these hosts are never connected to."""
+
+    taken_over: list[object] = []
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        pass
+
+    async def __aenter__(self) -> NoLeases:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        return None
+
+
 async def run(tmp_path: Path, store: ModelStore, fleet: Fleet, monkeypatch: pytest.MonkeyPatch) -> tuple[list[Event], SwapFinished]:  # fmt: skip
     monkeypatch.setattr(swap_module, "_swap_cluster", fleet.swap_cluster)
+    monkeypatch.setattr(swap_module, "Leases", NoLeases)  # leases are tested over real sshd
     monkeypatch.setattr(swap_module, "restore", fleet.restore)
     monkeypatch.setattr(swap_module, "retire_others", fleet.retire_others)
     path = tmp_path / "inventory.yaml"

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from functools import partial
@@ -13,6 +14,7 @@ from cluster.errors import MlopsError, TransportError
 from cluster.events import Event
 from cluster.fanout import fan_out
 from cluster.inventory import Inventory
+from cluster.lease import Leases, LeaseSpot
 from cluster.models.store import ModelStore
 from cluster.provision.apply import ClusterResult, Emit, apply_cluster, merged
 from cluster.provision.bundle import Bundle, build_bundle, temp_workdir
@@ -90,10 +92,47 @@ def has_changes(plans: list[ClusterPlan]) -> bool:
     return any(p.actions or p.errors or p.observe_errors or p.unreachable for p in plans)
 
 
+def lease_spots(inventory: Inventory, clusters: list[RayCluster]) -> list[LeaseSpot]:
+    """The lease of every app that runs on each of these clusters."""
+    return [
+        LeaseSpot(app.name, cluster.id, cluster.head)
+        for cluster in clusters
+        for app in inventory.apps.values()
+        if app.target == cluster.target.name
+    ]
+
+
 async def apply_plans(
-    connections: Connections, plans: list[ClusterPlan], bundle: Bundle
+    connections: Connections, plans: list[ClusterPlan], bundle: Bundle, *, force: bool = False
 ) -> AsyncIterator[Event]:
-    """Execute plans: targets one after another; an edge target in batches of hosts."""
+    """Execute plans, holding the lease of every app on the clusters that change (a cluster
+    whose head cannot be reached for it fails alone); targets one after another, an edge
+    target in batches of hosts."""
+    changing = [p.desired.cluster for p in plans if has_changes([p])]
+    spots = lease_spots(connections.inventory, changing)
+    async with Leases(connections, spots, "apply", force=force, skip_unreachable=True) as leases:
+        for spot, note in leases.taken_over:
+            yield StepDone(spot.head.name, "lease", note, 0.0)
+        lost = leases.unreachable
+        for plan in plans:
+            if plan.desired.cluster.id in lost:
+                head = plan.desired.cluster.head.name
+                yield StepFailed(head, "lease", lost[plan.desired.cluster.id], 0.0)
+        kept = [p for p in plans if p.desired.cluster.id not in lost]
+        async with contextlib.aclosing(_apply_plans(connections, kept, bundle)) as events:
+            async for event in events:
+                if isinstance(event, RunFinished) and lost:
+                    heads = {
+                        p.desired.cluster.head.name for p in plans if p.desired.cluster.id in lost
+                    }
+                    event = RunFinished(event.changed, tuple(sorted({*event.failed_hosts, *heads})),
+                                        event.skipped_hosts, event.duration_s)  # fmt: skip
+                yield event
+
+
+async def _apply_plans(
+    connections: Connections, plans: list[ClusterPlan], bundle: Bundle
+) -> AsyncGenerator[Event, None]:
     start = time.perf_counter()
     limit = connections.inventory.settings.concurrency
     failed: set[str] = set()
@@ -140,8 +179,11 @@ async def _run(
     return await apply_cluster(connections, plan, bundle, emit, concurrency=limit)
 
 
-async def destroy(connections: Connections, target_names: list[str] | None) -> AsyncIterator[Event]:
-    """Remove the Serve apps and stop every Ray process we started on the selected targets."""
+async def destroy(
+    connections: Connections, target_names: list[str] | None, *, force: bool = False
+) -> AsyncIterator[Event]:
+    """Remove the Serve apps and stop every Ray process we started on the selected targets,
+    holding the lease of every app on them."""
     start = time.perf_counter()
     inventory = connections.inventory
     failed: list[str] = []
@@ -149,13 +191,18 @@ async def destroy(connections: Connections, target_names: list[str] | None) -> A
     clusters = [
         c for t in selected_targets(inventory, target_names) for c in clusters_of(inventory, t)
     ]
-    for cluster in clusters:
-        async for event in _destroy_cluster(connections, inventory, cluster):
-            if isinstance(event, StepFailed):
-                failed.append(event.host)
-            elif isinstance(event, StepDone):
-                changed += 1
-            yield event
+    spots = lease_spots(inventory, clusters)
+    async with Leases(connections, spots, "destroy", force=force, skip_unreachable=True) as leases:
+        for spot, note in leases.taken_over:
+            yield StepDone(spot.head.name, "lease", note, 0.0)
+        for cluster in clusters:
+            # A head that cannot be reached cannot be destroyed either: _destroy_cluster says so.
+            async for event in _destroy_cluster(connections, inventory, cluster):
+                if isinstance(event, StepFailed):
+                    failed.append(event.host)
+                elif isinstance(event, StepDone):
+                    changed += 1
+                yield event
     yield RunFinished(changed, tuple(sorted(set(failed))), (), time.perf_counter() - start)
 
 

@@ -62,6 +62,8 @@ class SwapOptions:
     # No gate at all, said explicitly (--no-gates); without it and without gates, a default
     # holdout gate judges the swap.
     no_gates: bool = False
+    # Take over another operator's lease on the app (one known to be gone).
+    force: bool = False
     auto_rollback: bool = True
     # The old replicas stay (idle) this long after the whole fleet is on the new version, so a
     # rollback until then is one route flip; after it they are retired.

@@ -6,12 +6,14 @@ moves, every proxy is seen on it, and only then is anything retired.
 
 from __future__ import annotations
 
+import contextlib
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 
 from cluster.errors import UsageError
 from cluster.events import Event
 from cluster.inventory import App
+from cluster.lease import Leases, LeaseSpot
 from cluster.models.store import ModelStore
 from cluster.provision.observe import observe_host
 from cluster.provision.status import AppStatus
@@ -30,10 +32,33 @@ async def change(
     history: History,
     to: str | None = None,
     store: ModelStore | None = None,
+    *,
+    force: bool = False,
 ) -> AsyncIterator[Event]:
     """rollback: another version takes 100% (during a canary or shadow, that is the live one);
     promote: the canary (if any) takes 100% and the others retire; abort: canary and shadow
-    stop and the live version keeps 100%."""
+    stop and the live version keeps 100%. Holds the app's lease on its clusters throughout."""
+    inventory = connections.inventory
+    clusters = clusters_of(inventory, inventory.targets[app.target])
+    spots = [LeaseSpot(app.name, c.id, c.head) for c in clusters]
+    async with Leases(connections, spots, f"{action} {app.name}", force=force) as leases:
+        for _, note in leases.taken_over:
+            yield SwapStep(app.name, app.target, "lease", note)
+        async with contextlib.aclosing(
+            _change(connections, app, action, history, to, store)
+        ) as events:
+            async for event in events:
+                yield event
+
+
+async def _change(
+    connections: Connections,
+    app: App,
+    action: str,
+    history: History,
+    to: str | None,
+    store: ModelStore | None,
+) -> AsyncGenerator[Event, None]:
     inventory = connections.inventory
     for cluster in clusters_of(inventory, inventory.targets[app.target]):
         head = await observe_host(connections, cluster.head)

@@ -27,6 +27,7 @@ from cluster.errors import MlopsError, UsageError, reason_of
 from cluster.events import Event
 from cluster.gates import Gate, default_gate
 from cluster.inventory import App
+from cluster.lease import Leases, LeaseSpot
 from cluster.models.store import ModelStore, StoredVersion
 from cluster.provision.observe import observe_host
 from cluster.provision.topology import RayCluster, clusters_of
@@ -76,6 +77,23 @@ class _Done:
 async def swap(
     connections: Connections, store: ModelStore, app: App, options: SwapOptions, history: History
 ) -> AsyncIterator[Event]:
+    """The swap, holding the app's lease on every cluster it may change, from before the first
+    change until after the last (see cluster.lease): a second operator is refused, not mixed in."""
+    inventory = connections.inventory
+    spots = [LeaseSpot(app.name, c.id, c.head)
+             for c in clusters_of(inventory, inventory.targets[app.target])]  # fmt: skip
+    command = f"swap {app.name} --to {options.to_version}"
+    async with Leases(connections, spots, command, force=options.force) as leases:
+        for _, note in leases.taken_over:
+            yield SwapStep(app.name, app.target, "lease", note)
+        async with contextlib.aclosing(_swap(connections, store, app, options, history)) as events:
+            async for event in events:
+                yield event
+
+
+async def _swap(
+    connections: Connections, store: ModelStore, app: App, options: SwapOptions, history: History
+) -> AsyncGenerator[Event, None]:
     inventory = connections.inventory
     target = inventory.targets[app.target]
     clusters = clusters_of(inventory, target)

@@ -34,7 +34,9 @@ async def run(args: argparse.Namespace, out: Console, err: Console) -> int:
             err.print("nothing changed")
             return exit_codes.OK
         try:
-            async for step in apply_plans(run_.connections, run_.plans, run_.bundle):
+            async for step in apply_plans(
+                run_.connections, run_.plans, run_.bundle, force=args.force
+            ):
                 if isinstance(step, StepStarted):
                     running[(step.host, step.step)] = f"{step.host}: {step.step} {step.detail}"
                 if isinstance(step, StepDone | StepFailed):

@@ -31,7 +31,7 @@ async def run(args: argparse.Namespace, out: Console, err: Console) -> int:
         return exit_codes.OK
     finished: RunFinished | None = None
     async with Connections(inventory) as connections:
-        async for event in destroy(connections, args.target):
+        async for event in destroy(connections, args.target, force=args.force):
             finished = event if isinstance(event, RunFinished) else finished
             if args.json:
                 json_line(event)

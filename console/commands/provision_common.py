@@ -28,6 +28,12 @@ def add_target_args(p: argparse.ArgumentParser, *, confirm: bool = False) -> Non
         p.add_argument(
             "--yes", action="store_true", help="do it without asking (required without a terminal)"
         )
+        p.add_argument(
+            "--force",
+            action="store_true",
+            help="take over another operator's lease on the apps (only when that operator is "
+            "known to be gone; a lease expires by itself 5 minutes after its last renewal)",
+        )
 
 
 def confirmed(args: argparse.Namespace, err: Console, question: str) -> bool:

@@ -29,6 +29,7 @@ from cluster.rollout.swap import swap
 from cluster.transport import Connections
 from console import exit_codes
 from console.commands.provision_common import confirmed
+from console.commands.traffic import FORCE_HELP
 from console.durations import duration_or_zero
 from console.inventory_path import open_inventory
 from console.render.provision import json_line
@@ -84,6 +85,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="on a failed gate, stop and leave it to rollback/promote",
     )
+    p.add_argument("--force", action="store_true", help=FORCE_HELP)
     p.add_argument("--yes", action="store_true")
     p.add_argument("--json", action="store_true")
     p.set_defaults(run=run)
@@ -106,7 +108,7 @@ async def run(args: argparse.Namespace, out: Console, err: Console) -> int:
         gates = ()
     options = SwapOptions(
         to_version=args.to, strategy=Strategy(args.strategy), steps=parse_steps(args.steps), bake_s=args.bake,
-        shadow_s=args.shadow, gates=gates, no_gates=args.no_gates, auto_rollback=not args.no_auto_rollback,
+        shadow_s=args.shadow, gates=gates, no_gates=args.no_gates, force=args.force, auto_rollback=not args.no_auto_rollback,
         retire_after_s=args.retire_after,
     )  # fmt: skip
     store = ModelStore(inventory.settings.model_store)

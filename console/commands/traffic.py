@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from rich.console import Console
+from rich.text import Text
 
 from cluster.errors import UsageError
 from cluster.models.store import ModelStore
@@ -16,6 +17,10 @@ from console import exit_codes
 from console.inventory_path import open_inventory
 from console.render.provision import json_line
 
+FORCE_HELP = (
+    "take over another operator's lease on the app (only when that operator is known to be "
+    "gone; a lease expires by itself 5 minutes after its holder stops renewing it)"
+)
 # argparse formats help with %: a literal percent is %%.
 HELP = {
     "rollback": "send 100%% of traffic back to the other deployed version",
@@ -33,6 +38,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
             p.add_argument(
                 "--to", metavar="VERSION", help="when more than one other version is deployed"
             )
+        p.add_argument("--force", action="store_true", help=FORCE_HELP)
         p.add_argument("--json", action="store_true")
         p.set_defaults(run=run, action=action)
 
@@ -46,12 +52,13 @@ async def run(args: argparse.Namespace, out: Console, err: Console) -> int:
         store = ModelStore(inventory.settings.model_store)
         app = inventory.apps[args.app]
         async for event in change(
-            connections, app, args.action, history, getattr(args, "to", None), store
-        ):
+            connections, app, args.action, history, getattr(args, "to", None), store,
+            force=args.force,
+        ):  # fmt: skip
             if args.json:
                 json_line(event)
             elif isinstance(event, SwapStep):
-                out.print(
-                    f"{event.cluster}: {event.detail} ({event.data['seconds'] * 1000:.0f} ms)"
-                )
+                took = event.data.get("seconds")
+                timing = f" ({took * 1000:.0f} ms)" if took is not None else ""
+                out.print(Text(f"{event.cluster}: {event.detail}{timing}"))
     return exit_codes.OK

@@ -227,6 +227,33 @@ def test_replicas_spread_over_the_cluster_and_scale(
     assert {r["node_ip"] for r in replicas} == {"127.0.0.11", "127.0.0.12"}
 
 
+async def test_a_second_operator_is_refused_while_a_swap_holds_the_lease(
+    deployment: Deployment, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from cluster.lease import Leases, LeaseSpot
+
+    inventory = load_inventory(deployment.path)
+    inv = str(deployment.path)
+    [grid] = clusters_of(inventory, inventory.targets["grid"])
+    spot = LeaseSpot("cancer", grid.id, grid.head)
+    # Another operator's swap, as far as the cluster can tell.
+    async with (
+        Connections(inventory) as connections,
+        Leases(connections, [spot], "swap cancer --to 2"),
+    ):
+        capsys.readouterr()
+        for argv in (("swap", "cancer", "--to", "2", "--yes"), ("rollback", "cancer")):
+            code, _ = await run_cli(*argv, "-i", inv, "--json")
+            err = capsys.readouterr().err
+            assert code == 1, err
+            assert "cancer on grid is held by" in err and "`swap cancer --to 2`" in err
+        cancer = await cancer_status(deployment)
+        assert cancer["live"] == "1" and [v["version"] for v in cancer["versions"]] == ["1"]
+    # Given back: the next operator goes ahead.
+    code, _ = await run_cli("abort", "cancer", "-i", inv, "--json")
+    assert code == 0
+
+
 async def test_tail_matches_what_clients_saw(deployment: Deployment) -> None:
     inventory = load_inventory(deployment.path)
     app = inventory.apps["cancer"]

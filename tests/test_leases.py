@@ -1,0 +1,81 @@
+"""Leases over real sshd: one operator at a time per app; a dead one blocks no one for long."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import pytest
+
+from cluster.inventory import load_inventory
+from cluster.lease import LeaseHeld, Leases, LeaseSpot
+from cluster.transport import Connections
+
+pytestmark = pytest.mark.e2e
+
+
+def inventory_with_root(fleet_inventory, root: Path):  # type: ignore[no-untyped-def]
+    path = fleet_inventory()
+    text = path.read_text().replace("defaults:\n", f"defaults:\n  remote_dir: {root}\n", 1)
+    path.write_text(text)
+    return load_inventory(path)
+
+
+async def test_a_second_operator_is_refused_with_the_holders_name(
+    fleet_inventory, tmp_path: Path
+) -> None:
+    inv = inventory_with_root(fleet_inventory, tmp_path / "root")
+    spot = LeaseSpot("cancer", "grid", inv.hosts["node1"])
+    lease_file = tmp_path / "root" / "leases" / "cancer.lease"
+    async with (
+        Connections(inv) as first_conn,
+        Connections(inv) as second_conn,
+        Leases(first_conn, [spot], "swap cancer --to 2") as first,
+    ):
+        held = json.loads(lease_file.read_text())
+        assert held["command"] == "swap cancer --to 2" and held["id"] == first.id
+        assert lease_file.stat().st_mode & 0o777 == 0o600
+        with pytest.raises(LeaseHeld) as info:
+            async with Leases(second_conn, [spot], "apply"):
+                pytest.fail("two operators held one lease")
+        message = str(info.value)
+        assert "cancer on grid is held by" in message and "running `swap cancer --to 2`" in message
+        assert "--force" in message
+        assert json.loads(lease_file.read_text())["id"] == first.id  # untouched
+        # --force takes it over and says whose it was.
+        async with Leases(second_conn, [spot], "rollback cancer", force=True) as second:
+            assert second.taken_over and "swap cancer --to 2" in second.taken_over[0][1]
+            assert "taken with --force" in second.taken_over[0][1]
+        assert not lease_file.exists()  # the second gave it back
+        # The first's release leaves the file alone: it was no longer its lease.
+    assert not lease_file.exists()
+
+
+async def test_an_expired_lease_is_taken_over_and_the_holder_named(
+    fleet_inventory, tmp_path: Path
+) -> None:
+    inv = inventory_with_root(fleet_inventory, tmp_path / "root")
+    spot = LeaseSpot("cancer", "grid", inv.hosts["node2"])
+    async with Connections(inv) as conn:
+        dead = Leases(conn, [spot], "swap cancer --to 3", ttl_s=0.5)
+        await dead.__aenter__()  # an operator that dies without giving the lease back
+        assert dead._renewer is not None
+        dead._renewer.cancel()
+        await asyncio.sleep(1.0)
+        async with Leases(conn, [spot], "rollback cancer") as next_one:
+            assert "expired" in next_one.taken_over[0][1]
+            assert "swap cancer --to 3" in next_one.taken_over[0][1]
+
+
+async def test_all_leases_or_none(fleet_inventory, tmp_path: Path) -> None:
+    inv = inventory_with_root(fleet_inventory, tmp_path / "root")
+    a = LeaseSpot("tools", "shops.node1", inv.hosts["node1"])
+    b = LeaseSpot("shelf", "shops.node3", inv.hosts["node3"])
+    async with Connections(inv) as conn, Leases(conn, [b], "swap shelf --to 2"):
+        with pytest.raises(LeaseHeld, match=r"shelf on shops\.node3 is held by"):
+            async with Leases(conn, [a, b], "apply"):
+                pytest.fail("a lease was held twice")
+        # node1's lease, taken before node3's was refused, was given back.
+        async with Leases(conn, [a], "abort tools"):
+            pass
