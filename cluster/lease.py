@@ -16,10 +16,10 @@ import json
 import secrets
 import socket
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncGenerator, Callable, Sequence
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 from cluster.errors import MlopsError, TransportError
 from cluster.fanout import fan_out
@@ -191,3 +191,25 @@ class Leases:
                 host.name, f"lease {action} gave unreadable output: {result.stdout[:200]!r}"
             ) from None
         return answer if isinstance(answer, dict) else {}
+
+
+E = TypeVar("E")
+
+
+async def holding(
+    leases: Leases, note: Callable[[LeaseSpot, str], E], events: AsyncGenerator[E, None]
+) -> AsyncGenerator[E, None]:
+    """`events` with `leases` held: each lease taken over is said first (as `note` makes it),
+    and the last event (the operation's outcome) comes after the leases are given back, so a
+    consumer that stops reading at the outcome leaves no lease behind."""
+    last: list[E] = []
+    async with leases:
+        for spot, text in leases.taken_over:
+            yield note(spot, text)
+        async with contextlib.aclosing(events) as inner:
+            async for event in inner:
+                if last:
+                    yield last.pop()
+                last.append(event)
+    if last:
+        yield last.pop()

@@ -286,3 +286,19 @@ async def test_an_unreadable_secret_file_is_an_error_not_a_missing_one(
         empty = tmp_path / "empty"
         empty.write_text("")  # no token any cluster could run with
         assert await read_secret_file(t, str(empty)) is None
+
+
+async def test_sixty_operations_at_once_pass_sshds_default_max_startups(fleet_inventory) -> None:
+    """Each operation its own connection, 20 per host at once: sshd's default MaxStartups
+    (10:30:100, which the test hosts keep) refuses handshakes beyond ten; none may fail."""
+    inv = load_inventory(fleet_inventory())
+
+    async def operation(i: int) -> str:
+        async with Connections(inv) as conns:
+            t = await conns.get(f"node{i % 3 + 1}")
+            return (await t.run(["echo", str(i)])).stdout.strip()
+
+    answers = await asyncio.gather(*(operation(i) for i in range(60)), return_exceptions=True)
+    failed = [a for a in answers if isinstance(a, BaseException)]
+    assert failed == [], failed[:3]
+    assert answers == [str(i) for i in range(60)]

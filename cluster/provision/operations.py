@@ -119,15 +119,18 @@ async def apply_plans(
                 head = plan.desired.cluster.head.name
                 yield StepFailed(head, "lease", lost[plan.desired.cluster.id], 0.0)
         kept = [p for p in plans if p.desired.cluster.id not in lost]
+        finished: RunFinished | None = None
         async with contextlib.aclosing(_apply_plans(connections, kept, bundle)) as events:
             async for event in events:
-                if isinstance(event, RunFinished) and lost:
-                    heads = {
-                        p.desired.cluster.head.name for p in plans if p.desired.cluster.id in lost
-                    }
-                    event = RunFinished(event.changed, tuple(sorted({*event.failed_hosts, *heads})),
-                                        event.skipped_hosts, event.duration_s)  # fmt: skip
+                if isinstance(event, RunFinished):
+                    finished = event
+                    continue
                 yield event
+    # The outcome comes after the leases are given back: a reader may stop at it.
+    if finished is not None:
+        heads = {p.desired.cluster.head.name for p in plans if p.desired.cluster.id in lost}
+        yield RunFinished(finished.changed, tuple(sorted({*finished.failed_hosts, *heads})),
+                          finished.skipped_hosts, finished.duration_s)  # fmt: skip
 
 
 async def _apply_plans(

@@ -6,14 +6,13 @@ moves, every proxy is seen on it, and only then is anything retired.
 
 from __future__ import annotations
 
-import contextlib
 import time
 from collections.abc import AsyncGenerator, AsyncIterator
 
 from cluster.errors import UsageError
 from cluster.events import Event
 from cluster.inventory import App
-from cluster.lease import Leases, LeaseSpot
+from cluster.lease import Leases, LeaseSpot, holding
 from cluster.models.store import ModelStore
 from cluster.provision.observe import observe_host
 from cluster.provision.status import AppStatus
@@ -41,14 +40,14 @@ async def change(
     inventory = connections.inventory
     clusters = clusters_of(inventory, inventory.targets[app.target])
     spots = [LeaseSpot(app.name, c.id, c.head) for c in clusters]
-    async with Leases(connections, spots, f"{action} {app.name}", force=force) as leases:
-        for _, note in leases.taken_over:
-            yield SwapStep(app.name, app.target, "lease", note)
-        async with contextlib.aclosing(
-            _change(connections, app, action, history, to, store)
-        ) as events:
-            async for event in events:
-                yield event
+    leases = Leases(connections, spots, f"{action} {app.name}", force=force)
+
+    def note(_: LeaseSpot, text: str) -> Event:
+        return SwapStep(app.name, app.target, "lease", text)
+
+    changes = _change(connections, app, action, history, to, store)
+    async for event in holding(leases, note, changes):
+        yield event
 
 
 async def _change(

@@ -27,7 +27,7 @@ from cluster.errors import MlopsError, UsageError, reason_of
 from cluster.events import Event
 from cluster.gates import Gate, default_gate
 from cluster.inventory import App
-from cluster.lease import Leases, LeaseSpot
+from cluster.lease import Leases, LeaseSpot, holding
 from cluster.models.store import ModelStore, StoredVersion
 from cluster.provision.observe import observe_host
 from cluster.provision.topology import RayCluster, clusters_of
@@ -83,12 +83,13 @@ async def swap(
     spots = [LeaseSpot(app.name, c.id, c.head)
              for c in clusters_of(inventory, inventory.targets[app.target])]  # fmt: skip
     command = f"swap {app.name} --to {options.to_version}"
-    async with Leases(connections, spots, command, force=options.force) as leases:
-        for _, note in leases.taken_over:
-            yield SwapStep(app.name, app.target, "lease", note)
-        async with contextlib.aclosing(_swap(connections, store, app, options, history)) as events:
-            async for event in events:
-                yield event
+    leases = Leases(connections, spots, command, force=options.force)
+
+    def note(_: LeaseSpot, text: str) -> Event:
+        return SwapStep(app.name, app.target, "lease", text)
+
+    async for event in holding(leases, note, _swap(connections, store, app, options, history)):
+        yield event
 
 
 async def _swap(

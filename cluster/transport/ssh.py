@@ -19,6 +19,7 @@ from cluster.errors import (
 )
 from cluster.inventory.model import Host
 from cluster.transport.base import CommandResult, OutputStream, Transport, stream_ended
+from cluster.transport.handshakes import handshake
 from cluster.transport.sshrun import STOP_WAIT_S, run_command, skip_chatter, stream_command
 
 
@@ -171,9 +172,12 @@ async def open_ssh(
         options["tunnel"] = tunnel._conn
     where = f"{host.address}:{host.port}" + (f" via {tunnel.host.name}" if tunnel else "")
     try:
-        conn = await asyncio.wait_for(
-            asyncssh.connect(host.address, **options),
-            connect_timeout + 1,
+        conn = await handshake(
+            host.address,
+            host.port,
+            lambda: asyncio.wait_for(
+                asyncssh.connect(host.address, **options), connect_timeout + 1
+            ),
         )
     except asyncssh.HostKeyNotVerifiable as exc:
         known = host.known_hosts or "~/.ssh/known_hosts"

@@ -126,13 +126,20 @@ def _write_key(key: asyncssh.SSHKey, path: Path) -> None:
 
 @contextmanager
 def sshd_fleet(
-    root: Path, count: int, first_octet: int = FIRST_OCTET, chatty: tuple[str, ...] = ()
+    root: Path,
+    count: int,
+    first_octet: int = FIRST_OCTET,
+    chatty: tuple[str, ...] = (),
+    max_startups: str | None = None,
 ) -> Iterator[SshdFleet]:
     """Start `count` sshd hosts under `root`; all are stopped on exit, whatever happens.
 
     Hosts named in `chatty` have a login shell that prints a greeting to stdout before every
     command (as a `.bashrc` with an `echo` does): bash sources $BASH_ENV for the commands sshd
-    has it run, and sshd sets it for these hosts."""
+    has it run, and sshd sets it for these hosts.
+
+    `max_startups`: sshd's MaxStartups; by default sshd's own (10:30:100), which refuses
+    handshakes beyond ten at once, as production hosts do."""
     if not Path(SSHD).exists():
         raise RuntimeError(f"{SSHD} is missing: apt-get install openssh-server (.ci/run does this)")
     Path("/run/sshd").mkdir(parents=True, exist_ok=True)  # sshd's privilege-separation dir
@@ -172,7 +179,7 @@ def sshd_fleet(
                         "StrictModes no",
                         "UsePAM no",
                         "AllowTcpForwarding yes",
-                        "MaxStartups 200:30:400",
+                        *([f"MaxStartups {max_startups}"] if max_startups else []),
                         "MaxSessions 100",
                         "Subsystem sftp internal-sftp",
                         # bash sources ~/.bashrc for commands it runs for sshd when SHLVL < 2.
