@@ -302,3 +302,49 @@ async def test_sixty_operations_at_once_pass_sshds_default_max_startups(fleet_in
     failed = [a for a in answers if isinstance(a, BaseException)]
     assert failed == [], failed[:3]
     assert answers == [str(i) for i in range(60)]
+
+
+async def test_an_unknown_host_is_refused_saying_how_to_accept_it(
+    fleet: SshdFleet, fleet_inventory, tmp_path: Path
+) -> None:
+    known = tmp_path / "known_hosts"
+    known.write_text("")  # a fresh machine: nothing known yet
+    text = (
+        fleet_inventory()
+        .read_text()
+        .replace(f"known_hosts: {fleet.known_hosts}", f"known_hosts: {known}")
+    )
+    path = tmp_path / "inventory.yaml"
+    path.write_text(text)
+    node1 = fleet.by_name("node1")
+    async with Connections(load_inventory(path)) as conns:
+        with pytest.raises(HostKeyMismatch) as info:
+            await conns.get("node1")
+    message = str(info.value)
+    assert f"{known} has no entry for it" in message
+    assert f"ssh-keyscan -p {node1.port} 127.0.0.11 >> {known}" in message
+    assert "host_key_policy: accept-new" in message
+    # accept-new: recorded on first contact...
+    path.write_text(text.replace("defaults:\n", "defaults:\n  host_key_policy: accept-new\n", 1))
+    async with Connections(load_inventory(path)) as conns:
+        t = await conns.get("node1")
+        assert (await t.run(["echo", "ok"])).stdout == "ok\n"
+    assert known.read_text() == f"[127.0.0.11]:{node1.port} {node1.host_key_public}\n"
+    # ...and a different key for it afterwards is refused, like any mismatch.
+    other = fleet.by_name("node2").host_key_public
+    known.write_text(f"[127.0.0.11]:{node1.port} {other}\n")
+    async with Connections(load_inventory(path)) as conns:
+        with pytest.raises(HostKeyMismatch, match="is not trusted by"):
+            await conns.get("node1")
+    assert known.read_text() == f"[127.0.0.11]:{node1.port} {other}\n"  # nothing added
+
+
+def test_host_key_policy_is_checked(write_inventory) -> None:
+    from cluster.errors import InventoryError
+
+    bad = write_inventory("defaults:\n  host_key_policy: yes-please\nhosts:\n  a: 127.0.0.11\n")
+    with pytest.raises(InventoryError) as info:
+        load_inventory(bad, env={})
+    assert "defaults.host_key_policy: must be one of strict, accept-new, got 'yes-please'" in str(
+        info.value.problems[0]
+    )

@@ -20,6 +20,7 @@ CONNECTION_FIELDS = (
     "key_file",
     "known_hosts",
     "host_key_checking",
+    "host_key_policy",
     "python",
     "remote_dir",
     "ray",
@@ -27,6 +28,9 @@ CONNECTION_FIELDS = (
     *SECRET_FIELDS,
 )
 BOOTSTRAP_KEYS = ("venv", "requirements", "wheelhouse")
+# strict: a host must be in known_hosts already; accept-new: an unknown host's key is recorded
+# on first contact (a changed one is still refused), as OpenSSH's StrictHostKeyChecking.
+HOST_KEY_POLICIES = ("strict", "accept-new")
 # What the serving runtime needs on a host; Ray's version matches the console's pin.
 RUNTIME_REQUIREMENTS = ("ray[serve]==2.60.0", "onnxruntime>=1.18", "numpy")
 RAY_KEYS = {
@@ -83,6 +87,13 @@ def read_field(reader: Reader, name: str, node: yaml.Node, path: str, base: Path
         return reader.path(node, path, base)
     if name == "host_key_checking":
         return reader.boolean(node, path)
+    if name == "host_key_policy":
+        value = reader.string(node, path)
+        if value is not None and value not in HOST_KEY_POLICIES:
+            reader.fail(node, path, f"must be one of {', '.join(HOST_KEY_POLICIES)}, got "
+                        f"{reader.shown(node, value)}")  # fmt: skip
+            return None
+        return value
     if name == "connection":
         value = reader.string(node, path)
         if value is not None and value not in ("ssh", "local"):
@@ -204,6 +215,7 @@ def resolve(spec: HostSpec, defaults: HostSpec | None = None) -> Host:
         key_file=key_file if isinstance(key_file, Path) else None,
         known_hosts=known_hosts if isinstance(known_hosts, Path) else None,
         verify_host_key=bool(pick("host_key_checking", True)),
+        accept_new_host_key=pick("host_key_policy", "strict") == "accept-new",
         via=str(via) if via is not None else None,
         python=bootstrap.python if bootstrap else str(python),
         bootstrap=bootstrap,

@@ -82,6 +82,8 @@ class Host:
     password: Secret | None = None
     key_passphrase: Secret | None = None
     bootstrap: Bootstrap | None = None  # when set, `python` is the venv's interpreter
+    # host_key_policy: accept-new records an unknown host's key in known_hosts on first contact.
+    accept_new_host_key: bool = False
     loc: Loc | None = field(default=None, compare=False)
     # Setting -> where it was set ("hosts.a.key_file", "defaults.known_hosts"), so a
     # failure caused by a setting can name the one to fix.

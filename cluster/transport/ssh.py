@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -171,21 +171,41 @@ async def open_ssh(
     if tunnel is not None:
         options["tunnel"] = tunnel._conn
     where = f"{host.address}:{host.port}" + (f" via {tunnel.host.name}" if tunnel else "")
-    try:
-        conn = await handshake(
+
+    def connect(**override: object) -> Awaitable[asyncssh.SSHClientConnection]:
+        merged = {**options, **override}
+        return handshake(
             host.address,
             host.port,
-            lambda: asyncio.wait_for(
-                asyncssh.connect(host.address, **options), connect_timeout + 1
-            ),
+            lambda: asyncio.wait_for(asyncssh.connect(host.address, **merged), connect_timeout + 1),
         )
+
+    try:
+        try:
+            conn = await connect()
+        except asyncssh.HostKeyNotVerifiable:
+            known = _known_hosts_file(host)
+            if known is None or _listed(known, host) or not host.accept_new_host_key:
+                raise
+            # accept-new: a host never seen before; its key is recorded, and from then on a
+            # different key is refused like any mismatch.
+            conn = await connect(known_hosts=None)
+            _record(known, host, conn)
     except asyncssh.HostKeyNotVerifiable as exc:
-        known = host.known_hosts or "~/.ssh/known_hosts"
+        known = _known_hosts_file(host)
+        if known is not None and not _listed(known, host):
+            raise HostKeyMismatch(
+                host.name,
+                f"host key of {where} is unknown: {known} has no entry for it. Check the "
+                "host's key fingerprint out of band, then add it with "
+                f"`ssh-keyscan -p {host.port} {host.address} >> {known}`, or set "
+                "host_key_policy: accept-new in the inventory to record it on first contact",
+            ) from None
         raise HostKeyMismatch(
             host.name,
-            f"host key of {where} is not trusted by {known} ({exc.reason}). If the host was "
-            "rebuilt, check its new key out of band and update known_hosts; otherwise "
-            "someone may be intercepting the connection",
+            f"host key of {where} is not trusted by {known or '~/.ssh/known_hosts'} "
+            f"({exc.reason}). If the host was rebuilt, check its new key out of band and "
+            "update known_hosts; otherwise someone may be intercepting the connection",
         ) from None
     except asyncssh.PermissionDenied:
         key = host.key_file or "the default keys"
@@ -206,6 +226,39 @@ async def open_ssh(
             text = f"{setting}: {text}"
         raise HostUnreachable(host.name, f"no SSH connection to {where}: {text}") from None
     return SshTransport(host, conn, command_timeout)
+
+
+def _known_hosts_file(host: Host) -> Path | None:
+    """The known_hosts file host keys are checked against (None when checks are off)."""
+    if not host.verify_host_key:
+        return None
+    return host.known_hosts or Path("~/.ssh/known_hosts").expanduser()
+
+
+def _host_pattern(host: Host) -> str:
+    return host.address if host.port == 22 else f"[{host.address}]:{host.port}"
+
+
+def _listed(known: Path, host: Host) -> bool:
+    """Whether known_hosts has any key for this host (a mismatch, not an unknown host)."""
+    if not known.exists():
+        return False
+    try:
+        entries = asyncssh.read_known_hosts(str(known))
+    except (OSError, ValueError):
+        return True  # unreadable: never take it for "unknown" and write to it
+    return any(entries.match(host.address, host.address, host.port))
+
+
+def _record(known: Path, host: Host, conn: asyncssh.SSHClientConnection) -> None:
+    """Append the host's key to known_hosts, as `ssh -o StrictHostKeyChecking=accept-new`."""
+    key = conn.get_server_host_key()
+    if key is None:
+        return
+    line = f"{_host_pattern(host)} {key.export_public_key().decode().strip()}\n"
+    known.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    with known.open("a", encoding="utf-8") as fh:
+        fh.write(line)
 
 
 def _check_local_files(host: Host) -> None:
