@@ -950,6 +950,40 @@ def test_ctrl_c_reports_what_landed_and_apply_converges(
     assert response.status_code == 200
 
 
+def test_no_secret_reaches_any_output_or_file(deployment: Deployment) -> None:
+    """Every byte apply, swap, rollback, tail and status print (stdout, stderr, --json), the
+    history, and every file of ours on the hosts but the token files: no cluster token."""
+    root = deployment.remote
+    tokens = {p.name: p.read_text().strip() for p in (root / "auth").glob("*.token")}
+    assert tokens and all(len(t) == 64 for t in tokens.values()), tokens.keys()
+    inv = str(deployment.path)
+    said: list[str] = []
+    for argv in (
+        ["apply", "-i", inv, "--yes", "--json"],
+        ["status", "-i", inv, "--json"],
+        ["status", "-i", inv],
+        ["swap", "cancer", "--to", "2", "-i", inv, "--bake", "0s", "--retire-after", "0s",
+         "--yes", "--json"],
+        ["rollback", "cancer", "--to", "1", "-i", inv],
+        ["tail", "cancer", "-i", inv, "--duration", "3s", "--json"],
+        ["tail", "cancer", "-i", inv, "--duration", "2s"],
+        ["plan", "-i", inv],
+    ):  # fmt: skip
+        done = subprocess.run(
+            [sys.executable, "-m", "console.cli", *argv],
+            capture_output=True, text=True, timeout=300,
+        )  # fmt: skip
+        assert done.returncode in (0, 4), (argv, done.stderr[-2000:])
+        said += [done.stdout, done.stderr]
+    said.append(history_path(deployment.path).read_text())
+    for path in root.rglob("*"):
+        if path.is_file() and path.parent != root / "auth" and path.stat().st_size < 50_000_000:
+            said.append(path.read_bytes().decode("utf-8", "replace"))
+    for name, token in tokens.items():
+        leaks = [i for i, text in enumerate(said) if token in text]
+        assert leaks == [], f"{name} found in output {leaks}"
+
+
 def test_destroy_leaves_no_ray_of_ours(
     deployment: Deployment, capsys: pytest.CaptureFixture[str]
 ) -> None:
