@@ -197,19 +197,23 @@ E = TypeVar("E")
 
 
 async def holding(
-    leases: Leases, note: Callable[[LeaseSpot, str], E], events: AsyncGenerator[E, None]
+    leases: Leases,
+    note: Callable[[LeaseSpot, str], E],
+    events: AsyncGenerator[E, None],
+    outcome: Callable[[E], bool] = lambda _: False,
 ) -> AsyncGenerator[E, None]:
     """`events` with `leases` held: each lease taken over is said first (as `note` makes it),
-    and the last event (the operation's outcome) comes after the leases are given back, so a
-    consumer that stops reading at the outcome leaves no lease behind."""
-    last: list[E] = []
+    every event passes at once, and the `outcome` event (the last) comes after the leases are
+    given back, so a consumer that stops reading at the outcome leaves no lease behind."""
+    held: list[E] = []
     async with leases:
         for spot, text in leases.taken_over:
             yield note(spot, text)
         async with contextlib.aclosing(events) as inner:
             async for event in inner:
-                if last:
-                    yield last.pop()
-                last.append(event)
-    if last:
-        yield last.pop()
+                if outcome(event):
+                    held.append(event)
+                else:
+                    yield event
+    for event in held:
+        yield event

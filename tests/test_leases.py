@@ -79,3 +79,31 @@ async def test_all_leases_or_none(fleet_inventory, tmp_path: Path) -> None:
         # node1's lease, taken before node3's was refused, was given back.
         async with Leases(conn, [a], "abort tools"):
             pass
+
+
+async def test_progress_passes_at_once_and_the_outcome_after_the_release() -> None:
+    from cluster.lease import holding
+
+    log: list[str] = []
+
+    class FakeLeases:
+        taken_over: list[tuple[object, str]] = []
+
+        async def __aenter__(self) -> FakeLeases:
+            log.append("taken")
+            return self
+
+        async def __aexit__(self, *exc: object) -> None:
+            log.append("given back")
+
+    async def events():  # type: ignore[no-untyped-def]
+        yield "step 1"
+        yield "step 2"
+        yield "outcome"
+
+    stream = holding(FakeLeases(), lambda s, t: t, events(), lambda e: e == "outcome")  # type: ignore[arg-type]
+    async for event in stream:
+        log.append(event)
+        if event == "outcome":
+            break  # a reader that stops at the outcome
+    assert log == ["taken", "step 1", "step 2", "given back", "outcome"]

@@ -88,7 +88,11 @@ async def swap(
     def note(_: LeaseSpot, text: str) -> Event:
         return SwapStep(app.name, app.target, "lease", text)
 
-    async for event in holding(leases, note, _swap(connections, store, app, options, history)):
+    def outcome(event: Event) -> bool:
+        return isinstance(event, SwapFinished)
+
+    events = _swap(connections, store, app, options, history)
+    async for event in holding(leases, note, events, outcome):
         yield event
 
 
