@@ -973,7 +973,10 @@ def test_no_secret_reaches_any_output_or_file(deployment: Deployment) -> None:
             [sys.executable, "-m", "console.cli", *argv],
             capture_output=True, text=True, timeout=300,
         )  # fmt: skip
-        assert done.returncode in (0, 4), (argv, done.stderr[-2000:])
+        # tail right after the rollback may see no metrics yet (exit 1, said on stderr): its
+        # words are checked all the same; plan exits 4 when it finds changes; the rest succeed.
+        allowed = {"tail": (0, 1), "plan": (0, 4)}.get(argv[0], (0,))
+        assert done.returncode in allowed, (argv, done.stderr[-2000:])
         said += [done.stdout, done.stderr]
     said.append(history_path(deployment.path).read_text())
     for path in root.rglob("*"):
