@@ -37,6 +37,5 @@ async def remove_leftovers(transport: Transport, layout: Layout) -> int:
     is ever printed)."""
     result = await transport.run(["sh", "-c", _SCRIPT, "sh", layout.root, str(UPLOAD_GRACE_MIN)])
     if not result.ok or not result.stdout.strip().isdigit():
-        why = result.stderr.strip().splitlines()[-1:] or [f"exit status {result.exit_status}"]
-        raise TransportError(transport.host.name, f"cannot remove leftovers: {why[0]}")
+        raise TransportError(transport.host.name, f"cannot remove leftovers: {result.reason()}")
     return int(result.stdout.strip())

@@ -93,8 +93,8 @@ def main():
     action, remote_dir, app = sys.argv[1], sys.argv[2], sys.argv[3]
     root = os.path.abspath(os.path.expanduser(remote_dir))
     directory = os.path.join(root, "leases")
-    if not os.path.isdir(directory):
-        os.makedirs(directory, mode=0o700)
+    # Two heads may share one home (a shared filesystem, or the test hosts): both may make it.
+    os.makedirs(directory, mode=0o700, exist_ok=True)
     path = os.path.join(directory, app + ".lease")
     request = json.load(sys.stdin)
     answer = {"acquire": acquire, "renew": renew, "release": release}[action](path, request)

@@ -36,6 +36,12 @@ class CommandResult:
         text = (self.stderr or self.stdout).strip()
         return "\n".join(text.splitlines()[-lines:])
 
+    def reason(self) -> str:
+        """The last line of stderr, or the exit status: never stdout, which may hold a secret
+        (a read cut off mid-way) or a file list."""
+        last = self.stderr.strip().splitlines()[-1:]
+        return last[0] if last else f"exit status {self.exit_status}"
+
 
 @dataclass(frozen=True)
 class UploadReport:
