@@ -13,12 +13,13 @@ from rich.text import Text
 
 from cluster.errors import InventoryError, MlopsError, UsageError
 from console import exit_codes
+from console.signals import Stopped, cancelled_by_signals
 
 # Modules under console.commands, imported when the parser is built: the console's own start
 # (`mlops-tui [-i FILE]` on a terminal) imports only `tui`.
 COMMANDS = (
     "check", "models", "plan", "apply", "status", "destroy", "tail", "swap", "traffic",
-    "history", "tui", "demo",
+    "history", "keys", "tui", "demo",
 )  # fmt: skip
 
 
@@ -112,7 +113,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     out = Console() if sys.stdout.isatty() else Console(width=160)
     try:
         _merge_globals(args)
-        code: int = asyncio.run(args.run(args, out, err))
+        work = args.run(args, out, err)
+        # The console handles its own terminal; a headless command stops on SIGTERM or
+        # SIGHUP as on Ctrl-C (a swap puts the old version back first).
+        code: int = asyncio.run(work if args.command == "tui" else cancelled_by_signals(work))
     except InventoryError as exc:
         err.print(
             f"[red]error:[/] invalid inventory ({len(exc.problems)} problem(s)):", highlight=False
@@ -129,6 +133,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         err.print("interrupted")
         return exit_codes.INTERRUPTED
+    except Stopped as exc:
+        err.print(f"interrupted ({exc.name})")
+        return exc.exit_code
     return code
 
 
