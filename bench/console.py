@@ -173,7 +173,7 @@ def main() -> None:
         ]
         with replaying(page, monitor, nodes):
             path = tmp / "fleet.yaml"
-            path.write_text(inventory_yaml(nodes, None))
+            path.write_text(inventory_yaml(nodes, None, tmp / "remote"))
             cpu, kids, wall, fresh = run(lambda: asyncio.run(follow(path)))  # type: ignore[misc]
     ms = [1000 * c for c in overview], [1000 * c for c in app_screen]
     share = cpu / wall

@@ -238,9 +238,14 @@ def measure(inventory: Path) -> Measured:
         raise SystemExit(f"bench/telemetry.py: {exc}") from None
 
 
-def inventory_yaml(nodes: list[Node], fleet: SshdFleet | None) -> str:
+def inventory_yaml(nodes: list[Node], fleet: SshdFleet | None, remote: Path) -> str:
     """NODES edge hosts: local ones, or (with a fleet) ones reached over SSH, each its own sshd
-    on its own loopback address."""
+    on its own loopback address. Their `remote_dir` is `remote`, which gets each cluster's app
+    keys file (the collector reads the key to ask the monitor; the replay does not check it)."""
+    (remote / "auth").mkdir(parents=True, exist_ok=True)
+    keys = json.dumps({"apps": {"cancer": [{"key": "replayed-" * 4, "until": None}]}})
+    for i in range(len(nodes)):
+        (remote / "auth" / f"fleet.n{i}.keys").write_text(keys)
     hosts = []
     for i, (_, metrics, serve) in enumerate(nodes):
         ray = f"    ray: {{metrics_port: {metrics}, serve_port: {serve}}}\n"
@@ -249,10 +254,10 @@ def inventory_yaml(nodes: list[Node], fleet: SshdFleet | None) -> str:
         else:
             sshd = fleet.hosts[i]
             hosts.append(f"  n{i}:\n    address: {sshd.address}\n    port: {sshd.port}\n{ray}")
-    defaults = ""
+    defaults = f"defaults:\n  remote_dir: {remote}\n"
     if fleet is not None:
-        defaults = (
-            f"defaults:\n  user: {getpass.getuser()}\n  key_file: {fleet.client_key}\n"
+        defaults += (
+            f"  user: {getpass.getuser()}\n  key_file: {fleet.client_key}\n"
             f"  known_hosts: {fleet.known_hosts}\n  python: {sys.executable}\n"
         )
     names = ", ".join(f"n{i}" for i in range(len(nodes)))
@@ -276,13 +281,13 @@ def main() -> None:
         ]
         with replaying(page, monitor, local):
             inventory = tmp / "local.yaml"
-            inventory.write_text(inventory_yaml(local, None))
+            inventory.write_text(inventory_yaml(local, None, tmp / "remote"))
             got = measure(inventory)
         with sshd_fleet(tmp / "sshd", NODES) as fleet:
             remote = [(h.address, free_port(h.address), free_port(h.address)) for h in fleet.hosts]
             with replaying(page, monitor, remote):
                 inventory = tmp / "ssh.yaml"
-                inventory.write_text(inventory_yaml(remote, fleet))
+                inventory.write_text(inventory_yaml(remote, fleet, tmp / "remote"))
                 over_ssh = measure(inventory)
     share = got.cpu_s / got.wall_s
     ssh_share = over_ssh.cpu_s / over_ssh.wall_s

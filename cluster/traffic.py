@@ -49,14 +49,16 @@ class LabelledTraffic:
     rate: float = 20.0
     label_delay: float = 1.0
     stats: TrafficStats = field(default_factory=TrafficStats)
+    key: str | None = field(default=None, repr=False)  # the app's key: labels need it
 
     async def run(self, stop: asyncio.Event) -> TrafficStats:
         """Until `stop` is set; the labels still due are sent before returning."""
         due: deque[tuple[float, str, Any]] = deque()
         loop = asyncio.get_running_loop()
         limits = httpx.Limits(max_connections=8)
+        headers = {"Authorization": f"Bearer {self.key}"} if self.key else None
         async with httpx.AsyncClient(
-            base_url=self.base_url, timeout=TIMEOUT_S, limits=limits
+            base_url=self.base_url, timeout=TIMEOUT_S, limits=limits, headers=headers
         ) as client:
             in_flight: set[asyncio.Task[None]] = set()
             answered_all = asyncio.Event()  # no prediction in flight can add a label any more

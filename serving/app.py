@@ -11,18 +11,25 @@ from serving.monitor.deployment import Monitor
 
 
 def model_app(args: dict[str, Any]) -> Application:
-    """One version of one app: args app, version, model_dir, and optionally max_rows, monitor."""
+    """One version of one app: args app, version, model_dir, and optionally max_rows, monitor,
+    keys_file (the cluster's app keys) and auth_predict (/predict needs a key too)."""
     return ModelServer.bind(  # type: ignore[attr-defined]  # added by @serve.deployment
         app=str(args["app"]),
         version=str(args["version"]),
         model_dir=str(args["model_dir"]),
         max_rows=int(args.get("max_rows", 1024)),
         monitor=bool(args.get("monitor", True)),
+        keys_file=str(args["keys_file"]) if args.get("keys_file") else None,
+        auth_predict=bool(args.get("auth_predict", False)),
     )
 
 
 def monitor_app(args: dict[str, Any]) -> Application:
-    """The accuracy monitor of one app: args app, state_dir, and optional window settings."""
+    """The accuracy monitor of one app: args app, state_dir, and optional window settings
+    and keys_file."""
     return Monitor.bind(  # type: ignore[attr-defined]  # added by @serve.deployment
-        app=str(args["app"]), state_dir=str(args["state_dir"]), settings=args.get("settings")
+        app=str(args["app"]),
+        state_dir=str(args["state_dir"]),
+        settings=args.get("settings"),
+        keys_file=str(args["keys_file"]) if args.get("keys_file") else None,
     )

@@ -25,6 +25,7 @@ from ray.util import metrics
 from starlette.requests import Request
 from starlette.responses import Response
 
+from serving.auth import KeyCheck, Unauthorized
 from serving.body import predict_body_limit, read_body
 from serving.drift import FeatureBins
 from serving.labels import LabelChecker, LabelError
@@ -47,6 +48,8 @@ MAX_REQUEST_ID = 128  # characters; ours are 32
 # overloaded, failing or too slow: Serve's own errors, Ray's (actor died, task error),
 # KeyError from get_deployment_handle for an application that does not exist, and timeouts.
 UNAVAILABLE = (RayServeException, RayError, KeyError, TimeoutError)
+PREVIEW = "/__v/"  # a version that is not live answers below ROUTE/__v/VERSION (keys only)
+OPEN_PATHS = ("/version", "/healthz", "/-/healthz")  # on the live route, no key needed
 
 
 class MonitorUnavailable(Exception):
@@ -64,9 +67,19 @@ class ModelServer:
     """Serves one model version; a failing load keeps the replica (and its version) unhealthy."""
 
     def __init__(
-        self, app: str, version: str, model_dir: str, max_rows: int = 1024, monitor: bool = True
+        self,
+        app: str,
+        version: str,
+        model_dir: str,
+        max_rows: int = 1024,
+        monitor: bool = True,
+        keys_file: str | None = None,
+        auth_predict: bool = False,
     ) -> None:
         self.app = app
+        # No keys file: no keys asked (unit tests, benchmarks); our configs always name one.
+        self._keys = KeyCheck(keys_file, app) if keys_file else None
+        self._auth_predict = auth_predict
         self.version = version
         self.model = OnnxModel(Path(model_dir))
         self.max_rows = max_rows
@@ -120,6 +133,8 @@ class ModelServer:
         path = _subpath(request)
         method = request.method
         try:
+            if self._keys is not None and self._needs_key(request, path):
+                self._keys.check(request.headers.get("authorization"))
             if path == "/predict" and method == "POST":
                 return await self._predict_http(request)
             if path == "/feedback" and method == "POST":
@@ -135,10 +150,22 @@ class ModelServer:
             return json_response({"error": exc.message}, exc.status)
         except MonitorUnavailable as exc:
             return json_response({"error": str(exc)}, 503)
+        except Unauthorized as exc:
+            self._rejected.inc(tags={**self._tags, "status": "401"})
+            return unauthorized(str(exc))
         known = ("POST /predict", "POST /feedback", "GET /version", "GET /monitor", "GET /healthz")
         return json_response(
             {"error": f"no route {method} {path}; try one of: {', '.join(known)}"}, 404
         )
+
+    def _needs_key(self, request: Request, path: str) -> bool:
+        """Labels, the monitor and every preview route need the app's key; predictions need
+        it when the app says so."""
+        if PREVIEW in request.scope.get("root_path", ""):
+            return True
+        if path == "/predict":
+            return self._auth_predict
+        return path not in OPEN_PATHS
 
     async def _predict_http(self, request: Request) -> Response:
         n_features = self.model.meta.n_features
@@ -388,6 +415,13 @@ class ModelServer:
             self._bins.give_back(counts)
             if strict:
                 raise
+
+
+def unauthorized(reason: str) -> Response:
+    """A 401 with its one-line reason; nothing of the request was recorded."""
+    response = json_response({"error": reason}, 401)
+    response.headers["WWW-Authenticate"] = "Bearer"
+    return response
 
 
 def _subpath(request: Request) -> str:

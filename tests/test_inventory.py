@@ -10,6 +10,7 @@ import pytest
 
 from cluster.errors import InventoryError
 from cluster.inventory import load_inventory
+from cluster.inventory.model import AppAuth
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "inventory.example.yaml"
 
@@ -371,3 +372,23 @@ def test_app_names_may_not_hold_the_version_separator(write_inventory) -> None:
     assert problems(bad) == [
         f"{bad}:14:3: apps.m--x: app names may not contain '--' (it separates versions)"
     ]
+
+
+def test_app_auth_takes_a_key_from_the_environment_only(write_inventory) -> None:
+    auth = "    auth:\n      predict: true\n      key: ${APP_KEY}\n      grace: 10m\n"
+    path = write_inventory(BASE + auth)
+    app = load_inventory(path, env={"APP_KEY": "x" * 32}).apps["m"]
+    assert app.auth.predict and app.auth.grace_s == 600
+    assert app.auth.key is not None and app.auth.key.reveal() == "x" * 32
+    assert "x" * 32 not in repr(app)
+    inline_path = write_inventory(BASE + "    auth: {key: hunter2hunter2hunter2}\n", "inline.yaml")
+    [inline] = problems(inline_path)
+    assert "apps.m.auth.key: inline keys are refused" in inline and "hunter2" not in inline
+    [short] = problems(path, env={"APP_KEY": "tiny"})
+    assert "apps.m.auth.key: the value of ${APP_KEY} is shorter than 16 characters" in short
+    assert "tiny" not in short
+    [grace] = problems(write_inventory(BASE + "    auth: {grace: soon}\n", "grace.yaml"))
+    assert "apps.m.auth.grace: write a duration like 30s, 10m, 1h or 1d, got 'soon'" in grace
+    [unknown] = problems(write_inventory(BASE + "    auth: {predcit: true}\n", "typo.yaml"))
+    assert "apps.m.auth.predcit: unknown key 'predcit'" in unknown
+    assert load_inventory(write_inventory(BASE, "plain.yaml")).apps["m"].auth == AppAuth()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 
 import yaml
@@ -19,9 +20,10 @@ from cluster.inventory.hostfields import (
     HostSpec,
     read_field,
     read_fields,
+    read_secret,
     resolve,
 )
-from cluster.inventory.model import App, Host, Inventory, Rollout, Settings, Target
+from cluster.inventory.model import App, AppAuth, Host, Inventory, Rollout, Settings, Target
 from cluster.inventory.yamlread import Loc, Reader, env_shown, env_text, suggest
 
 TOP_KEYS = ("defaults", "hosts", "targets", "apps", "ansible_inventory")
@@ -39,7 +41,10 @@ TOPOLOGY_KEYS = {
     "cluster": ("topology", "head", "workers", "read_only"),
     "edge": ("topology", "hosts", "rollout", "read_only"),
 }
-APP_KEYS = ("target", "model", "replicas", "route", "gates", "num_cpus", "max_rows")
+APP_KEYS = ("target", "model", "replicas", "route", "gates", "num_cpus", "max_rows", "auth")
+AUTH_KEYS = ("predict", "key", "grace")
+_GRACE_RE = re.compile(r"^(\d+(?:\.\d+)?)(s|m|h|d)?$")
+_GRACE_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
 MODEL_RE = re.compile(r"^(?P<name>[A-Za-z0-9][A-Za-z0-9._-]*)(?::(?P<version>[A-Za-z0-9._-]+))?$")
 ROUTE_RE = re.compile(r"^/[A-Za-z0-9._~/-]*$")
 
@@ -514,8 +519,10 @@ def _read_app(
                 raw = env_text(g_node)
                 why = str(exc) if raw is None else f"{env_shown(raw)} is not a valid gate"
                 reader.fail(g_node, f"{path}.gates[{i}]", why)
+    auth = _read_auth(reader, pairs["auth"][1], f"{path}.auth") if "auth" in pairs else AppAuth()
     if (
         not ok
+        or auth is None
         or target is None
         or model is None
         or replicas is None
@@ -535,7 +542,48 @@ def _read_app(
         tuple(gates),
         reader.loc(node),
         max_rows=max_rows,
+        auth=auth,
     )
+
+
+def _read_auth(reader: Reader, node: yaml.Node, path: str) -> AppAuth | None:
+    """`auth: {predict: true, key: ${APP_KEY}, grace: 1h}`; every part is optional."""
+    pairs = reader.mapping(node, path, AUTH_KEYS)
+    if pairs is None:
+        return None
+    auth = AppAuth()
+    if "predict" in pairs:
+        predict = reader.boolean(pairs["predict"][1], f"{path}.predict")
+        if predict is None:
+            return None
+        auth = replace(auth, predict=predict)
+    if "key" in pairs:
+        k_node = pairs["key"][1]
+        if env_text(k_node) is None or not isinstance(k_node, yaml.ScalarNode):
+            reader.fail(k_node, f"{path}.key", "inline keys are refused: the inventory is kept "
+                        "in git. Reference an environment variable (key: ${APP_KEY}), or leave "
+                        "key out and `apply` makes one")  # fmt: skip
+            return None
+        key = read_secret(reader, k_node, f"{path}.key", "key")
+        if key is None:
+            return None
+        if len(key.reveal()) < 16:
+            # Named by its reference only: the value is a secret.
+            raw = env_text(pairs["key"][1]) or "the key"
+            reader.fail(pairs["key"][1], f"{path}.key", f"{env_shown(raw)} is shorter than 16 "
+                        "characters; use a long random key, e.g. `openssl rand -hex 32`")  # fmt: skip
+            return None
+        auth = replace(auth, key=key)
+    if "grace" in pairs:
+        g_node = pairs["grace"][1]
+        text = str(g_node.value).strip() if isinstance(g_node, yaml.ScalarNode) else ""
+        match = _GRACE_RE.match(text)
+        if match is None:
+            reader.fail(g_node, f"{path}.grace", f"write a duration like 30s, 10m, 1h or 1d, got "
+                        f"{reader.shown(g_node, text)}")  # fmt: skip
+            return None
+        auth = replace(auth, grace_s=float(match[1]) * _GRACE_UNITS[match[2]])
+    return auth
 
 
 def _hint(reader: Reader, node: yaml.Node, value: str, choices: list[str]) -> str:

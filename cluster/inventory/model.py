@@ -132,6 +132,19 @@ class Target:
         return ((self.head,) if self.head else ()) + self.workers
 
 
+DEFAULT_KEY_GRACE_S = 3600.0
+
+
+@dataclass(frozen=True)
+class AppAuth:
+    """Who may call an app: its key (from `${ENV}`, else made by `apply` and kept on the
+    nodes), whether `/predict` needs it too, and how long a replaced key still works."""
+
+    predict: bool = False
+    key: Secret | None = None
+    grace_s: float = DEFAULT_KEY_GRACE_S
+
+
 @dataclass(frozen=True)
 class App:
     """A model served under a route on a target, with the gates its swaps must pass."""
@@ -146,6 +159,7 @@ class App:
     gates: tuple[Gate, ...] = ()
     loc: Loc | None = field(default=None, compare=False)
     max_rows: int = 1024  # rows per /predict request above which the app answers 413
+    auth: AppAuth = field(default_factory=AppAuth)
 
 
 @dataclass(frozen=True)

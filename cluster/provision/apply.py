@@ -131,6 +131,14 @@ async def apply_cluster(
                 return f"{report.files} files, {report.bytes} bytes verified by sha256"
 
             ok = await _step(emit, host.name, "upload-model", action.detail, upload) and ok
+        for action in plan.for_host(host.name, "keys"):
+
+            async def keys() -> None:
+                assert plan.keys is not None  # planned with the keys
+                path = layout.keys_file(cluster.id)
+                await write_file(transport, path, plan.keys.dump(), private=True)
+
+            ok = await _step(emit, host.name, "keys", action.detail, keys) and ok
         return ok
 
     reachable = [h for h in cluster.hosts if h.name in plan.states]

@@ -37,6 +37,8 @@ class DesiredCluster:
                     live=model.version,
                     code=code,
                     max_rows=app.max_rows,
+                    keys_file=layout.keys_file(self.cluster.id),
+                    auth_predict=app.auth.predict,
                     versions=(
                         VersionSpec(
                             model.version,

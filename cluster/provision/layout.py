@@ -5,6 +5,7 @@ ROOT/code/BUNDLE           sha256 of the shipped bundle
 ROOT/models/NAME/VERSION/  model versions, verified on arrival
 ROOT/ray/NODE/             this node's Ray temp dir, and node.json (how it was started)
 ROOT/auth/CLUSTER.token    the cluster's Ray auth token, mode 600
+ROOT/auth/CLUSTER.keys     its apps' keys (JSON), mode 600, on every node of the cluster
 ROOT/monitor/CLUSTER/      the accuracy monitor's SQLite files (head only)
 """
 
@@ -42,6 +43,9 @@ class Layout:
 
     def token_file(self, cluster: str) -> str:
         return f"{self.root}/auth/{cluster}.token"
+
+    def keys_file(self, cluster: str) -> str:
+        return f"{self.root}/auth/{cluster}.keys"
 
     def monitor_dir(self, cluster: str) -> str:
         return f"{self.root}/monitor/{cluster}"

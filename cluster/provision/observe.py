@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from cluster.errors import TransportError
@@ -28,6 +28,8 @@ class HostState:
     models: dict[str, str | None]
     ray_pids: int
     ray_node: dict[str, Any] | None
+    keys: dict[str, str | None] = field(default_factory=dict)  # cluster -> sha256 of its keys
+    leftovers: int = 0  # files an interrupted run left, which the next apply removes
 
     @property
     def ray_running(self) -> bool:
@@ -54,6 +56,8 @@ async def observe_host(connections: Connections, host: Host) -> HostState:
             data["models"],
             int(data["ray"]["pids"]),
             data["ray"]["node"],
+            dict(data.get("keys") or {}),
+            int(data.get("leftovers") or 0),
         )
     except (ValueError, KeyError, TypeError) as exc:
         raise TransportError(

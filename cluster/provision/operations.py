@@ -48,18 +48,26 @@ class Planned:
 
 @asynccontextmanager
 async def planned(
-    inventory: Inventory, store: ModelStore, target_names: list[str] | None
+    inventory: Inventory,
+    store: ModelStore,
+    target_names: list[str] | None,
+    rotate: frozenset[str] = frozenset(),
 ) -> AsyncIterator[Planned]:
-    """Observe the hosts and plan; the connections and the bundle stay open for `apply_plans`."""
+    """Observe the hosts and plan; the connections and the bundle stay open for `apply_plans`.
+    `rotate`: apps whose key is replaced by a new one (the old one kept for the grace period)."""
     with temp_workdir() as tmp:
         bundle = build_bundle(Path(tmp))
         async with Connections(inventory) as connections:
-            plans = await make_plans(connections, store, target_names, bundle.sha256)
+            plans = await make_plans(connections, store, target_names, bundle.sha256, rotate)
             yield Planned(connections, plans, bundle, plan_event(plans))
 
 
 async def make_plans(
-    connections: Connections, store: ModelStore, target_names: list[str] | None, bundle_sha: str
+    connections: Connections,
+    store: ModelStore,
+    target_names: list[str] | None,
+    bundle_sha: str,
+    rotate: frozenset[str] = frozenset(),
 ) -> list[ClusterPlan]:
     """One plan per Ray cluster of the selected targets, observed in parallel."""
     inventory = connections.inventory
@@ -71,7 +79,9 @@ async def make_plans(
     limit = inventory.settings.concurrency
     plans: list[ClusterPlan] = []
     async for _, outcome in fan_out(
-        desired, lambda d: plan_cluster(connections, d, bundle_sha, concurrency=limit), limit=limit
+        desired,
+        lambda d: plan_cluster(connections, d, bundle_sha, concurrency=limit, rotate=rotate),
+        limit=limit,
     ):
         if isinstance(outcome, Exception):
             raise outcome
@@ -243,10 +253,14 @@ async def _destroy_cluster(
                 yield StepDone(
                     host.name, "stop-ray", f"{count} processes stopped", time.perf_counter() - t0
                 )
-            # The token goes even when Ray was already down: no secret outlives its cluster.
-            removed = await transport.run(["rm", "-f", state.layout.token_file(cluster.id)])
+            # The token and the app keys go even when Ray was already down: no secret
+            # outlives its cluster.
+            secrets = [state.layout.token_file(cluster.id), state.layout.keys_file(cluster.id)]
+            removed = await transport.run(["rm", "-f", *secrets])
             if not removed.ok:
-                raise TransportError(host.name, f"cannot remove the token: {removed.tail()}")
+                raise TransportError(
+                    host.name, f"cannot remove the token and keys: {removed.reason()}"
+                )
             left = await remove_leftovers(transport, state.layout)
             if left:
                 detail = f"{left} files left by an interrupted run removed"

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
 from cluster.check import probe
 from cluster.errors import MlopsError, TransportError
 from cluster.fanout import fan_out
+from cluster.keys import KeyRing, next_keyring, parse_keyring
 from cluster.provision.bootstrap import describe, read_marker, wanted_marker, wheelhouse_digest
 from cluster.provision.desired import DesiredCluster
 from cluster.provision.observe import HostState, observe_host, serve_api
-from cluster.provision.ray_node import node_record
+from cluster.provision.ray_node import node_record, read_secret_file
 from cluster.provision.serve_diff import serve_changes
 from cluster.transport import Connections
 
@@ -23,7 +25,7 @@ class Action:
 
     cluster: str
     host: str
-    kind: str  # bootstrap | upload-code | upload-model | start-ray | restart-ray | serve
+    kind: str  # cleanup | bootstrap | upload-code | upload-model | keys | start-ray | restart-ray | serve
     detail: str
 
 
@@ -39,6 +41,8 @@ class ClusterPlan:
     observe_errors: list[str] = field(default_factory=list)  # the current state is unknown
     actions: list[Action] = field(default_factory=list)
     wheelhouse_digests: dict[str, str | None] = field(default_factory=dict)
+    # The apps' keys every node should hold (secret: never in an event or a repr).
+    keys: KeyRing | None = field(default=None, repr=False)
 
     def for_host(self, host: str, kind: str | None = None) -> list[Action]:
         return [a for a in self.actions if a.host == host and (kind is None or a.kind == kind)]
@@ -49,7 +53,12 @@ class ClusterPlan:
 
 
 async def plan_cluster(
-    connections: Connections, desired: DesiredCluster, bundle_sha: str, *, concurrency: int
+    connections: Connections,
+    desired: DesiredCluster,
+    bundle_sha: str,
+    *,
+    concurrency: int,
+    rotate: frozenset[str] = frozenset(),
 ) -> ClusterPlan:
     cluster = desired.cluster
     plan = ClusterPlan(desired, bundle_sha)
@@ -83,6 +92,9 @@ async def plan_cluster(
         state = plan.states.get(host.name)
         if state is None:
             continue
+        if state.leftovers:
+            detail = f"{state.leftovers} files left by an interrupted run"
+            plan.actions.append(Action(cluster.id, host.name, "cleanup", detail))
         bootstrapping = host.bootstrap is not None and facts.get(host.name) is None
         if bootstrapping:
             assert host.bootstrap is not None
@@ -113,6 +125,7 @@ async def plan_cluster(
             # A worker must rejoin a head that (re)starts: its GCS is a new one.
             why = "new head" if plan.for_host(cluster.head.name, "start-ray") else "head restarts"
             plan.actions.append(Action(cluster.id, host.name, "restart-ray", f"{role} ({why})"))
+    await _plan_keys(connections, plan, rotate)
     await _plan_serve(connections, plan)
     return plan
 
@@ -150,6 +163,37 @@ def _preflight(plan: ClusterPlan, facts: dict[str, Any]) -> None:
             f"cluster {cluster.id}: remote_dir must resolve to the same path on every node "
             f"(replicas load models by path): {listing}"
         )
+
+
+async def _plan_keys(connections: Connections, plan: ClusterPlan, rotate: frozenset[str]) -> None:
+    """The apps' keys: read from the head, made or rotated as the inventory says, and copied
+    to every node whose file differs (replicas check the file of the node they run on)."""
+    cluster = plan.desired.cluster
+    head_state = plan.states.get(cluster.head.name)
+    if head_state is None:
+        return
+    path = head_state.layout.keys_file(cluster.id)
+    try:
+        transport = await connections.get(cluster.head.name)
+        text = await read_secret_file(transport, path)
+        current = parse_keyring(text, f"{cluster.head.name}:{path}") if text else KeyRing()
+    except (MlopsError, OSError) as exc:
+        reason = exc.reason if isinstance(exc, TransportError) else str(exc)
+        plan.observe_errors.append(f"{cluster.head.name}: cannot read the app keys: {reason}")
+        return
+    wanted = next_keyring(current, list(plan.desired.apps), time.time(), rotate)
+    plan.keys = wanted.ring
+    sha = wanted.ring.sha256()
+    changes = "; ".join(wanted.changes)
+    for host in cluster.hosts:
+        state = plan.states.get(host.name)
+        if state is None or state.keys.get(cluster.id) == sha:
+            continue
+        if host.name == cluster.head.name:
+            detail = changes or "app keys (rewritten)"
+        else:
+            detail = "app keys (the head's)"
+        plan.actions.append(Action(cluster.id, host.name, "keys", detail))
 
 
 async def _plan_serve(connections: Connections, plan: ClusterPlan) -> None:

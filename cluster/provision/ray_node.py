@@ -91,8 +91,9 @@ async def write_file(
 
 
 # Exit 3 means "no such file"; cat's own failures exit 1. Nothing is read through `||`, so a
-# read that failed cannot pass for a missing file.
-_READ_SECRET = 'if [ -e "$1" ]; then exec cat -- "$1"; fi; exit 3'
+# read that failed cannot pass for a missing file. A relative path is relative to home, as
+# for SSH sessions and SFTP (a local transport may run elsewhere).
+_READ_SECRET = 'cd || exit 1; if [ -e "$1" ]; then exec cat -- "$1"; fi; exit 3'
 _NO_FILE = 3
 
 
@@ -106,8 +107,7 @@ async def read_secret_file(transport: Transport, path: str) -> str | None:
     if result.exit_status == _NO_FILE and not result.stdout:
         return None
     if not result.ok:
-        why = result.stderr.strip().splitlines()[-1:] or [f"exit status {result.exit_status}"]
-        raise TransportError(transport.host.name, f"cannot read {path}: {why[0]}")
+        raise TransportError(transport.host.name, f"cannot read {path}: {result.reason()}")
     # An empty file holds no token a cluster could be running with: as good as none.
     return result.stdout.strip() or None
 

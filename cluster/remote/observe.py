@@ -3,9 +3,18 @@
 Usage: python -c SRC ROOT NODE   (ROOT may start with ~; NODE names this host's Ray dir)
 """
 
+import fnmatch
+import hashlib
 import json
 import os
 import sys
+import time
+
+# Leftovers of an interrupted run, as provision/leftovers.py removes them; uploads are counted
+# only once older than its grace (2 min) by a margin, so whatever is counted gets removed.
+UPLOAD_AGE_S = 180
+UPLOADS = ("*.partial-*", "*.old-*-*")
+SECRET_TEMP = "*.tmp.[0-9]*"
 
 
 def _read(path):
@@ -39,6 +48,64 @@ def _models(root):
     return out
 
 
+def _keys(root):
+    """sha256 of each cluster's keys file (never its content): whether the nodes agree."""
+    out = {}
+    base = os.path.join(root, "auth")
+    try:
+        names = os.listdir(base)
+    except OSError:
+        return out
+    for name in names:
+        if not name.endswith(".keys"):
+            continue
+        try:
+            with open(os.path.join(base, name), "rb") as fh:
+                out[name[: -len(".keys")]] = hashlib.sha256(fh.read()).hexdigest()
+        except OSError:
+            out[name[: -len(".keys")]] = None
+    return out
+
+
+def _entries(directory, depth):
+    """(path, name, is_dir) under `directory`, `depth` levels down at most."""
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return
+    for name in names:
+        path = os.path.join(directory, name)
+        is_dir = os.path.isdir(path) and not os.path.islink(path)
+        yield path, name, is_dir
+        if is_dir and depth > 1:
+            for entry in _entries(path, depth - 1):
+                yield entry
+
+
+def _old(path, now):
+    try:
+        return now - os.lstat(path).st_mtime > UPLOAD_AGE_S
+    except OSError:
+        return False
+
+
+def _leftovers(root):
+    """How many leftovers of interrupted runs the next apply would remove."""
+    now = time.time()
+    count = 0
+    for path, name, _ in _entries(root, 1):
+        if name.startswith("wheelhouse.") and any(fnmatch.fnmatch(name, p) for p in UPLOADS):
+            count += _old(path, now)
+    for sub in ("code", "models"):
+        for path, name, _ in _entries(os.path.join(root, sub), 3):
+            if any(fnmatch.fnmatch(name, p) for p in UPLOADS):
+                count += _old(path, now)
+    for sub in ("auth", "code", "ray"):
+        for _, name, is_dir in _entries(os.path.join(root, sub), 2):
+            count += not is_dir and fnmatch.fnmatch(name, SECRET_TEMP)
+    return count
+
+
 def _ray_pids(marker):
     pids = []
     for entry in os.listdir("/proc"):
@@ -66,6 +133,8 @@ def main():
         "root": root,
         "bundle": _read(os.path.join(root, "code", "BUNDLE")),
         "models": _models(root),
+        "keys": _keys(root),
+        "leftovers": _leftovers(root),
         "ray": {"pids": len(pids), "node": json.loads(node_file) if node_file else None},
     }
     sys.stdout.write(json.dumps(result))

@@ -13,6 +13,7 @@ import httpx
 
 from cluster.errors import MlopsError
 from cluster.inventory import Host
+from cluster.keys import bearer, cluster_app_key
 from cluster.models.store import StoredVersion
 from cluster.provision.topology import RayCluster
 from cluster.transport import Connections
@@ -42,6 +43,7 @@ class Refused(MlopsError):
 async def predict_until(
     connections: Connections,
     cluster: RayCluster,
+    app: str,
     route: str,
     rows: list[list[float]],
     version: str,
@@ -50,13 +52,15 @@ async def predict_until(
     attempts: int = 20,
 ) -> dict[str, Any]:
     """POST the rows to ROUTE/predict through the head's proxy (at most `max_rows` a request,
-    the app's limit) until `version` answers; its predictions for every row, in order."""
+    the app's limit) until `version` answers; its predictions for every row, in order. The
+    app's key goes with them: a preview route asks for it."""
     head = cluster.head
     transport = await connections.get(head.name)
+    headers = bearer(await cluster_app_key(connections, cluster, app))
     chunks = [rows[i : i + max_rows] for i in range(0, len(rows), max_rows)] or [rows]
     async with (
         transport.forward(head.address, head.ray.serve_http) as (host, port),
-        httpx.AsyncClient(base_url=f"http://{host}:{port}", timeout=30) as client,
+        httpx.AsyncClient(base_url=f"http://{host}:{port}", timeout=30, headers=headers) as client,
     ):
         first = await _first_answer(client, route, chunks[0], version, attempts)
         answers = [first]

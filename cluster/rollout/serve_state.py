@@ -84,6 +84,8 @@ class AppServe:
             shadow=shadow,
             code=self.code,
             max_rows=self.app.max_rows,
+            keys_file=self.layout.keys_file(self.cluster.id),
+            auth_predict=self.app.auth.predict,
         )
 
     async def wait_gone(self, names: list[str], timeout: float = 120.0) -> None:

@@ -275,13 +275,15 @@ async def _swap_cluster(connections: Connections, app: App, cluster: RayCluster,
     # 2. It answers real predictions; 3. the gates it can be judged on before any traffic.
     labelled = holdout(new)
     preview = preview_route(app.route, options.to_version)
-    answer = await predict_until(connections, cluster, preview, probe_rows(new, labelled),
-                                 options.to_version, max_rows=app.max_rows)  # fmt: skip
+    answer = await predict_until(connections, cluster, app.name, preview,
+                                 probe_rows(new, labelled), options.to_version,
+                                 max_rows=app.max_rows)  # fmt: skip
     new_holdout = scores(new, labelled, answer) if labelled else {}
     old_holdout: dict[str, float] = {}
     if labelled:
         try:  # the old version on the new one's holdout: the baseline for relative gates
-            old_answer = await predict_until(connections, cluster, app.route, labelled["X"], old,
+            old_answer = await predict_until(connections, cluster, app.name, app.route,
+                                             labelled["X"], old,
                                              max_rows=app.max_rows)  # fmt: skip
             old_holdout = scores(new, labelled, old_answer)
         except Refused as exc:  # e.g. other features: relative gates will say there is no baseline

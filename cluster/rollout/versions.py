@@ -102,5 +102,11 @@ async def answers(connections: Connections, serve: AppServe, model: StoredVersio
     rows = probe_rows(model, holdout(model))[: serve.app.max_rows]
     route = preview_route(serve.app.route, model.version)
     await predict_until(
-        connections, serve.cluster, route, rows, model.version, max_rows=serve.app.max_rows
+        connections,
+        serve.cluster,
+        serve.app.name,
+        route,
+        rows,
+        model.version,
+        max_rows=serve.app.max_rows,
     )

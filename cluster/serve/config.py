@@ -70,6 +70,10 @@ class AppSpec:
     # sha256 of the shipped `serving` code: a new bundle changes the args, so Serve restarts
     # the replicas on it instead of leaving them on the old code.
     code: str = ""
+    # The cluster's private file of app keys on every node; the replicas check requests
+    # against it. Empty: no key asked (serving tests only; apply and swaps always set it).
+    keys_file: str = ""
+    auth_predict: bool = False  # /predict needs the key too
 
     def version(self, version: str) -> VersionSpec:
         for v in self.versions:
@@ -109,6 +113,7 @@ def applications(spec: AppSpec) -> list[dict[str, Any]]:
                 "state_dir": spec.state_dir,
                 "settings": spec.monitor_settings,
                 **({"code": spec.code} if spec.code else {}),
+                **({"keys_file": spec.keys_file} if spec.keys_file else {}),
             },
             "deployments": [
                 # One replica on the head node: its SQLite file must not move between nodes.
@@ -144,6 +149,8 @@ def applications(spec: AppSpec) -> list[dict[str, Any]]:
                     "max_rows": spec.max_rows,
                     "monitor": spec.monitor,
                     **({"code": spec.code} if spec.code else {}),
+                    **({"keys_file": spec.keys_file} if spec.keys_file else {}),
+                    **({"auth_predict": True} if spec.auth_predict else {}),
                 },
                 "deployments": [deployment],
             }

@@ -13,6 +13,7 @@ import httpx
 
 from cluster.errors import MlopsError
 from cluster.inventory import App
+from cluster.keys import bearer, cluster_app_key
 from cluster.provision.topology import RayCluster
 from cluster.serve.config import monitor_route
 from cluster.telemetry.frame import MonitorSummary
@@ -29,6 +30,7 @@ class _Line:
     client: httpx.AsyncClient
     stack: AsyncExitStack | None = None
     url: str | None = None
+    headers: dict[str, str] = field(default_factory=dict, repr=False)  # the app's key
 
 
 @dataclass
@@ -88,7 +90,10 @@ class Monitors:
         try:
             if line.url is None:
                 line.url = await self._open(line, cluster)
-            response = await line.client.get(line.url)
+            response = await line.client.get(line.url, headers=line.headers)
+            if response.status_code == 401:  # the key was rotated: read it again next turn
+                await self._drop(line)
+                return None
             if response.status_code != 200:
                 return None
             return MonitorSummary.from_json(response.json())
@@ -110,6 +115,7 @@ class Monitors:
             await stack.aclose()
             raise
         line.stack = stack
+        line.headers = bearer(await cluster_app_key(self.connections, cluster, self.app.name))
         return f"http://{host}:{port}{monitor_route(self.app.route)}"
 
     async def _drop(self, line: _Line) -> None:

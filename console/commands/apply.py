@@ -18,6 +18,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "apply", help="execute the plan: ship code and models, start Ray, deploy Serve"
     )
     add_target_args(p, confirm=True)
+    p.add_argument(
+        "--rotate-key",
+        metavar="APP",
+        action="append",
+        help="replace APP's key with a new one; the old key keeps working for the app's "
+        "auth.grace (default 1h). Repeat for several apps",
+    )
     p.set_defaults(run=run)
 
 

@@ -26,9 +26,11 @@ from rich.text import Text
 from cluster.errors import MlopsError, UsageError
 from cluster.gates import QUALITY, parse_gate
 from cluster.inventory import App, Inventory
+from cluster.keys import cluster_app_key
 from cluster.models.store import ModelStore
 from cluster.provision.events import RunFinished
 from cluster.provision.operations import apply_plans, destroy, has_changes, planned
+from cluster.provision.topology import clusters_of
 from cluster.rollout.events import GatesChecked, Strategy, SwapFinished, SwapOptions, SwapOutcome
 from cluster.rollout.history import History, history_path
 from cluster.rollout.http_checks import holdout
@@ -158,12 +160,16 @@ async def _traffic(
     labelled = holdout(store.get(app.model, "1"))
     if labelled is None:
         raise UsageError(f"{app.model}:1 has no holdout to send")
-    head = inventory.hosts[inventory.targets[app.target].hosts[0]]
+    cluster = clusters_of(inventory, inventory.targets[app.target])[0]
+    head = cluster.head
     async with Connections(inventory) as connections:
         transport = await connections.get(head.name)
+        key = await cluster_app_key(connections, cluster, app.name)  # labels need it
         async with transport.forward(head.address, head.ray.serve_http) as (host, port):
             url = f"http://{host}:{port}{app.route}"
-            generator = LabelledTraffic(url, labelled["X"], labelled["y"], rate=rate, stats=stats)
+            generator = LabelledTraffic(
+                url, labelled["X"], labelled["y"], rate=rate, stats=stats, key=key
+            )
             stop = asyncio.Event()
             task = asyncio.create_task(generator.run(stop))
             try:

@@ -55,7 +55,14 @@ async def planned(args: argparse.Namespace, out: Console, err: Console) -> Async
     status = err.status("observing hosts", spinner="dots")
     status.start()
     try:
-        async with plan_run(inventory, store, args.target) as run:
+        rotate = frozenset(getattr(args, "rotate_key", None) or ())
+        unknown = sorted(rotate - set(inventory.apps))
+        if unknown:
+            raise UsageError(
+                f"--rotate-key: no app named {', '.join(unknown)} in {args.inventory}; "
+                f"apps: {', '.join(sorted(inventory.apps)) or '(none)'}"
+            )
+        async with plan_run(inventory, store, args.target, rotate) as run:
             status.stop()
             if args.json:
                 json_line(run.event)

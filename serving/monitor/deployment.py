@@ -16,11 +16,13 @@ from ray.util import metrics
 from starlette.requests import Request
 from starlette.responses import Response
 
+from serving.auth import KeyCheck, Unauthorized
 from serving.monitor.store import PredictionRecord
 from serving.monitor.tracker import AccuracyTracker, MonitorSettings
 
 log = logging.getLogger("ray.serve")
 _SCORES = ("accuracy", "precision", "recall", "f1", "roc_auc", "mse", "mae")
+SUMMARY_CACHE_S = 1.0  # GET on the route answers from a summary at most this old
 
 
 @serve.deployment(num_replicas=1, ray_actor_options={"num_cpus": 0}, max_ongoing_requests=1000)
@@ -29,9 +31,15 @@ class Monitor:
 
     # Serve awaits async constructors; this one starts the gauge exporter on the replica's loop.
     async def __init__(  # type: ignore[misc]
-        self, app: str, state_dir: str, settings: dict[str, Any] | None = None
+        self,
+        app: str,
+        state_dir: str,
+        settings: dict[str, Any] | None = None,
+        keys_file: str | None = None,
     ) -> None:
         self.app = app
+        self._keys = KeyCheck(keys_file, app) if keys_file else None
+        self._cached: tuple[float, str] | None = None
         self.tracker = AccuracyTracker(
             Path(state_dir) / f"{app}.sqlite", MonitorSettings(**(settings or {}))
         )
@@ -82,14 +90,28 @@ class Monitor:
         return self.tracker.summary()
 
     async def __call__(self, request: Request) -> Response:
-        """GET on the monitor's own route: the summary, for the console's collector."""
+        """GET on the monitor's own route (with the app's key): the summary, for the console's
+        collector; callers within SUMMARY_CACHE_S share one."""
+        if self._keys is not None:
+            try:
+                self._keys.check(request.headers.get("authorization"))
+            except Unauthorized as exc:
+                return Response(
+                    json.dumps({"error": str(exc)}),
+                    status_code=401,
+                    media_type="application/json",
+                    headers={"WWW-Authenticate": "Bearer"},
+                )
         if request.method != "GET":
             return Response(
                 '{"error": "the monitor answers GET only"}',
                 status_code=405,
                 media_type="application/json",
             )
-        return Response(json.dumps(self.tracker.summary()), media_type="application/json")
+        now = time.monotonic()
+        if self._cached is None or now - self._cached[0] >= SUMMARY_CACHE_S:
+            self._cached = (now, json.dumps(self.tracker.summary()))
+        return Response(self._cached[1], media_type="application/json")
 
     async def _export_forever(self, every_s: float = 5.0) -> None:
         while True:

@@ -72,14 +72,15 @@ class Deployment:
         self.path = root / "inventory.yaml"
         self.write(replicas=2)
 
-    def write(self, replicas: int) -> None:
+    def write(self, replicas: int, cancer_auth: str = "") -> None:
+        """The inventory; `cancer_auth` adds lines under the cancer app (its `auth:`)."""
         self.replicas = replicas
         extra = (
             "targets:\n"
             "  grid:\n    topology: cluster\n    head: node1\n    workers: [node2]\n"
             "  shops:\n    topology: edge\n    hosts: [node3]\n    rollout: {batch: 1, max_failures: 0}\n"
             "apps:\n"
-            f"  cancer:\n    target: grid\n    model: breast-cancer:1\n    replicas: {replicas}\n    num_cpus: 0.1\n"
+            f"  cancer:\n    target: grid\n    model: breast-cancer:1\n    replicas: {replicas}\n    num_cpus: 0.1\n{cancer_auth}"
             "  shelf:\n    target: shops\n    model: breast-cancer:2\n    num_cpus: 0.1\n"
         )
         text = ssh_inventory_yaml(
@@ -90,6 +91,15 @@ class Deployment:
             f"defaults:\n  remote_dir: {self.remote}\n  model_store: {self.store.root}\n  command_timeout: 300\n",
         )
         self.path.write_text(text + extra)
+
+    def key(self, cluster: str = "grid", app: str = "cancer") -> str:
+        """An app's current key, as `apply` left it on the cluster's nodes (the test hosts
+        share one root)."""
+        ring = json.loads((self.remote / "auth" / f"{cluster}.keys").read_text())
+        return str(ring["apps"][app][0]["key"])
+
+    def auth(self, cluster: str = "grid", app: str = "cancer") -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.key(cluster, app)}"}
 
     def url(self, host: str, route: str) -> str:
         address = next(h.address for h in self.fleet.hosts if h.name == host)
@@ -160,6 +170,7 @@ def test_plan_apply_converge_status(
         and ("node3", "start-ray") in kinds
     )
     assert ("node1", "upload-model") in kinds and ("node3", "serve") in kinds
+    assert {("node1", "keys"), ("node2", "keys"), ("node3", "keys")} <= kinds
 
     code, events = cli(capsys, "apply", "-i", inv, "--json", "--yes")
     failed = [e for e in events if e["event"] == "step_failed"]
@@ -203,6 +214,113 @@ def test_the_dashboard_refuses_requests_without_the_token(deployment: Deployment
         ).status_code
         == 200
     )
+
+
+def test_labels_the_monitor_and_previews_need_the_apps_key(
+    deployment: Deployment, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """Keys made by apply, private to the service user; a 401 with a one-line reason without
+    them, and the labels of such a request never recorded. `keys --out` hands one over."""
+    keys = deployment.remote / "auth" / "grid.keys"
+    assert oct(keys.stat().st_mode & 0o777) == "0o600"
+    key = deployment.key()
+    assert len(key) == 64 and key != deployment.key("shops.node3", "shelf")
+    handed = tmp_path / "cancer.key"
+    assert main(["keys", "cancer", "-i", str(deployment.path), "--out", str(handed)]) == 0
+    assert handed.read_text().strip() == key and oct(handed.stat().st_mode & 0o777) == "0o600"
+    said = capsys.readouterr()
+    assert "cancer.key (mode 600)" in said.out and key not in said.out + said.err
+    with httpx.Client(timeout=30) as client:
+        answer = client.post(
+            deployment.url("node2", "/cancer/predict"), json={"instances": [[0.5] * 30]}
+        )
+        assert answer.status_code == 200  # predictions stay open unless auth.predict
+        label = [{"request_id": answer.json()["request_ids"][0], "label": 0}]
+        for headers in ({}, {"Authorization": "Bearer " + key[::-1]}):
+            for method, route, body in (
+                ("POST", "/cancer/feedback", label),
+                ("GET", "/cancer/monitor", None),
+                ("GET", "/cancer/__monitor", None),
+                ("GET", "/cancer/__v/1/version", None),
+            ):
+                response = client.request(
+                    method, deployment.url("node2", route), json=body, headers=headers
+                )
+                assert response.status_code == 401, (route, response.text)
+                assert "\n" not in response.json()["error"] and key not in response.text
+        # With the key a label is taken (on shelf: cancer's accuracy is checked to the label
+        # by the tail test, which also shows that none of the refused labels above arrived).
+        shelf = client.post(
+            deployment.url("node3", "/shelf/predict"), json={"instances": [[0.5] * 30]}
+        )
+        label = [{"request_id": shelf.json()["request_ids"][0], "label": 0}]
+        ok = client.post(
+            deployment.url("node3", "/shelf/feedback"),
+            json=label,
+            headers=deployment.auth("shops.node3", "shelf"),
+        )
+        assert ok.status_code == 200 and ok.json()["received"] == 1, ok.text
+        refused = client.post(deployment.url("node3", "/shelf/feedback"), json=label,
+                              headers=deployment.auth())  # fmt: skip
+        assert refused.status_code == 401  # one cluster's key is not another's
+
+
+def test_a_new_key_works_beside_the_old_one_for_its_grace_then_alone(
+    deployment: Deployment, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    old = deployment.key()
+    new = hashlib.sha256(b"rotation").hexdigest()
+    monkeypatch.setenv("CANCER_KEY", new)
+    deployment.write(deployment.replicas, "    auth:\n      key: ${CANCER_KEY}\n      grace: 4s\n")
+    inv = str(deployment.path)
+    try:
+        code, events = cli(capsys, "apply", "-i", inv, "--json", "--yes")
+        assert code == 0, events
+        steps = [e for e in events if e["event"] == "step_done" and e["step"] == "keys"]
+        assert {e["host"] for e in steps} == {"node1", "node2"}
+        assert any("cancer: key rotated; the old key is accepted for 4s" in e["detail"]
+                   for e in steps), steps  # fmt: skip
+        assert deployment.key() == new
+
+        def status(key: str) -> int:
+            return httpx.get(
+                deployment.url("node1", "/cancer/monitor"),
+                headers={"Authorization": f"Bearer {key}"},
+                timeout=30,
+            ).status_code
+
+        assert status(new) == 200 and status(old) == 200  # both, for the grace period
+        deadline = time.monotonic() + 20
+        while status(old) != 401 and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert status(old) == 401 and status(new) == 200
+        # The next plan drops the expired key from every node, and then nothing is left to do.
+        code, [plan] = cli(capsys, "plan", "-i", inv, "--json")
+        assert code == 4 and {a["kind"] for a in plan["actions"]} == {"keys"}, plan
+        assert "grace period ended" in plan["actions"][0]["detail"]
+        code, events = cli(capsys, "apply", "-i", inv, "--json", "--yes")
+        assert code == 0, events
+        code, [plan] = cli(capsys, "plan", "-i", inv, "--json")
+        assert code == 0 and plan["actions"] == [], plan
+    finally:
+        deployment.write(deployment.replicas)
+
+
+def test_leftovers_alone_are_planned_and_removed(
+    deployment: Deployment, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A converged deployment with nothing but an interrupted run's files: plan shows them,
+    apply removes them, and then nothing is left to do."""
+    leftovers = plant_leftovers(deployment)
+    inv = str(deployment.path)
+    code, [plan] = cli(capsys, "plan", "-i", inv, "--json")
+    assert code == 4 and {a["kind"] for a in plan["actions"]} == {"cleanup"}, plan
+    assert plan["actions"][0]["detail"] == "3 files left by an interrupted run"
+    code, events = cli(capsys, "apply", "-i", inv, "--json", "--yes")
+    assert code == 0, events
+    assert not [p for p in leftovers if p.exists()]
+    code, [plan] = cli(capsys, "plan", "-i", inv, "--json")
+    assert code == 0 and plan["actions"] == [], plan
 
 
 def test_replicas_spread_over_the_cluster_and_scale(
@@ -290,7 +408,11 @@ async def test_tail_matches_what_clients_saw(deployment: Deployment) -> None:
             await asyncio.sleep(0.5)
             labels = [{"request_id": r, "label": int(y)} for r, y in zip(ids, y_test, strict=True)]
             assert (
-                await client.post(deployment.url("node1", "/cancer/feedback"), json=labels)
+                await client.post(
+                    deployment.url("node1", "/cancer/feedback"),
+                    json=labels,
+                    headers=deployment.auth(),
+                )
             ).status_code == 200
         total = 400 + len(ids) + 1  # the predictions and the one feedback POST
         for _ in range(20):
@@ -555,13 +677,14 @@ async def cancer_status(deployment: Deployment) -> dict:  # type: ignore[type-ar
 
 
 async def labelled_traffic(
-    url: str, rows: list[list[float]], labels: list[int], stop: asyncio.Event
+    url: str, rows: list[list[float]], labels: list[int], stop: asyncio.Event, key: str
 ) -> Counter[str]:
     """One real row per request; every answer's true label is fed back within half a second,
     as a production system would once the outcome is known. Counts answers per version."""
     versions: Counter[str] = Counter()
     pending: list[dict[str, object]] = []
-    async with httpx.AsyncClient(timeout=30) as client:
+    headers = {"Authorization": f"Bearer {key}"}
+    async with httpx.AsyncClient(timeout=30, headers=headers) as client:
         i = 0
         last_feedback = time.perf_counter()
         while not stop.is_set():
@@ -591,7 +714,11 @@ async def test_live_labels_fail_the_accuracy_gate_and_the_canary_rolls_back(
     stop = asyncio.Event()
     traffic = asyncio.create_task(
         labelled_traffic(
-            deployment.url("node1", "/cancer"), X_test.tolist(), [int(y) for y in y_test], stop
+            deployment.url("node1", "/cancer"),
+            X_test.tolist(),
+            [int(y) for y in y_test],
+            stop,
+            deployment.key(),
         )
     )
     try:
@@ -678,9 +805,11 @@ async def test_no_auto_rollback_then_abort_or_promote(
     assert {"abort", "promote", "rollback"} <= set(kinds)
 
 
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
 def test_ctrl_c_during_a_canary_restores_the_old_version(
-    deployment: Deployment, capsys: pytest.CaptureFixture[str]
+    deployment: Deployment, capsys: pytest.CaptureFixture[str], sig: signal.Signals
 ) -> None:
+    """Ctrl-C, and SIGTERM as CI sends it when it cancels a job: the old version is back."""
     inv = str(deployment.path)
     proc = subprocess.Popen(
         [sys.executable, "-m", "console.cli", "swap", "cancer", "--to", "2", "-i", inv,
@@ -692,10 +821,10 @@ def test_ctrl_c_during_a_canary_restores_the_old_version(
     for line in proc.stdout:
         event = json.loads(line)
         if event["event"] == "swap_step" and event["phase"] == "shift":
-            proc.send_signal(signal.SIGINT)  # Ctrl-C while 10% of traffic is on the canary
+            proc.send_signal(sig)  # while 10% of traffic is on the canary
             break
     _, err = proc.communicate(timeout=180)
-    assert proc.returncode == 130 and "Traceback" not in err, err
+    assert proc.returncode == 128 + int(sig) and "Traceback" not in err, err
     cancer = status_of(capsys, deployment)
     assert cancer["live"] == "1" and [v["version"] for v in cancer["versions"]] == ["1"]
     last = read_history(history_path(deployment.path), "cancer")[-1]
@@ -950,12 +1079,70 @@ def test_ctrl_c_reports_what_landed_and_apply_converges(
     assert response.status_code == 200
 
 
+async def poisoner(url: str, rows: list[list[float]], stop: asyncio.Event) -> Counter[int]:
+    """A client without the key that labels every answer it gets wrong, as fast as it can:
+    the statuses its label posts got."""
+    statuses: Counter[int] = Counter()
+    async with httpx.AsyncClient(timeout=30) as client:
+        i = 0
+        while not stop.is_set():
+            answer = (
+                await client.post(url + "/predict", json={"instances": rows[i : i + 4]})
+            ).json()
+            i = (i + 4) % (len(rows) - 4)
+            wrong = [
+                {"request_id": r, "label": 1 - int(p)}
+                for r, p in zip(answer["request_ids"], answer["predictions"], strict=True)
+            ]
+            statuses[(await client.post(url + "/feedback", json=wrong)).status_code] += 1
+    return statuses
+
+
+async def test_labels_without_the_key_move_no_gate(deployment: Deployment) -> None:
+    """A canary judged on live labels while a poisoner, as fast as it can, labels every answer
+    it gets wrong: every poisoned post is a 401, and the gate sees only the true labels."""
+    _, X_test, _, y_test, _ = example_data()
+    url = deployment.url("node1", "/cancer")
+    stop = asyncio.Event()
+    rows = X_test.tolist()
+    traffic = asyncio.create_task(
+        labelled_traffic(url, rows, [int(y) for y in y_test], stop, deployment.key())
+    )
+    poison = asyncio.create_task(poisoner(url, rows, stop))
+    inv = str(deployment.path)
+    try:
+        code, events = await run_cli(
+            "swap", "cancer", "--to", "2", "-i", inv, "--strategy", "canary", "--steps", "50,100",
+            "--bake", "8s", "--gate", "accuracy>=0.9@20", "--yes", "--json",
+        )  # fmt: skip
+    finally:
+        stop.set()
+    versions = await traffic
+    statuses = await poison
+    gates = [(e["phase"], e["results"]) for e in events if e["event"] == "gates_checked"]
+    assert code == 0 and events[-1]["outcome"] == "promoted", (gates, statuses, versions)
+    live = [e for e in events if e["event"] == "gates_checked" and e["phase"].startswith("bake")]
+    assert live and all(g["passed"] for g in live), live
+    assert set(statuses) == {401} and statuses[401] > 10, statuses
+    assert versions["2"] > 0
+    code, events = await run_cli(
+        "swap", "cancer", "--to", "1", "-i", inv, "--no-gates", "--bake", "0s",
+        "--retire-after", "0s", "--yes", "--json",
+    )  # fmt: skip
+    assert code == 0, events[-3:]
+
+
 def test_no_secret_reaches_any_output_or_file(deployment: Deployment) -> None:
     """Every byte apply, swap, rollback, tail and status print (stdout, stderr, --json), the
-    history, and every file of ours on the hosts but the token files: no cluster token."""
+    history, and every file of ours on the hosts but the secret files: no cluster token and
+    no app key."""
     root = deployment.remote
     tokens = {p.name: p.read_text().strip() for p in (root / "auth").glob("*.token")}
     assert tokens and all(len(t) == 64 for t in tokens.values()), tokens.keys()
+    for path in (root / "auth").glob("*.keys"):
+        for app, keys in json.loads(path.read_text())["apps"].items():
+            tokens.update({f"{path.name}:{app}:{i}": k["key"] for i, k in enumerate(keys)})
+    assert {"grid.keys:cancer:0", "shops.node3.keys:shelf:0"} <= set(tokens), tokens.keys()
     inv = str(deployment.path)
     said: list[str] = []
     for argv in (

@@ -43,7 +43,7 @@ async def post(client: httpx.AsyncClient, path: str, body: object) -> httpx.Resp
 
 
 async def test_predictions_equal_the_onnx_models(env: ServeEnv) -> None:
-    async with httpx.AsyncClient(base_url=env.head.serve_url, timeout=30) as client:
+    async with env.client(timeout=30) as client:
         for version, path in (("1", "/cancer/predict"), ("2", "/cancer/__v/2/predict")):
             session = ort.InferenceSession(
                 str(env.store.root / "breast-cancer" / version / "model.onnx")
@@ -113,7 +113,7 @@ async def test_switch_under_load_fails_no_request(env: ServeEnv) -> None:
 
 
 async def test_shadow_results_are_recorded_not_returned(env: ServeEnv) -> None:
-    async with httpx.AsyncClient(base_url=env.head.serve_url, timeout=30) as client:
+    async with env.client(timeout=30) as client:
         ids, labels = [], []
         for i in range(40):
             body = (await post(client, "/mirror/predict", {"instances": [ROWS[i]]})).json()
@@ -148,7 +148,7 @@ async def poll_monitor(client: httpx.AsyncClient, path: str, done, timeout: floa
 
 
 async def test_monitor_equals_sklearn_and_survives_a_crash(env: ServeEnv) -> None:
-    async with httpx.AsyncClient(base_url=env.head.serve_url, timeout=30) as client:
+    async with env.client(timeout=30) as client:
         ids, preds, probas = [], [], []
         for start in range(0, len(ROWS), 20):
             body = (
@@ -236,7 +236,7 @@ BAD = [
 
 async def test_bad_input_gets_4xx_and_never_hurts_a_replica(env: ServeEnv) -> None:
     before = await env.replica_ids("cancer")
-    async with httpx.AsyncClient(base_url=env.head.serve_url, timeout=30) as client:
+    async with env.client(timeout=30) as client:
         for body, status, message in BAD:
             response = await client.post("/cancer/predict", content=body)
             assert response.status_code == status, (body, response.text)
@@ -277,7 +277,7 @@ async def test_bad_input_gets_4xx_and_never_hurts_a_replica(env: ServeEnv) -> No
 async def test_version_endpoint_describes_live_versions(env: ServeEnv) -> None:
     await env.update("cancer", canary=("2", 0.25))
     await asyncio.sleep(1)
-    async with httpx.AsyncClient(base_url=env.head.serve_url, timeout=30) as client:
+    async with env.client(timeout=30) as client:
         body = (await client.get("/cancer/version")).json()
     assert body["version"] == "1"
     assert body["versions"] == [
@@ -289,7 +289,7 @@ async def test_version_endpoint_describes_live_versions(env: ServeEnv) -> None:
 
 
 async def test_metrics_reach_rays_metrics_endpoint(env: ServeEnv) -> None:
-    async with httpx.AsyncClient(base_url=env.head.serve_url, timeout=30) as client:
+    async with env.client(timeout=30) as client:
         body = (await post(client, "/cancer/predict", {"instances": ROWS[:20]})).json()
         await asyncio.sleep(0.5)
         labels = [
@@ -322,3 +322,54 @@ def labelled(metric: str, /, **labels: str) -> str:
     """A regex for a Prometheus sample of `metric` carrying every label given, in any order."""
     wanted = "".join(f'(?=[^}}]*\\b{k}="{re.escape(v)}")' for k, v in labels.items())
     return rf"{metric}\S*\{{{wanted}[^}}]*\}}"
+
+
+async def labelled_count(client: httpx.AsyncClient, app: str, version: str) -> int:
+    summary = (await client.get(f"/{app}/monitor")).json()
+    return int(((summary["versions"].get(version) or {}).get("last_n") or {}).get("n", 0))
+
+
+async def test_labels_previews_and_the_monitor_need_the_apps_key(env: ServeEnv) -> None:
+    """Without the key, or with a wrong one: a 401 with a one-line reason, and the labels of
+    a poisoning attempt never reach the monitor."""
+    async with (
+        httpx.AsyncClient(base_url=env.head.serve_url, timeout=30) as anon,
+        env.client(timeout=30) as ok,
+    ):
+        answer = (await anon.post("/cancer/predict", json={"instances": ROWS[:8]})).json()
+        before = await labelled_count(ok, "cancer", "1")
+        wrong = [
+            {"request_id": r, "label": 1 - int(p)}
+            for r, p in zip(answer["request_ids"], answer["predictions"], strict=True)
+        ]
+        attempts = [
+            ("POST", "/cancer/feedback", {"json": wrong}),
+            ("GET", "/cancer/monitor", {}),
+            ("GET", "/cancer/__monitor", {}),
+            ("POST", "/cancer/__v/2/predict", {"json": {"instances": ROWS[:1]}}),
+            ("GET", "/cancer/__v/2/version", {}),
+            ("POST", "/cancer/__v/2/feedback", {"json": wrong}),
+        ]
+        for headers in ({}, {"Authorization": "Bearer " + "0" * 64}, {"Authorization": "Basic x"}):
+            for method, path, kw in attempts:
+                response = await anon.request(method, path, headers=headers, **kw)
+                assert response.status_code == 401, (path, headers, response.text)
+                reason = response.json()["error"]
+                assert reason and "\n" not in reason and env.key not in reason
+                assert response.headers["www-authenticate"] == "Bearer"
+        # With the key, one true label arrives; the wrong ones before it never did.
+        right = [{"request_id": answer["request_ids"][0], "label": int(Y_TEST[0])}]
+        assert (await ok.post("/cancer/feedback", json=right)).status_code == 200
+        assert (await ok.get("/cancer/__monitor")).status_code == 200
+        assert (await ok.get("/cancer/__v/2/version")).json()["version"] == "2"
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 20
+        while (now := await labelled_count(ok, "cancer", "1")) == before and loop.time() < deadline:  # noqa: ASYNC110 - polling a count over HTTP
+            await asyncio.sleep(0.2)
+        assert now == before + 1
+        # Predictions stay open unless the app says otherwise.
+        assert (await anon.get("/cancer/version")).status_code == 200
+        await env.update("acc", auth_predict=True)
+        refused = await anon.post("/acc/predict", json={"instances": ROWS[:1]})
+        assert refused.status_code == 401
+        assert (await ok.post("/acc/predict", json={"instances": ROWS[:1]})).status_code == 200

@@ -7,6 +7,8 @@ session live in one `ServeEnv` and are always sent together.
 from __future__ import annotations
 
 import asyncio
+import json
+import secrets
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -27,6 +29,20 @@ class ServeEnv:
     store: ModelStore
     state_dir: Path
     specs: dict[str, AppSpec] = field(default_factory=dict)
+    key: str = field(default_factory=lambda: secrets.token_hex(32), repr=False)
+
+    @property
+    def keys_file(self) -> Path:
+        return self.state_dir / "apps.keys"
+
+    @property
+    def auth(self) -> dict[str, str]:
+        """The header every app here accepts."""
+        return {"Authorization": f"Bearer {self.key}"}
+
+    def client(self, **kw: Any) -> httpx.AsyncClient:
+        """A client of the head's proxy that sends the apps' key."""
+        return httpx.AsyncClient(base_url=self.head.serve_url, headers=self.auth, **kw)
 
     def api(self) -> ServeApi:
         return ServeApi(self.head.dashboard_url, self.head.token)
@@ -45,11 +61,13 @@ class ServeEnv:
             state_dir=str(self.state_dir),
             live=live,
             versions=tuple(self.version_spec(v) for v in versions),
-            **kw,
+            **{"keys_file": str(self.keys_file), **kw},
         )
 
     async def deploy(self, spec: AppSpec, wait: bool = True) -> None:
         self.specs[spec.app] = spec
+        entry = [{"key": self.key, "until": None}]
+        self.keys_file.write_text(json.dumps({"apps": {app: entry for app in self.specs}}))
         config = serve_config(list(self.specs.values()), self.head.address, self.head.serve_port)
         async with self.api() as api:
             await api.deploy(config)
