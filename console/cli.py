@@ -13,6 +13,8 @@ from rich.text import Text
 
 from cluster.errors import InventoryError, MlopsError, UsageError
 from console import exit_codes
+from console.logfile import add_logging_args
+from console.logfile import configure as configure_logging
 from console.signals import Stopped, cancelled_by_signals
 
 # Modules under console.commands, imported when the parser is built: the console's own start
@@ -46,6 +48,7 @@ def _globals(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="the console refuses every action that changes anything",
     )
+    add_logging_args(parser, prefix="global_")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -58,6 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for name in COMMANDS:
         importlib.import_module(f"console.commands.{name}").add_parser(sub)
+    for command in set(sub.choices.values()):
+        add_logging_args(command)
     return parser
 
 
@@ -73,6 +78,8 @@ def _merge_globals(args: argparse.Namespace) -> None:
     elif not hasattr(args, "inventory"):
         args.inventory = given
     args.read_only = getattr(args, "read_only", False) or args.global_read_only
+    args.verbose = getattr(args, "verbose", 0) + args.global_verbose
+    args.log_file = getattr(args, "log_file", None) or args.global_log_file
 
 
 def _console_only(raw: list[str]) -> argparse.Namespace | None:
@@ -113,6 +120,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     out = Console() if sys.stdout.isatty() else Console(width=160)
     try:
         _merge_globals(args)
+        configure_logging(args.verbose, args.log_file)
         work = args.run(args, out, err)
         # The console handles its own terminal; a headless command stops on SIGTERM or
         # SIGHUP as on Ctrl-C (a swap puts the old version back first).

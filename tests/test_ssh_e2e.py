@@ -47,6 +47,23 @@ def test_check_three_hosts_json(fleet_inventory, capsys, venv_python: str) -> No
         assert facts["cpus"] >= 1 and facts["memory_total"] > 0
 
 
+def test_a_log_file_says_what_ran_where_and_how_long_it_took(
+    fleet_inventory, capsys, tmp_path: Path
+) -> None:
+    log = tmp_path / "run.log"
+    code, _, err = run_cli(
+        capsys, "check", "-i", str(fleet_inventory()), "--json", "--log-file", str(log)
+    )
+    assert code == 0 and "node1" not in err  # the file, not the terminal
+    text = log.read_text()
+    for host in ("node1", "node2", "node3"):
+        assert re.search(rf"DEBUG   mlops_tui.transport: {host}: .+ -> exit 0 in \d+ ms", text)
+    assert "<" in text and "chars>" in text  # an inline script is named by its size only
+    code, _, err = run_cli(capsys, "-v", "check", "-i", str(fleet_inventory()), "--log-file",
+                           str(tmp_path / "nope" / "x.log"))  # fmt: skip
+    assert code == 2 and "--log-file" in err and "No such file or directory" in err
+
+
 def test_check_table_on_a_target(fleet_inventory, capsys) -> None:
     path = fleet_inventory(
         "targets:\n  pair:\n    topology: cluster\n    head: node1\n    workers: [node2]\n"

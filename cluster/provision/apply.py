@@ -9,6 +9,7 @@ events say exactly which. Running apply again converges.
 from __future__ import annotations
 
 import asyncio
+import logging
 import secrets
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -33,6 +34,7 @@ from cluster.provision.ray_node import (
 from cluster.transport import Connections
 
 Emit = Callable[[Event], Awaitable[None]]
+log = logging.getLogger("mlops_tui.apply")
 
 
 class ClusterResult:
@@ -47,14 +49,19 @@ async def _step(
     emit: Emit, host: str, step: str, detail: str, work: Callable[[], Awaitable[str | None]]
 ) -> bool:
     await emit(StepStarted(host, step, detail))
+    log.info("%s: %s started: %s", host, step, detail)
     start = time.perf_counter()
     try:
         note = await work()
     except (MlopsError, OSError) as exc:
         reason = exc.reason if isinstance(exc, TransportError) else str(exc)
-        await emit(StepFailed(host, step, reason, time.perf_counter() - start))
+        took = time.perf_counter() - start
+        log.warning("%s: %s failed after %.1f s: %s", host, step, took, reason)
+        await emit(StepFailed(host, step, reason, took))
         return False
-    await emit(StepDone(host, step, note or detail, time.perf_counter() - start))
+    took = time.perf_counter() - start
+    log.info("%s: %s done in %.1f s: %s", host, step, took, note or detail)
+    await emit(StepDone(host, step, note or detail, took))
     return True
 
 

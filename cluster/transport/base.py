@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import secrets
+import shlex
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
@@ -15,6 +17,23 @@ from cluster.errors import StreamEnded, TransferError
 from cluster.inventory.model import Host
 from cluster.remote import script
 from serving.artifacts import sha256_file
+
+log = logging.getLogger("mlops_tui.transport")
+
+
+def shown_argv(argv: Sequence[str]) -> str:
+    """A command for a log line: an inline script or any long argument is named by its size
+    (nothing secret is ever on a command line: secrets go on stdin, which is never logged)."""
+    return " ".join(
+        f"<{len(a)} chars>" if "\n" in a or len(a) > 120 else shlex.quote(a) for a in argv
+    )
+
+
+def logged(host: str, result: CommandResult) -> CommandResult:
+    """`result`, after a debug line saying what ran where, how it ended and how long it took."""
+    log.debug("%s: %s -> exit %d in %.0f ms", host, shown_argv(result.argv), result.exit_status,
+              1000 * result.duration_s)  # fmt: skip
+    return result
 
 
 @dataclass(frozen=True)

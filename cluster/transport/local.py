@@ -11,7 +11,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 from cluster.errors import CommandTimeout, StreamEnded, TransferError
-from cluster.transport.base import CommandResult, OutputStream, Transport, stream_ended
+from cluster.transport.base import CommandResult, OutputStream, Transport, logged, stream_ended
 
 # A followed command's blocks may be this long (asyncio's default stops at 64 KiB).
 STREAM_LIMIT = 16 * 1024 * 1024
@@ -53,12 +53,15 @@ class LocalTransport(Transport):
             # Reap it even though we are being cancelled, or it lingers as a zombie.
             await asyncio.shield(proc.wait())
             raise
-        return CommandResult(
-            tuple(argv),
-            proc.returncode if proc.returncode is not None else -1,
-            out.decode("utf-8", "replace"),
-            err.decode("utf-8", "replace"),
-            loop.time() - start,
+        return logged(
+            self.host.name,
+            CommandResult(
+                tuple(argv),
+                proc.returncode if proc.returncode is not None else -1,
+                out.decode("utf-8", "replace"),
+                err.decode("utf-8", "replace"),
+                loop.time() - start,
+            ),
         )
 
     @asynccontextmanager

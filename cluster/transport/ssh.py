@@ -18,7 +18,15 @@ from cluster.errors import (
     TransportError,
 )
 from cluster.inventory.model import Host
-from cluster.transport.base import CommandResult, OutputStream, Transport, stream_ended
+from cluster.transport.base import (
+    CommandResult,
+    OutputStream,
+    Transport,
+    log,
+    logged,
+    shown_argv,
+    stream_ended,
+)
 from cluster.transport.handshakes import handshake
 from cluster.transport.sshrun import STOP_WAIT_S, run_command, skip_chatter, stream_command
 
@@ -54,10 +62,14 @@ class SshTransport(Transport):
                 self._conn, self.host.name, argv, limit=limit, input=input
             )
         except (asyncssh.Error, OSError) as exc:
+            log.info("%s: connection lost while running %s: %s", self.host.name,
+                     shown_argv(argv), exc)  # fmt: skip
             raise HostUnreachable(
                 self.host.name, f"connection lost while running '{argv[0]}': {exc}"
             ) from None
-        return CommandResult(tuple(argv), status, out, err, loop.time() - start)
+        return logged(
+            self.host.name, CommandResult(tuple(argv), status, out, err, loop.time() - start)
+        )
 
     @asynccontextmanager
     async def stream(self, argv: Sequence[str]) -> AsyncIterator[OutputStream]:
