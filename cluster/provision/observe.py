@@ -30,6 +30,7 @@ class HostState:
     ray_node: dict[str, Any] | None
     keys: dict[str, str | None] = field(default_factory=dict)  # cluster -> sha256 of its keys
     leftovers: int = 0  # files an interrupted run left, which the next apply removes
+    taken: tuple[str, ...] = ()  # Ray ports another program holds, in words (Ray not running)
 
     @property
     def ray_running(self) -> bool:
@@ -38,8 +39,16 @@ class HostState:
 
 async def observe_host(connections: Connections, host: Host) -> HostState:
     transport = await connections.get(host.name)
+    ports = [
+        f"port={host.ray.gcs}@{host.address}",
+        f"dashboard_port={host.ray.dashboard}@{host.address}",
+        # The metrics exporter and the Serve proxy listen on every interface.
+        f"metrics_port={host.ray.metrics}@0.0.0.0",
+        f"serve_port={host.ray.serve_http}@0.0.0.0",
+    ]
     result = await transport.run(
-        [host.script_python, "-c", script("observe"), host.remote_dir, host.name], timeout=60
+        [host.script_python, "-c", script("observe"), host.remote_dir, host.name, *ports],
+        timeout=60,
     )
     if result.exit_status == 127:
         raise TransportError(
@@ -58,6 +67,10 @@ async def observe_host(connections: Connections, host: Host) -> HostState:
             data["ray"]["node"],
             dict(data.get("keys") or {}),
             int(data.get("leftovers") or 0),
+            tuple(
+                f"{t['name']} {t['port']} on {t['address']} is in use ({t['error']})"
+                for t in data.get("taken") or []
+            ),
         )
     except (ValueError, KeyError, TypeError) as exc:
         raise TransportError(

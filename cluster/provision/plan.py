@@ -156,6 +156,13 @@ def _preflight(plan: ClusterPlan, facts: dict[str, Any]) -> None:
                 f"{name}: remote_dir {state.layout.root} is too long for Ray's socket paths "
                 f"({longest} > 107 bytes); choose a shorter remote_dir"
             )
+    for name, state in plan.states.items():
+        if state.taken:
+            plan.errors.append(
+                f"{name}: Ray cannot start: {'; '.join(state.taken)} (another program, or a "
+                "Ray that is not ours, holds it); free it or set another port under the "
+                "host's ray: in the inventory"
+            )
     roots = {n: s.layout.root for n, s in plan.states.items()}
     if len(set(roots.values())) > 1:
         listing = ", ".join(f"{n}={r}" for n, r in sorted(roots.items()))

@@ -118,7 +118,9 @@ STARTUP_TIMED_OUT = "timed out during startup"
 
 
 async def start_node(transport: Transport, layout: Layout, cluster: RayCluster, host: Host) -> None:
-    """`ray start` with token auth; a start that timed out is cleaned up and tried once more."""
+    """`ray start` with token auth; a start that timed out without a lasting error in the
+    node's logs (an OS error such as a port taken) is cleaned up and tried once more. A failure names the first error in the
+    logs, and what the failed start left running is stopped."""
     for attempt in (1, 2):
         result = await transport.run(start_argv(layout, cluster, host), timeout=180)
         if result.ok:
@@ -126,13 +128,37 @@ async def start_node(transport: Transport, layout: Layout, cluster: RayCluster, 
         if "No module named 'ray'" in result.stderr:
             hint = " (add ray[serve] to bootstrap.requirements)" if host.bootstrap else ""
             raise RayStartFailed(host.name, f"Ray is not installed for {host.python}{hint}")
-        if attempt == 1 and STARTUP_TIMED_OUT in result.stdout + result.stderr:
+        cause = await first_error(transport, layout, host)
+        lasting = cause is not None and "[Errno" in cause  # a port taken, a permission denied
+        if attempt == 1 and not lasting and STARTUP_TIMED_OUT in result.stdout + result.stderr:
+            # Slow, or an error that may pass (a busy host): worth one more try.
             await stop_node(transport, layout, host)  # what the first try left running
             continue
+        # What the failed start left running (a log monitor, an agent) goes: a half-started
+        # node would look up to anyone counting processes.
+        await stop_node(transport, layout, host)
+        said = f"{cause} " if cause else f"{result.tail(8)} "
         raise RayStartFailed(
-            host.name, f"ray start failed (exit {result.exit_status}): {result.tail(8)}"
+            host.name,
+            f"ray start failed (exit {result.exit_status}): {said}"
+            "(the processes it started were stopped)",
         )
     await write_file(transport, layout.node_file(host.name), json.dumps(node_record(cluster, host)))
+
+
+async def first_error(transport: Transport, layout: Layout, host: Host) -> str | None:
+    """The first real error in the node's Ray logs, with the file it is in (None: none found,
+    or the logs could not be read: `ray start`'s own output is all there is)."""
+    result = await transport.run(
+        [host.script_python, "-c", script("first_error"), layout.ray_dir(host.name)], timeout=30
+    )
+    try:
+        found = json.loads(result.stdout) if result.ok else {}
+    except ValueError:
+        return None
+    if not isinstance(found, dict) or not found.get("line"):
+        return None
+    return f"{found['line']} (in {found['file']})"
 
 
 async def stop_node(transport: Transport, layout: Layout, host: Host) -> int:

@@ -1,12 +1,15 @@
 """Print what mlops-tui has put on this host, as JSON: code bundle, models, Ray processes.
 
-Usage: python -c SRC ROOT NODE   (ROOT may start with ~; NODE names this host's Ray dir)
+Usage: python -c SRC ROOT NODE [NAME=PORT@ADDRESS ...]
+  ROOT may start with ~; NODE names this host's Ray dir; each NAME=PORT@ADDRESS is a port our
+  Ray will bind (ADDRESS 0.0.0.0 for every interface), reported when something else holds it.
 """
 
 import fnmatch
 import hashlib
 import json
 import os
+import socket
 import sys
 import time
 
@@ -106,6 +109,31 @@ def _leftovers(root):
     return count
 
 
+def _taken(specs):
+    """The ports (of NAME=PORT@ADDRESS) that cannot be bound now: another program listens."""
+    taken = []
+    for spec in specs:
+        name, _, rest = spec.partition("=")
+        port, _, address = rest.partition("@")
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            # As Ray's servers do: a port in TIME_WAIT is free, a listening one is not.
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((address, int(port)))
+        except OSError as exc:
+            taken.append(
+                {
+                    "name": name,
+                    "port": int(port),
+                    "address": address,
+                    "error": exc.strerror or str(exc),
+                }
+            )
+        finally:
+            sock.close()
+    return taken
+
+
 def _ray_pids(marker):
     pids = []
     for entry in os.listdir("/proc"):
@@ -136,6 +164,8 @@ def main():
         "keys": _keys(root),
         "leftovers": _leftovers(root),
         "ray": {"pids": len(pids), "node": json.loads(node_file) if node_file else None},
+        # Our own Ray holds its ports: only a host without it can tell another program's.
+        "taken": [] if pids else _taken(sys.argv[3:]),
     }
     sys.stdout.write(json.dumps(result))
 

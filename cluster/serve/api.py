@@ -48,6 +48,18 @@ class ServeApi:
         body = await self._request("GET", "/api/serve/applications/")
         return body if isinstance(body, dict) else {}
 
+    async def alive_nodes(self) -> set[str]:
+        """The addresses of the nodes the head's GCS counts as alive (Ray's state API): a
+        node is up when its raylet joined the cluster, not when some of its processes run."""
+        body = await self._request("GET", "/api/v0/nodes?limit=10000&detail=false")
+        try:
+            rows = body["data"]["result"]["result"]
+            return {str(r["node_ip"]) for r in rows if r.get("state") == "ALIVE"}
+        except (KeyError, TypeError) as exc:
+            raise ServeApiError(
+                f"GET /api/v0/nodes: an answer without its node list ({exc})"
+            ) from None
+
     async def wait_running(
         self, names: list[str], timeout: float = 120.0, poll: float = 0.5
     ) -> dict[str, Any]:

@@ -133,3 +133,35 @@ def test_bootstrap_installs_the_ray_the_console_pins() -> None:
     pyproject = tomllib.loads((Path(__file__).parents[2] / "pyproject.toml").read_text())
     pinned = next(d for d in pyproject["project"]["dependencies"] if d.startswith("ray["))
     assert pinned in RUNTIME_REQUIREMENTS
+
+
+def test_a_ray_port_held_by_another_program_is_refused_before_anything_starts(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], example_store: ModelStore
+) -> None:
+    """Ray would only say "timed out during startup" after 30 s; the plan names the port."""
+    import socket
+
+    from tests.support.ports import free_port
+
+    address = "127.0.0.2"
+    metrics = free_port(address)
+    busy = socket.socket()
+    busy.bind((address, metrics))
+    busy.listen()
+    inventory = tmp_path / "inventory.yaml"
+    inventory.write_text(
+        f"defaults:\n  model_store: {example_store.root}\n  remote_dir: {tmp_path / 'remote'}\n"
+        f"hosts:\n  me:\n    connection: local\n    python: {sys.executable}\n"
+        f"    ray: {{metrics_port: {metrics}}}\n"
+        "targets:\n  local: {topology: single, host: me}\n"
+        "apps:\n  cancer: {target: local, model: breast-cancer:1}\n"
+    )
+    try:
+        code = main(["apply", "-i", str(inventory), "--yes", "--json"])
+    finally:
+        busy.close()
+    assert code == 1
+    out = capsys.readouterr().out
+    assert f"me: Ray cannot start: metrics_port {metrics} on 0.0.0.0 is in use" in out
+    assert "Address already in use" in out
+    assert not (tmp_path / "remote" / "ray").exists()  # nothing was started

@@ -1,0 +1,49 @@
+"""Print the first real error in a Ray node's logs, as JSON: {"file": ..., "line": ...} or {}.
+
+Usage: python -c SRC RAY_DIR
+
+`ray start` reports a node that did not come up only as "timed out during startup"; the
+cause (a port taken, a crash of the raylet or an agent) is in the session's logs. Files are
+read in the order a start goes through them; the first line that names an error wins.
+"""
+
+import json
+import os
+import re
+import sys
+
+ORDER = (
+    "gcs_server.err", "gcs_server.out", "raylet.err", "raylet.out", "dashboard_agent.log",
+    "runtime_env_agent.log", "dashboard.log", "dashboard.err", "log_monitor.log", "monitor.log",
+)  # fmt: skip
+ERROR = re.compile(
+    r"(\b\w*(Error|Exception)\b: .+|Address already in use|Check failed: .+|\bFATAL\b.+)"
+)
+# Lines that name an error without being one (retries Ray makes on its own).
+NOISE = re.compile(r"(retry|Retrying|will be retried|WARNING|FutureWarning|DeprecationWarning)")
+
+
+def first_error(logs):
+    try:
+        present = set(os.listdir(logs))
+    except OSError:
+        return {}
+    for name in ORDER + tuple(sorted(present - set(ORDER))):
+        if name not in present or not (name.endswith(".log") or name.endswith((".err", ".out"))):
+            continue
+        try:
+            with open(os.path.join(logs, name), errors="replace") as fh:
+                for line in fh:
+                    if ERROR.search(line) and not NOISE.search(line):
+                        return {"file": os.path.join(logs, name), "line": line.strip()[:400]}
+        except OSError:
+            continue
+    return {}
+
+
+def main():
+    ray_dir = os.path.abspath(os.path.expanduser(sys.argv[1]))
+    sys.stdout.write(json.dumps(first_error(os.path.join(ray_dir, "session_latest", "logs"))))
+
+
+main()
