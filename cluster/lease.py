@@ -13,6 +13,8 @@ import asyncio
 import contextlib
 import getpass
 import json
+import logging
+import os
 import secrets
 import socket
 import time
@@ -27,6 +29,7 @@ from cluster.inventory import Host
 from cluster.remote import script
 from cluster.transport import Connections
 
+log = logging.getLogger("mlops_tui.lease")
 LEASE_TTL_S = 300.0
 RENEW_S = 60.0
 RELEASE_TIMEOUT_S = 15.0
@@ -97,6 +100,7 @@ class Leases:
             "id": self.id,
             "who": getpass.getuser(),
             "machine": socket.gethostname(),
+            "pid": os.getpid(),
             "command": command,
         }
         self.taken_over: list[tuple[LeaseSpot, str]] = []
@@ -121,6 +125,20 @@ class Leases:
                     self.taken_over.append(
                         (spot, f"{spot.app} on {spot.cluster}: lease of {old.describe()} {why}")
                     )
+            elif _abandoned(answer.get("holder") or {}):
+                # Its process on this very machine is gone (killed): no one to wait for.
+                record = answer["holder"]
+                again = await self._call(spot, "acquire", {"holder": self.holder, "ttl": self.ttl_s,
+                                                           "only_if": record.get("id")})  # fmt: skip
+                if not again.get("ok"):
+                    holder = LeaseHolder.of(again.get("holder") or {})
+                    refused.append(f"{spot.app} on {spot.cluster} is held by {holder.describe()}")
+                    return
+                self._held.append(spot)
+                old = LeaseHolder.of(record)
+                self.taken_over.append((spot, f"{spot.app} on {spot.cluster}: lease of "
+                                        f"{old.describe()} taken over: its process "
+                                        f"{record.get('pid')} on this machine is gone"))  # fmt: skip
             else:
                 holder = LeaseHolder.of(answer.get("holder") or {})
                 refused.append(f"{spot.app} on {spot.cluster} is held by {holder.describe()}")
@@ -141,6 +159,10 @@ class Leases:
             raise TransportError(
                 self.spots[0].head.name, "cannot take the lease: " + "; ".join(problems)
             )
+        for spot, said in self.taken_over:
+            log.warning("%s: %s", spot.head.name, said)
+        log.info("leases held for `%s`: %s", self.holder["command"],
+                 ", ".join(f"{s.app} on {s.cluster}" for s in self._held))  # fmt: skip
         self._renewer = asyncio.create_task(self._renew_forever())
         return self
 
@@ -171,8 +193,10 @@ class Leases:
             await asyncio.wait_for(self._call(spot, "release", {"id": self.id}), RELEASE_TIMEOUT_S)
 
         held, self._held = self._held, []
-        async for _spot, _outcome in fan_out(held, give, limit=16):
-            pass  # a lease not given back expires by itself
+        async for spot, outcome in fan_out(held, give, limit=16):
+            # A lease not given back expires by itself.
+            log.info("lease of %s on %s given back%s", spot.app, spot.cluster,
+                     f" (not: {outcome}; it expires by itself)" if outcome is not None else "")  # fmt: skip
 
     async def _call(self, spot: LeaseSpot, action: str, request: dict[str, Any]) -> dict[str, Any]:
         host = spot.head
@@ -191,6 +215,20 @@ class Leases:
                 host.name, f"lease {action} gave unreadable output: {result.stdout[:200]!r}"
             ) from None
         return answer if isinstance(answer, dict) else {}
+
+
+def _abandoned(record: dict[str, Any]) -> bool:
+    """A lease whose holder ran on this machine in a process that no longer exists."""
+    pid = record.get("pid")
+    if record.get("machine") != socket.gethostname() or not isinstance(pid, int) or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # alive, another user's
+        return False
+    return False
 
 
 E = TypeVar("E")

@@ -56,3 +56,23 @@ def test_a_torn_last_line_is_reported_and_the_next_line_is_whole(
     assert [e["kind"] for e in json.loads(out)] == ["swap_started", "swap_finished"]
     assert f"{path}:4: not a JSON object, skipped" in err
     assert "Traceback" not in err
+
+
+def test_a_swap_whose_process_was_killed_is_closed_as_interrupted(tmp_path: Path) -> None:
+    """A swap_started without its swap_finished (SIGKILL): the next operation on the app,
+    holding its lease, ends it as interrupted, once; other apps' swaps are left alone."""
+    from cluster.rollout.history import close_unfinished
+
+    path = tmp_path / "inv.history.jsonl"
+    History(path, "aaaa").append("swap_started", app="cancer", to="2")
+    History(path, "aaaa").append("step", app="cancer", phase="shift", detail="10%")
+    History(path, "bbbb").append("swap_started", app="other", to="5")
+    History(path, "cccc").append("swap_started", app="cancer", to="3")
+    History(path, "cccc").append("swap_finished", app="cancer", outcome="promoted")
+    [said] = close_unfinished(path, "cancer", "rollback cancer")
+    assert "the swap to 2 started at" in said and "found by `rollback cancer`" in said
+    last = read_history(path, "cancer")[-1]
+    assert last["kind"] == "swap_finished" and last["swap"] == "aaaa"
+    assert last["outcome"] == "interrupted" and last["found_by"] == "rollback cancer"
+    assert close_unfinished(path, "cancer", "rollback cancer") == []
+    assert read_history(path, "other")[-1]["kind"] == "swap_started"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -66,6 +67,40 @@ async def test_an_expired_lease_is_taken_over_and_the_holder_named(
         async with Leases(conn, [spot], "rollback cancer") as next_one:
             assert "expired" in next_one.taken_over[0][1]
             assert "swap cancer --to 3" in next_one.taken_over[0][1]
+
+
+async def test_a_lease_whose_process_was_killed_on_this_machine_is_taken_over(
+    fleet_inventory, tmp_path: Path
+) -> None:
+    """SIGKILL leaves the lease behind for its TTL; its process is gone from this machine, so
+    the next operator here takes it over at once and says so. On another machine, a pid
+    says nothing: that lease is refused."""
+    inv = inventory_with_root(fleet_inventory, tmp_path / "root")
+    spot = LeaseSpot("cancer", "grid", inv.hosts["node1"])
+    gone = subprocess.run(["sh", "-c", "echo $$"], capture_output=True, text=True)  # noqa: ASYNC221 - a pid that has ended
+    dead_pid = int(gone.stdout)
+    async with Connections(inv) as conn:
+        killed = Leases(conn, [spot], "swap cancer --to 2")
+        killed.holder["pid"] = dead_pid
+        await killed.__aenter__()
+        assert killed._renewer is not None
+        killed._renewer.cancel()
+        elsewhere = Leases(conn, [LeaseSpot("other", "grid", inv.hosts["node1"])], "swap other")
+        elsewhere.holder.update(pid=dead_pid, machine="another-machine")
+        await elsewhere.__aenter__()
+        assert elsewhere._renewer is not None
+        elsewhere._renewer.cancel()
+        async with Leases(conn, [spot], "rollback cancer") as next_one:
+            [(_, said)] = next_one.taken_over
+            assert (
+                "swap cancer --to 2" in said
+                and f"its process {dead_pid} on this machine is gone" in said
+            )
+        with pytest.raises(LeaseHeld, match="other on grid is held by"):
+            async with Leases(
+                conn, [LeaseSpot("other", "grid", inv.hosts["node1"])], "abort other"
+            ):
+                pytest.fail("a lease of another machine was taken over by a pid")
 
 
 async def test_all_leases_or_none(fleet_inventory, tmp_path: Path) -> None:

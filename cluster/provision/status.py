@@ -98,7 +98,10 @@ async def status(connections: Connections, target_names: list[str] | None) -> As
 
 
 async def _cluster_status(connections: Connections, cluster: RayCluster) -> AsyncIterator[Event]:
+    """Each node is up when the head's GCS lists it as alive (a failed start can leave a
+    process or two behind: counting processes would call that node up)."""
     head_state: HostState | None = None
+    seen: list[tuple[str, str, HostState, str | None]] = []
     for host in cluster.hosts:
         role = "head" if host.name == cluster.head.name else "worker"
         try:
@@ -109,9 +112,33 @@ async def _cluster_status(connections: Connections, cluster: RayCluster) -> Asyn
             continue
         if host.name == cluster.head.name:
             head_state = state
-        detail = f"{state.ray_pids} Ray processes" if state.ray_running else "Ray is not running"
-        yield NodeStatus(cluster.id, host.name, role, state.ray_running, facts.ray, detail)
+        seen.append((host.name, role, state, facts.ray))
     layout = head_state.layout if head_state is not None and head_state.ray_running else None
+    alive: set[str] | None = None
+    why = "the head's Ray is not running"
+    if layout is not None:
+        try:
+            async with serve_api(connections, cluster, layout) as api:
+                alive = await api.alive_nodes()
+        except MlopsError as exc:
+            why = f"the head cannot say which nodes are alive ({exc})"
+    for name, role, state, ray_version in seen:
+        address = connections.inventory.hosts[name].address
+        if not state.ray_running:
+            up, detail = False, "Ray is not running"
+        elif alive is None:
+            up, detail = False, f"{state.ray_pids} Ray processes, but {why}"
+        elif address not in alive:
+            up, detail = (
+                False,
+                (
+                    f"{state.ray_pids} Ray processes, but the head does not list this node as "
+                    "alive (a failed start?); `mlops-tui apply` starts it again"
+                ),
+            )
+        else:
+            up, detail = True, f"alive in the cluster ({state.ray_pids} Ray processes)"
+        yield NodeStatus(cluster.id, name, role, up, ray_version, detail)
     for app_status in await app_statuses(connections, cluster, layout):
         yield app_status
 
@@ -195,6 +222,7 @@ def _app_status(
         wanted_total += want
         if info.get("status") != "RUNNING" or up < want:
             unhealthy.append(f"{name} {info.get('status')} {up}/{want}")
+    unhealthy += _unfinished(app, live, versions)
     live_wanted = next((v.wanted for v in versions if v.live), 0)
     if live is not None and live_wanted != replicas:
         unhealthy.append(
@@ -215,6 +243,32 @@ def _app_status(
         healthy,
         detail or "healthy",
     )
+
+
+def _unfinished(app: str, live: str | None, versions: list[VersionStatus]) -> list[str]:
+    """A canary or shadow still on, or another version running beside the live one: a swap is
+    under way, or one was cut off (a killed operator) and no one watches it."""
+    problems = []
+    live_status = next((v for v in versions if v.live), None)
+    traffic = live_status.traffic if live_status is not None else Traffic()
+    if traffic.canary is not None:
+        problems.append(
+            f"canary v{traffic.canary.version} takes {traffic.canary.fraction:.0%} of the traffic"
+        )
+    if traffic.shadow is not None:
+        problems.append(
+            f"shadow v{traffic.shadow.version} gets {traffic.shadow.fraction:.0%} of it mirrored"
+        )
+    others = [v.version for v in versions if not v.live]
+    if others and not problems:
+        listing = ", ".join(f"v{v}" for v in others)
+        problems.append(f"{listing} deployed beside live v{live} without traffic")
+    if problems:
+        problems[-1] += (
+            f": a swap is under way, or one was cut off; unless one runs, "
+            f"`mlops-tui abort {app}` leaves v{live} alone with all the traffic"
+        )
+    return problems
 
 
 async def app_state(connections: Connections, app_name: str) -> list[AppStatus]:

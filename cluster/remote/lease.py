@@ -1,7 +1,7 @@
 """One operator at a time per app: a lease file on the cluster's head, run with `python -c`.
 
 Usage: python -c SRC ACTION REMOTE_DIR APP  (a JSON request on stdin)
-  acquire  {"holder": {...}, "ttl": S, "force": bool}
+  acquire  {"holder": {...}, "ttl": S, "force": bool, "only_if": ID (take over that lease)}
   renew    {"id": ID, "ttl": S}
   release  {"id": ID}
 Prints {"ok": true, ...} or {"ok": false, "holder": {...}}. Times are this host's clock, so
@@ -57,7 +57,10 @@ def acquire(path, request):
             continue  # released meanwhile: try again
         if held.get("id") == record["id"]:
             return {"ok": True, "record": record}
-        if not request.get("force") and held.get("expires", 0) > now:
+        only_if = request.get("only_if")
+        if only_if is not None and held.get("id") != only_if:
+            return {"ok": False, "holder": held}  # not the lease the caller found abandoned
+        if only_if is None and not request.get("force") and held.get("expires", 0) > now:
             return {"ok": False, "holder": held}
         aside = "%s.taken-%s" % (path, record["id"])
         try:

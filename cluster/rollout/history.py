@@ -9,12 +9,15 @@ from __future__ import annotations
 import fcntl
 import getpass
 import json
+import logging
 import os
 import socket
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+log = logging.getLogger("mlops_tui.history")
 
 
 def history_path(inventory_path: Path) -> Path:
@@ -41,6 +44,8 @@ class History:
             "kind": kind,
             **fields,
         }
+        log.info("%s %s: %s", fields.get("app", "?"), kind,
+                 " ".join(f"{k}={v}" for k, v in fields.items() if k != "app"))  # fmt: skip
         line = (json.dumps(entry) + "\n").encode()
         with self.path.open("ab+") as fh:
             fcntl.flock(fh.fileno(), fcntl.LOCK_EX)  # released when the file is closed
@@ -53,6 +58,29 @@ class History:
             fh.flush()
             os.fsync(fh.fileno())
         return entry
+
+
+def close_unfinished(path: Path, app: str, found_by: str) -> list[str]:
+    """End every swap of `app` that started and never finished (its process was killed: only
+    called with the app's leases held, so none of them is still running) with an
+    `interrupted` outcome; what was said, one line per swap."""
+    entries = read_history(path, app)
+    finished = {e.get("swap") for e in entries if e.get("kind") == "swap_finished"}
+    said = []
+    for entry in entries:
+        swap_id = entry.get("swap")
+        if entry.get("kind") != "swap_started" or swap_id in finished:
+            continue
+        detail = (f"the swap to {entry.get('to')} started at {entry.get('at')} by "
+                  f"{entry.get('who')} never finished (its process was killed); found by "
+                  f"`{found_by}`")  # fmt: skip
+        History(path, swap_id).append(
+            "swap_finished", app=app, outcome="interrupted", detail=detail, to=entry.get("to"),
+            found_by=found_by,
+        )  # fmt: skip
+        finished.add(swap_id)
+        said.append(detail)
+    return said
 
 
 def read_history(path: Path, app: str | None = None) -> list[dict[str, Any]]:

@@ -18,7 +18,7 @@ from cluster.provision.observe import observe_host
 from cluster.provision.status import AppStatus
 from cluster.provision.topology import RayCluster, clusters_of
 from cluster.rollout.events import SwapStep
-from cluster.rollout.history import History
+from cluster.rollout.history import History, close_unfinished
 from cluster.rollout.serve_state import AppServe, Deployed
 from cluster.rollout.versions import move_route, restore, retire_others
 from cluster.transport import Connections
@@ -59,6 +59,8 @@ async def _change(
     store: ModelStore | None,
 ) -> AsyncGenerator[Event, None]:
     inventory = connections.inventory
+    for said in close_unfinished(history.path, app.name, f"{action} {app.name}"):
+        yield SwapStep(app.name, app.target, "recover", said)
     for cluster in clusters_of(inventory, inventory.targets[app.target]):
         head = await observe_host(connections, cluster.head)
         serve = AppServe(connections, cluster, head.layout, app)
@@ -75,10 +77,10 @@ async def _change(
                 continue
             if version not in state.versions and store is None:
                 raise UsageError(f"version {version} is not deployed on {cluster.id}")
-            previous = state.live
+            retired = ", ".join(v for v in state.versions if v != version) or "nothing"
             # A retired version is started beside the live one and answers first.
             seconds = await restore(connections, serve, version, store)
-            detail = f"{version} serves 100% again ({previous} retired)"
+            detail = f"{version} serves 100% again ({retired} retired)"
         elif action == "promote":
             winner = state.canary[0] if state.canary else state.live
             seconds = await move_route(connections, serve, state, winner, retire=True)

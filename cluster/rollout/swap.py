@@ -42,7 +42,7 @@ from cluster.rollout.events import (
     SwapStep,
 )
 from cluster.rollout.gates_eval import ACCURACY, LATENCY, TRAFFIC, GateResult, evaluate, figures
-from cluster.rollout.history import History
+from cluster.rollout.history import History, close_unfinished
 from cluster.rollout.http_checks import Refused, holdout, predict_until, probe_rows, scores
 from cluster.rollout.serve_state import AppServe
 from cluster.rollout.versions import move_route, restore, retire_others, start_beside
@@ -119,6 +119,10 @@ async def _swap(
     went_back: list[str] = []
     timings: dict[str, float] = {}
     start = time.perf_counter()
+    for said in close_unfinished(
+        history.path, app.name, f"swap {app.name} --to {options.to_version}"
+    ):
+        yield SwapStep(app.name, target.name, "recover", said)
     history.append("swap_started", app=app.name, to=options.to_version, strategy=options.strategy,
                    steps=list(options.steps), gates=[g.text for g in options.gates], target=target.name,
                    **({"no_gates": True} if options.no_gates else {}))  # fmt: skip
@@ -360,7 +364,14 @@ async def _swap_cluster(connections: Connections, app: App, cluster: RayCluster,
         yield step(
             "shift", f"{share}% of traffic on {options.to_version}", share=share, seconds=seconds
         )
-        if options.bake_s > 0 and any(not g.holdout_only for g in options.gates):
+        if options.bake_s > 0 and not any(not g.holdout_only for g in options.gates):
+            # No gate to judge on live traffic: the bake is a time to watch, and it is kept
+            # (lost telemetry does not stop it: there is nothing to judge).
+            async for item in _bake(connections, app, cluster, options, options.bake_s,
+                                    f"bake@{share}%", need_telemetry=False):  # fmt: skip
+                if isinstance(item, BakeProgress):
+                    yield item
+        elif options.bake_s > 0:
 
             def live(frame: TelemetryFrame) -> list[GateResult]:
                 return _judge(options.gates, frame, options.to_version, old, baseline, partial=True)
@@ -504,11 +515,13 @@ async def _interrupted(connections: Connections, store: ModelStore, app: App, to
 async def _bake(connections: Connections, app: App, cluster: RayCluster, options: SwapOptions,
                 seconds: float, phase: str,
                 judge: Callable[[TelemetryFrame], list[GateResult]] | None = None,
+                *, need_telemetry: bool = True,
                 ) -> AsyncIterator[BakeProgress | TelemetryFrame]:  # fmt: skip
     """A BakeProgress every interval (with `judge`'s gate values so far), then the last frame
     after `seconds`; a node gone stale at the end gets STALE_GRACE_S more (a busy node's digest
     comes late), then the bake fails as an error (lost telemetry must never pass for a failed
-    gate). A gate with no figure yet at the end gets the same grace, then is judged as it is."""
+    gate). A gate with no figure yet at the end gets the same grace, then is judged as it is.
+    Without `need_telemetry` (nothing to judge) the last frame ends the bake as it is."""
     collector = Collector(connections, app, [cluster], interval=options.interval_s,
                           window_s=seconds + options.interval_s)  # fmt: skip
     loop = asyncio.get_running_loop()
@@ -524,7 +537,7 @@ async def _bake(connections: Connections, app: App, cluster: RayCluster, options
                     app.name, cluster.id, phase, loop.time() - start, seconds, results
                 )
                 continue
-            stale = frame.stale_nodes
+            stale = frame.stale_nodes if need_telemetry else []
             grace = extra < max(3, STALE_GRACE_S / options.interval_s)
             # After a shift, a gate with no figure at all yet (threshold None: not measured,
             # unlike one waiting for labels) most often means Ray has not exported the new
