@@ -54,16 +54,11 @@ def _models(root):
 def _keys(root):
     """sha256 of each cluster's keys file (never its content): whether the nodes agree."""
     out = {}
-    base = os.path.join(root, "auth")
-    try:
-        names = os.listdir(base)
-    except OSError:
-        return out
-    for name in names:
+    for path, name, _ in _entries(os.path.join(root, "auth"), 1):
         if not name.endswith(".keys"):
             continue
         try:
-            with open(os.path.join(base, name), "rb") as fh:
+            with open(path, "rb") as fh:
                 out[name[: -len(".keys")]] = hashlib.sha256(fh.read()).hexdigest()
         except OSError:
             out[name[: -len(".keys")]] = None
