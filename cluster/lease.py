@@ -115,30 +115,23 @@ class Leases:
         refused: list[str] = []
 
         async def take(spot: LeaseSpot) -> None:
-            answer = await self._call(spot, "acquire", {"holder": self.holder, "ttl": self.ttl_s,
-                                                        "force": self.force})  # fmt: skip
+            request = {"holder": self.holder, "ttl": self.ttl_s, "force": self.force}
+            answer = await self._call(spot, "acquire", request)
+            why = None
+            found = answer.get("holder") or {}
+            if not answer.get("ok") and _abandoned(found):
+                # Its process on this very machine is gone (killed): no one to wait for.
+                request = {"holder": self.holder, "ttl": self.ttl_s, "only_if": found.get("id")}
+                answer = await self._call(spot, "acquire", request)
+                why = f"taken over: its process {found.get('pid')} on this machine is gone"
             if answer.get("ok"):
                 self._held.append(spot)
                 if answer.get("took_over"):
                     old = LeaseHolder.of(answer["took_over"])
-                    why = "expired" if old.expires < time.time() else "taken with --force"
+                    why = why or ("expired" if old.expires < time.time() else "taken with --force")
                     self.taken_over.append(
                         (spot, f"{spot.app} on {spot.cluster}: lease of {old.describe()} {why}")
                     )
-            elif _abandoned(answer.get("holder") or {}):
-                # Its process on this very machine is gone (killed): no one to wait for.
-                record = answer["holder"]
-                again = await self._call(spot, "acquire", {"holder": self.holder, "ttl": self.ttl_s,
-                                                           "only_if": record.get("id")})  # fmt: skip
-                if not again.get("ok"):
-                    holder = LeaseHolder.of(again.get("holder") or {})
-                    refused.append(f"{spot.app} on {spot.cluster} is held by {holder.describe()}")
-                    return
-                self._held.append(spot)
-                old = LeaseHolder.of(record)
-                self.taken_over.append((spot, f"{spot.app} on {spot.cluster}: lease of "
-                                        f"{old.describe()} taken over: its process "
-                                        f"{record.get('pid')} on this machine is gone"))  # fmt: skip
             else:
                 holder = LeaseHolder.of(answer.get("holder") or {})
                 refused.append(f"{spot.app} on {spot.cluster} is held by {holder.describe()}")

@@ -16,6 +16,8 @@ from typing import Any
 
 import httpx
 
+from cluster.keys import bearer
+
 TIMEOUT_S = 10.0
 FEEDBACK_EVERY_S = 0.5
 
@@ -56,7 +58,7 @@ class LabelledTraffic:
         due: deque[tuple[float, str, Any]] = deque()
         loop = asyncio.get_running_loop()
         limits = httpx.Limits(max_connections=8)
-        headers = {"Authorization": f"Bearer {self.key}"} if self.key else None
+        headers = bearer(self.key) if self.key else None
         async with httpx.AsyncClient(
             base_url=self.base_url, timeout=TIMEOUT_S, limits=limits, headers=headers
         ) as client:

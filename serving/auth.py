@@ -15,12 +15,24 @@ import os
 import time
 from typing import Any
 
+from starlette.responses import Response
+
 log = logging.getLogger("ray.serve")
 RECHECK_S = 1.0  # how often the file's mtime is looked at; a rotation is seen within this
 
 
 class Unauthorized(Exception):
     """A 401: the one-line reason says what was wrong, never which keys exist."""
+
+
+def unauthorized(reason: str) -> Response:
+    """A 401 with its one-line reason; nothing of the request was recorded."""
+    return Response(
+        json.dumps({"error": reason}),
+        status_code=401,
+        media_type="application/json",
+        headers={"WWW-Authenticate": "Bearer"},
+    )
 
 
 class KeyCheck:

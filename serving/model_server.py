@@ -25,7 +25,7 @@ from ray.util import metrics
 from starlette.requests import Request
 from starlette.responses import Response
 
-from serving.auth import KeyCheck, Unauthorized
+from serving.auth import KeyCheck, Unauthorized, unauthorized
 from serving.body import predict_body_limit, read_body
 from serving.drift import FeatureBins
 from serving.labels import LabelChecker, LabelError
@@ -415,13 +415,6 @@ class ModelServer:
             self._bins.give_back(counts)
             if strict:
                 raise
-
-
-def unauthorized(reason: str) -> Response:
-    """A 401 with its one-line reason; nothing of the request was recorded."""
-    response = json_response({"error": reason}, 401)
-    response.headers["WWW-Authenticate"] = "Bearer"
-    return response
 
 
 def _subpath(request: Request) -> str:

@@ -10,11 +10,11 @@ from typing import Any
 from cluster.check import probe
 from cluster.errors import MlopsError, TransportError
 from cluster.fanout import fan_out
-from cluster.keys import KeyRing, next_keyring, parse_keyring
+from cluster.keys import KeyRing, next_keyring, read_keyring
 from cluster.provision.bootstrap import describe, read_marker, wanted_marker, wheelhouse_digest
 from cluster.provision.desired import DesiredCluster
 from cluster.provision.observe import HostState, observe_host, serve_api
-from cluster.provision.ray_node import node_record, read_secret_file
+from cluster.provision.ray_node import node_record
 from cluster.provision.serve_diff import serve_changes
 from cluster.transport import Connections
 
@@ -182,8 +182,7 @@ async def _plan_keys(connections: Connections, plan: ClusterPlan, rotate: frozen
     path = head_state.layout.keys_file(cluster.id)
     try:
         transport = await connections.get(cluster.head.name)
-        text = await read_secret_file(transport, path)
-        current = parse_keyring(text, f"{cluster.head.name}:{path}") if text else KeyRing()
+        current = await read_keyring(transport, path) or KeyRing()
     except (MlopsError, OSError) as exc:
         reason = exc.reason if isinstance(exc, TransportError) else str(exc)
         plan.observe_errors.append(f"{cluster.head.name}: cannot read the app keys: {reason}")

@@ -119,8 +119,9 @@ STARTUP_TIMED_OUT = "timed out during startup"
 
 async def start_node(transport: Transport, layout: Layout, cluster: RayCluster, host: Host) -> None:
     """`ray start` with token auth; a start that timed out without a lasting error in the
-    node's logs (an OS error such as a port taken) is cleaned up and tried once more. A failure names the first error in the
-    logs, and what the failed start left running is stopped."""
+    node's logs (an OS error such as a port taken) is cleaned up and tried once more. A
+    failure names the first error in the logs, and what the failed start left running is
+    stopped."""
     for attempt in (1, 2):
         result = await transport.run(start_argv(layout, cluster, host), timeout=180)
         if result.ok:

@@ -16,7 +16,7 @@ from ray.util import metrics
 from starlette.requests import Request
 from starlette.responses import Response
 
-from serving.auth import KeyCheck, Unauthorized
+from serving.auth import KeyCheck, Unauthorized, unauthorized
 from serving.monitor.store import PredictionRecord
 from serving.monitor.tracker import AccuracyTracker, MonitorSettings
 
@@ -96,12 +96,7 @@ class Monitor:
             try:
                 self._keys.check(request.headers.get("authorization"))
             except Unauthorized as exc:
-                return Response(
-                    json.dumps({"error": str(exc)}),
-                    status_code=401,
-                    media_type="application/json",
-                    headers={"WWW-Authenticate": "Bearer"},
-                )
+                return unauthorized(str(exc))
         if request.method != "GET":
             return Response(
                 '{"error": "the monitor answers GET only"}',
