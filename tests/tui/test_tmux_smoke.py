@@ -107,12 +107,16 @@ def test_the_installed_console_in_tmux_at_80x24(tmux: Tmux, tmp_path: Path) -> N
     tmux.wait_for("Keys on this screen")
     tmux.keys("Escape")
     tmux.wait_for("live · split")
-    tmux.keys(":", "hosts", "Enter")
+    tmux.keys(":")
+    tmux.wait_for(":app NAME")
+    tmux.keys("hosts", "Enter")
     shown = tmux.wait_for("1 healthy, 0 failed", timeout=60)
     assert "here" in shown and "local" in shown
     tmux.keys("Escape")
     tmux.wait_for("live · split")
-    tmux.keys(":", "app canc")
+    tmux.keys(":")
+    tmux.wait_for(":app NAME")  # the command line is open: typing now reaches it
+    tmux.keys("app canc")
     tmux.wait_for("app cancer")  # the completion, offered as you type
     tmux.keys("Tab", "Enter")
     tmux.wait_for("cancer on solo · route /cancer")
