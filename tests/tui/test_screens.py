@@ -190,6 +190,42 @@ async def test_the_rollout_form_is_prefilled_and_checked(console: Console) -> No
         assert not app.swaps  # nothing started
 
 
+async def test_a_failed_gate_is_shown_with_the_rollback_it_caused(console: Console) -> None:
+    """The rollout screen replays a finished swap's events: the failed gate and the outcome."""
+    from cluster.rollout.events import (
+        GatesChecked,
+        SwapFinished,
+        SwapOptions,
+        SwapOutcome,
+        SwapStep,
+    )
+    from cluster.rollout.gates_eval import GateResult
+    from console.tui.swaps import SwapRun
+    from console.tui.widgets.rollout.gate_table import GateTable
+
+    app = console()
+    failed = GateResult("accuracy>=blue-0.02", 0.61, 0.90, False, "0.61 < 0.90 (holdout)")
+    run = SwapRun("cancer", SwapOptions("3"))
+    run.events = [
+        SwapStep("cancer", "grid", "deploy", "v3 starting"),
+        GatesChecked("cancer", "grid", "holdout", (failed,), passed=False),
+        SwapStep("cancer", "grid", "rollback", "v3 removed"),
+    ]
+    run.finished = SwapFinished(
+        "cancer", SwapOutcome.ROLLED_BACK, "1", "3", "a gate failed (grid in holdout)"
+    )
+    async with app.run_test(size=(100, 36)) as pilot:
+        app.swaps["cancer"] = run
+        await until(pilot, lambda: app.fleet.latest is not None)
+        await pilot.press("s")
+        screen = app.screen
+        assert isinstance(screen, RolloutScreen)
+        await pilot.pause()
+        gates = screen.query_one(GateTable)
+        assert plain(gates.get_cell("grid/accuracy>=blue-0.02", "verdict")) == "✗ FAIL"
+        assert "rolled_back: a gate failed (grid in holdout)" in screen_text(screen)
+
+
 def test_history_entries_say_what_happened_in_one_line(tmp_path: Path) -> None:
     from cluster.rollout.history import history_entries
 
