@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from cluster.errors import HostUnreachable
 from cluster.events import Event
 from cluster.inventory import load_inventory
 from cluster.models.store import ModelStore
@@ -54,9 +55,11 @@ class FakeServe:
 class Fleet:
     """Fakes for one host's swap, restore and retirement, recording what happened when."""
 
-    def __init__(self, failing: set[str], exploding: frozenset[str] = frozenset()) -> None:
+    def __init__(self, failing: set[str], exploding: frozenset[str] = frozenset(),
+                 lost: frozenset[str] = frozenset()) -> None:  # fmt: skip
         self.failing = failing
         self.exploding = exploding
+        self.lost = lost  # gone mid-bake, and still unreachable for the rollback
         self.spans: dict[str, tuple[float, float]] = {}
         self.restored: list[str] = []
         self.retired: list[str] = []
@@ -68,10 +71,13 @@ class Fleet:
         touched.append(record)
         start = asyncio.get_running_loop().time()
         yield SwapStep(app.name, cluster.id, "deploy", "beside 1")
+        record.last = "deploy: beside 1"
         await asyncio.sleep(0.05)
         self.spans[cluster.id] = (start, asyncio.get_running_loop().time())
         if cluster.id in self.exploding:
             raise ValueError("an unforeseen bug")
+        if cluster.id in self.lost:
+            raise HostUnreachable(cluster.id, "connection refused")
         if cluster.id in self.failing:
             raise GateFailed("bake@100%", [GateResult("accuracy>=0.9", 0.5, 0.9, False, "low")])
         record.stage = "shifted"
@@ -79,6 +85,8 @@ class Fleet:
 
     async def restore(self, connections: Connections, serve: FakeServe, version: str,
                       store: Any) -> float:  # fmt: skip
+        if serve.cluster_id in self.lost:
+            raise HostUnreachable(serve.cluster_id, "connection refused")
         self.restored.append(serve.cluster_id)
         return 0.01
 
@@ -170,3 +178,34 @@ async def test_an_unforeseen_error_rolls_back_and_says_what_it_was(
         "shops.s1",
         "shops.s2",
     ]  # the batch went back; s3, s4 untouched
+
+
+async def test_a_host_lost_within_max_failures_is_named_and_the_fleet_goes_on(
+    tmp_path: Path, example_store: ModelStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fleet = Fleet(failing=set(), lost=frozenset({"shops.s2"}))
+    events, finished = await run(tmp_path, example_store, fleet, monkeypatch)
+    assert finished.outcome == "partial", finished.detail
+    assert "shops.s2 (failed and could not be reached" in finished.detail
+    assert "run the same swap again" in finished.detail
+    assert fleet.restored == []  # s2 could not be reached; the others passed
+    assert sorted(fleet.retired) == ["shops.s1", "shops.s3", "shops.s4"]
+    said = {(e.cluster, e.phase) for e in events if isinstance(e, SwapStep)}
+    assert {("shops.s2", "host_failed"), ("shops.s2", "rollback_failed")} <= said
+    history = read_history(tmp_path / "history.jsonl")
+    lost = [e for e in history if e.get("phase") == "host_failed"]
+    assert [(e["cluster"], e["at"], e["detail"]) for e in lost] == [
+        ("shops.s2", "deploy: beside 1", "connection refused")
+    ]
+    assert history[-1]["outcome"] == "partial" and history[-1]["left"] == ["shops.s2"]
+
+
+async def test_a_host_lost_past_max_failures_puts_the_others_back_and_is_named(
+    tmp_path: Path, example_store: ModelStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fleet = Fleet(failing={"shops.s1"}, lost=frozenset({"shops.s2"}))
+    _, finished = await run(tmp_path, example_store, fleet, monkeypatch)
+    assert finished.outcome == "failed", finished.detail
+    assert finished.detail.startswith("hosts failed (shops.s1 in bake@100%, shops.s2: connection")
+    assert "back on the old version but shops.s2, which could not be reached" in finished.detail
+    assert fleet.restored == ["shops.s1"] and fleet.retired == []

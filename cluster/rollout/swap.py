@@ -9,6 +9,12 @@ Per cluster (an edge target's hosts go `rollout.batch` at a time, a batch's host
 Then, once every cluster passed: the old replicas stay idle for `retire_after_s` (a rollback
 until then is one route flip) and are retired. A failed gate puts the old version back: on
 that host alone while an edge fleet stays within `max_failures`, everywhere otherwise.
+
+On an edge fleet each host is its own failure domain: a host that errs (unreachable, its
+telemetry lost, its version not starting) counts as a failure like a failed gate, goes back
+if it can be reached, and is named if it cannot. Running the same swap again converges: a
+host left mid-canary or mid-shadow toward this version is put back first, one already on it
+is skipped (an old version left idle beside it is retired).
 """
 
 from __future__ import annotations
@@ -64,6 +70,7 @@ class _Cluster:
     serve: AppServe
     old: str
     stage: str = "deploying"  # deploying -> shifted (new has 100%) -> retired
+    last: str = "not started"  # its last step, "phase: detail" (recorded if the host fails)
 
 
 @dataclass(frozen=True)
@@ -117,6 +124,7 @@ async def _swap(
     touched: list[_Cluster] = []
     complete = False  # every cluster passed its gates: an interruption keeps the new version
     went_back: list[str] = []
+    left: list[str] = []  # edge hosts that failed and could not be put back: left as they were
     timings: dict[str, float] = {}
     start = time.perf_counter()
     for said in close_unfinished(
@@ -132,7 +140,8 @@ async def _swap(
     def finished(outcome: SwapOutcome, detail: str) -> SwapFinished:
         old = touched[0].old if touched else None
         history.append("swap_finished", app=app.name, outcome=outcome, detail=detail, to=options.to_version,
-                       rolled_back=went_back, seconds=time.perf_counter() - start, **{"from": old})  # fmt: skip
+                       rolled_back=went_back, seconds=time.perf_counter() - start, **{"from": old},
+                       **({"left": left} if left else {}))  # fmt: skip
         return SwapFinished(
             app.name, outcome, old, options.to_version, detail, timings, tuple(went_back)
         )
@@ -141,6 +150,7 @@ async def _swap(
         try:
             for i in range(0, len(clusters), size):
                 failed: list[tuple[RayCluster, GateFailed]] = []
+                erred: list[tuple[RayCluster, str]] = []  # edge hosts only: one host, one failure
                 batch = _batch(connections, app, new, options, history, touched, timings, clusters[i : i + size])  # fmt: skip
                 async with contextlib.aclosing(batch) as items:  # siblings stop before any rollback
                     async for item in items:
@@ -148,32 +158,62 @@ async def _swap(
                             yield item
                         elif isinstance(item.error, GateFailed):
                             failed.append((item.cluster, item.error))
+                        elif edge and _host_failure(item.error):
+                            assert item.error is not None
+                            erred.append((item.cluster, reason_of(item.error)))
+                            yield _host_failed(
+                                app, item.cluster, item.error, touched, history, allowed
+                            )
                         elif item.error is not None:
                             raise item.error
-                phases = ", ".join(f"{c.id} in {e.phase}" for c, e in failed)
-                if failed and not options.auto_rollback:
+                phases = ", ".join([f"{c.id} in {e.phase}" for c, e in failed] +
+                                   [f"{c.id}: {why}" for c, why in erred])  # fmt: skip
+                failing = {c.id for c, _ in failed} | {c.id for c, _ in erred}
+                if failed and not erred and not options.auto_rollback:
                     yield finished(SwapOutcome.GATE_FAILED, f"a gate failed ({phases}); --no-auto-rollback: left as is: "
                                    f"`mlops-tui rollback {app.name}` goes back, `abort` stops a canary, "
                                    f"`promote` gives the new version 100%")  # fmt: skip
                     return
-                if len(went_back) + len(failed) > allowed:
-                    async for event in _roll_back(connections, store, app, touched, history, timings, went_back):  # fmt: skip
+                what = (
+                    "a gate failed"
+                    if not erred
+                    else "a host failed"
+                    if not failed
+                    else "hosts failed"
+                )
+                if len(went_back) + len(left) + len(failing) > allowed:
+                    stuck: list[str] = []
+                    async for event in _roll_back_quietly(connections, store, app, touched, history, timings, went_back, stuck):  # fmt: skip
                         yield event
+                    if stuck:
+                        left.extend(stuck)
+                        yield finished(SwapOutcome.FAILED, f"{what} ({phases}); every host is back on the old "
+                                       f"version but {', '.join(stuck)}, which could not be reached: {_AGAIN}")  # fmt: skip
+                        return
                     yield finished(
                         SwapOutcome.ROLLED_BACK,
-                        f"a gate failed ({phases}); every host is back on the old version",
+                        f"{what} ({phases}); every host is back on the old version",
                     )
                     return
-                failing = {c.id for c, _ in failed}
                 back = [r for r in touched if r.cluster.id in failing]
-                async for event in _roll_back(connections, store, app, back, history, timings, went_back):  # fmt: skip
+                stuck = []
+                async for event in _roll_back_quietly(connections, store, app, back, history, timings, went_back, stuck):  # fmt: skip
                     yield event  # within max_failures: these hosts alone go back; the fleet goes on
+                left.extend(stuck)
+                # A host that failed before touching anything has nothing to put back.
+                went_back.extend(c for c in failing if c not in went_back and c not in stuck)
             complete = True
             async for event in _retire(app, touched, options, history):
                 yield event
-            if went_back:
-                yield finished(SwapOutcome.PARTIAL, f"{options.to_version} serves on every host but {', '.join(went_back)}, "
-                               f"which failed a gate and went back (max_failures {allowed})")  # fmt: skip
+            if went_back or left:
+                but = [f"{', '.join(went_back)} (failed and went back)"] if went_back else []
+                but += (
+                    [f"{', '.join(left)} (failed and could not be reached: {_AGAIN})"]
+                    if left
+                    else []
+                )
+                yield finished(SwapOutcome.PARTIAL, f"{options.to_version} serves on every host but "
+                               f"{'; '.join(but)}; within max_failures {allowed}")  # fmt: skip
             else:
                 yield finished(SwapOutcome.PROMOTED, "the new version serves all traffic")
         except Exception as exc:  # whatever went wrong, the old version goes back first
@@ -187,7 +227,7 @@ async def _swap(
                 yield finished(SwapOutcome.RETIRE_FAILED, f"{options.to_version} serves all traffic, but retiring "
                                f"the old replicas failed: {reason}; `mlops-tui promote {app.name}` retires them")  # fmt: skip
                 return
-            stuck: list[str] = []
+            stuck = []
             async for event in _roll_back_quietly(connections, store, app, touched, history, timings, went_back, stuck):  # fmt: skip
                 yield event
             if stuck:
@@ -201,6 +241,27 @@ async def _swap(
         # the run ends (asyncio.run waits for it; a second Ctrl-C stops it).
         await _interrupted(connections, store, app, touched, history, complete)
         raise
+
+
+_AGAIN = "it is left as it was; run the same swap again (or `rollback`) once it is back"
+
+
+def _host_failure(exc: BaseException | None) -> bool:
+    """An edge host's own trouble (unreachable, telemetry lost, a version that would not start),
+    counted against max_failures; a refusal (UsageError) or a bug stops the whole swap."""
+    return isinstance(exc, _ERRORS) and not isinstance(exc, UsageError)
+
+
+def _host_failed(app: App, cluster: RayCluster, exc: BaseException, touched: list[_Cluster],
+                 history: History, allowed: int) -> SwapStep:  # fmt: skip
+    """Recorded per host: what went wrong and how far its swap had got."""
+    at = next((r.last for r in touched if r.cluster.id == cluster.id), "not started")
+    reason = reason_of(exc)
+    history.append("step", app=app.name, cluster=cluster.id, phase="host_failed", detail=reason,
+                   at=at)  # fmt: skip
+    return SwapStep(app.name, cluster.id, "host_failed",
+                    f"{reason} (after {at}); counted as a failure, max_failures {allowed}",
+                    {"at": at})  # fmt: skip
 
 
 async def _batch(connections: Connections, app: App, new: StoredVersion, options: SwapOptions,
@@ -243,20 +304,37 @@ async def _swap_cluster(connections: Connections, app: App, cluster: RayCluster,
         raise UsageError(f"{app.name} is not deployed on {cluster.id}: run `mlops-tui apply` first")
     if state.live == options.to_version:
         if cluster.target.topology == "edge":  # e.g. a swap run again after a partial one
-            history.append("step", app=app.name, cluster=cluster.id, phase="skip",
-                           detail=f"already serves {options.to_version}")  # fmt: skip
-            yield SwapStep(app.name, cluster.id, "skip", f"already serves {options.to_version}")
+            detail = f"already serves {options.to_version}"
+            if len(state.versions) > 1:  # an earlier swap cut off before it retired them
+                gone = await retire_others(serve, state)
+                detail += f"; retired {', '.join(gone)}, left idle by an earlier swap"
+            history.append("step", app=app.name, cluster=cluster.id, phase="skip", detail=detail)
+            yield SwapStep(app.name, cluster.id, "skip", detail)
             return
         raise UsageError(f"{app.name} already serves version {options.to_version} on {cluster.id}")
+    trial = state.canary or state.shadow
+    if trial is not None and trial[0] == options.to_version:
+        # An earlier swap to this version was cut off mid-way (its host lost, its process
+        # killed): the live version gets everything back, and this swap starts over.
+        seconds = await restore(connections, serve, state.live, None)
+        detail = (f"{state.live} back to 100% ({options.to_version} was left in a "
+                  f"{'canary' if state.canary else 'shadow'} by an earlier swap); starting over")  # fmt: skip
+        history.append("step", app=app.name, cluster=cluster.id, phase="recover", detail=detail,
+                       seconds=seconds)  # fmt: skip
+        yield SwapStep(app.name, cluster.id, "recover", detail, {"seconds": seconds})
+        state = await serve.read()
     if state.canary or state.shadow:
         raise UsageError(
             f"{app.name} on {cluster.id} is in a canary or shadow phase: `promote` or `abort` it first"
         )
     old = state.live
+    if old is None:  # read again after putting a cut-off swap back
+        raise MlopsError(f"{app.name} has no live version on {cluster.id}")
     record = _Cluster(cluster, serve, old)
     touched.append(record)
 
     def step(phase: str, detail: str, **data: Any) -> SwapStep:
+        record.last = f"{phase}: {detail}"
         history.append("step", app=app.name, cluster=cluster.id, phase=phase, detail=detail, **data)
         return SwapStep(app.name, cluster.id, phase, detail, data)
 
@@ -518,9 +596,10 @@ async def _bake(connections: Connections, app: App, cluster: RayCluster, options
                 *, need_telemetry: bool = True,
                 ) -> AsyncIterator[BakeProgress | TelemetryFrame]:  # fmt: skip
     """A BakeProgress every interval (with `judge`'s gate values so far), then the last frame
-    after `seconds`; a node gone stale at the end gets STALE_GRACE_S more (a busy node's digest
-    comes late), then the bake fails as an error (lost telemetry must never pass for a failed
-    gate). A gate with no figure yet at the end gets the same grace, then is judged as it is.
+    after `seconds`. A node silent for STALE_GRACE_S during the bake fails it at once; one
+    gone stale at the end gets STALE_GRACE_S more (a busy node's digest comes late), then the
+    bake fails as an error (lost telemetry must never pass for a failed gate). A gate with no
+    figure yet, or short of its labels, at the end gets the same grace, then is judged as it is.
     Without `need_telemetry` (nothing to judge) the last frame ends the bake as it is."""
     collector = Collector(connections, app, [cluster], interval=options.interval_s,
                           window_s=seconds + options.interval_s)  # fmt: skip
@@ -528,10 +607,25 @@ async def _bake(connections: Connections, app: App, cluster: RayCluster, options
     start = loop.time()
     end = start + seconds
     extra = 0
+    stale_since: float | None = None
+    heard: set[str] = set()
     stream = collector.frames()
     try:
         async for frame in stream:
             if loop.time() < end:
+                # A node silent for STALE_GRACE_S stops the bake there and then: traffic is on
+                # the new version and no one can see how it does.
+                # (Only a node heard once in this bake: a digest takes a while to start.)
+                heard.update(n for n in frame.nodes if n not in frame.stale_nodes)
+                silent = [n for n in frame.stale_nodes if n in heard]
+                if need_telemetry and silent:
+                    stale_since = loop.time() if stale_since is None else stale_since
+                    if loop.time() - stale_since > STALE_GRACE_S:
+                        raise MlopsError(f"telemetry from {', '.join(silent)} was lost "
+                                         f"during the bake ({'; '.join(frame.errors)}); the gates "
+                                         "could not be judged")  # fmt: skip
+                else:
+                    stale_since = None
                 results = tuple(judge(frame)) if judge else ()
                 yield BakeProgress(
                     app.name, cluster.id, phase, loop.time() - start, seconds, results
@@ -543,10 +637,12 @@ async def _bake(connections: Connections, app: App, cluster: RayCluster, options
             # unlike one waiting for labels) most often means Ray has not exported the new
             # replicas' first figures on a busy node: it gets the same grace as a late digest.
             # (A shadow's missing figures are expected, and judged after the shifts.)
+            # A quality gate still short of its labels gets the same grace: the labels of the
+            # bake's last seconds are often on their way (clients label after the answer).
             unmeasured = (
                 judge is not None
                 and phase.startswith("bake@")
-                and any(r.pending and r.threshold is None for r in judge(frame))
+                and any(r.pending for r in judge(frame))
             )
             if not stale and (not unmeasured or not grace):
                 yield frame
