@@ -436,11 +436,12 @@ async def test_tail_matches_what_clients_saw(deployment: Deployment) -> None:
     assert stats.requests == total  # every request seen, none twice
     assert stats.timed_requests == total  # and every one of them timed
     assert sum(stats.replica_requests.values()) == total  # per-replica counts add up
-    # Both replicas are listed; Serve prefers the replica on the proxy's own node, so all
-    # this load may land on one of them, and the imbalance figure has to say so.
+    # The replicas Ray has figures for are listed (at least two of the app's three: one that
+    # served nothing may have none yet); Serve prefers the replicas on the proxy's own node,
+    # so this load may land unevenly, and the imbalance figure has to say so.
     shares = stats.replica_requests
-    assert len(shares) == 2
-    assert stats.imbalance_max_mean == pytest.approx(max(shares.values()) / (total / 2))
+    assert 2 <= len(shares) <= deployment.replicas, shares
+    assert stats.imbalance_max_mean == pytest.approx(max(shares.values()) / (total / len(shares)))
     assert set(last.nodes.values()) == {"ok"}
     # Every request in the window was timed by its client: compare the 95th percentiles.
     # The histogram resolves a latency only to its bucket, and the client's clock also counts
@@ -1071,6 +1072,73 @@ async def test_a_host_lost_mid_apply_is_reported_and_apply_converges(
             deployment.url("node3", "/shelf/predict"), json={"instances": [[0.5] * 30]}
         )
     assert response.status_code == 200
+
+
+async def test_an_edge_host_lost_mid_swap_is_named_and_the_same_swap_converges(
+    deployment: Deployment,
+) -> None:
+    """node3's sshd and every session it serves are killed in the canary's bake, while clients
+    keep calling node3's Serve (their requests never cross SSH). The fleet (one host,
+    max_failures 0) goes back as far as it can: node3 cannot be reached, so the swap names it
+    and exits 1, and the history says how far node3 got. With sshd back, the same swap puts
+    the cut-off canary back first and runs to the end."""
+    inv = str(deployment.path)
+    node3 = deployment.fleet.by_name("node3")
+    swap = (sys.executable, "-m", "console.cli", "swap", "shelf", "--to", "1", "-i", inv,
+            "--strategy", "canary", "--steps", "10", "--bake", "60s", "--gate", "p95_ms<=5000",
+            "--retire-after", "0s", "--yes", "--json")  # fmt: skip
+    stop = asyncio.Event()
+    load = asyncio.create_task(
+        run_load(deployment.url("node3", "/shelf/predict"), {"instances": [[0.5] * 30]},
+                 concurrency=2, stop=stop, max_seconds=600)
+    )  # fmt: skip
+    seen: list[dict] = []  # type: ignore[type-arg]
+    try:
+        proc = await asyncio.create_subprocess_exec(*swap, stdout=asyncio.subprocess.PIPE,
+                                                    stderr=asyncio.subprocess.PIPE)  # fmt: skip
+        assert proc.stdout is not None and proc.stderr is not None
+        loop = asyncio.get_running_loop()
+        cut_at = noticed_s = 0.0
+        async for line in proc.stdout:
+            seen.append(json.loads(line))
+            if not cut_at and seen[-1]["event"] == "bake_progress":
+                node3.crash()  # 10% of node3's traffic on the canary, no one can reach node3
+                cut_at = loop.time()
+            if seen[-1].get("phase") == "host_failed":
+                noticed_s = loop.time() - cut_at
+        err = (await proc.stderr.read()).decode()
+        code = await asyncio.wait_for(proc.wait(), 60)
+    finally:
+        node3.start()
+    assert cut_at and code == 1 and "Traceback" not in err, (code, err, seen[-3:])
+    finished = seen[-1]
+    assert finished["event"] == "swap_finished" and finished["outcome"] == "failed", finished
+    assert "shops.node3, which could not be reached" in finished["detail"], finished
+    assert "run the same swap again" in finished["detail"]
+    history = read_history(history_path(deployment.path), "shelf")
+    lost = [e for e in history if e.get("phase") == "host_failed"][-1]
+    assert lost["cluster"] == "shops.node3" and lost["at"] == "shift: 10% of traffic on 1", lost
+    assert "telemetry from node3 was lost" in lost["detail"], lost
+    assert history[-1]["outcome"] == "failed" and history[-1]["left"] == ["shops.node3"]
+
+    # node3 is back, still in the canary the cut left: the same swap converges.
+    rerun = await asyncio.create_subprocess_exec(
+        *[a if a != "60s" else "3s" for a in swap], stdout=asyncio.subprocess.PIPE
+    )
+    out, _ = await asyncio.wait_for(rerun.communicate(), 240)
+    events = [json.loads(line) for line in out.decode().splitlines()]
+    stop.set()
+    result = await load
+    assert rerun.returncode == 0, events[-3:]
+    steps = {e["phase"]: e["detail"] for e in events if e["event"] == "swap_step"}
+    assert "starting over" in steps["recover"] and "lease" in steps, steps
+    assert events[-1]["outcome"] == "promoted"
+    # Clients of node3 saw no failure: the cut was on SSH, and Serve went on answering.
+    assert result.failed == 0 and result.sent > 100, result.failures[:5]
+    print(f"\nRELIABILITY edge-sshd-cut: the lost host noticed {noticed_s:.1f}s after the cut, "
+          f"{result.sent} requests to node3, failed {result.failed}")  # fmt: skip
+    code, events = await run_cli("rollback", "shelf", "--to", "2", "-i", inv, "--json")
+    assert code == 0, events
 
 
 def test_ctrl_c_reports_what_landed_and_apply_converges(
