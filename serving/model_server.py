@@ -91,6 +91,7 @@ class ModelServer:
             serve.get_deployment_handle("Monitor", app_name=f"{app}--monitor") if monitor else None
         )
         self._buffer: list[tuple[Any, ...]] = []
+        self._dropped = 0  # records the buffer could not keep, told to the monitor next flush
         self._bins = FeatureBins(self.model.meta.raw.get("reference"))
         self._flusher: asyncio.Task[None] | None = None
         self._registered = False
@@ -338,8 +339,7 @@ class ModelServer:
                 self._buffer.append(
                     (rid, self.version, role, result.labels[i], probas[i] if probas else None, now)
                 )
-            if len(self._buffer) > MAX_BUFFERED:
-                del self._buffer[: len(self._buffer) - MAX_BUFFERED]
+            self._bound_buffer()
             self._ensure_flusher()
         self._rows.inc(len(rows), tags={**self._tags, "role": role})
         return body
@@ -385,6 +385,26 @@ class ModelServer:
         return self._handles[app]
 
     # -- monitor feed ---------------------------------------------------------------
+    def _bound_buffer(self) -> None:
+        """At most MAX_BUFFERED records wait for the monitor; older ones are dropped, counted."""
+        excess = len(self._buffer) - MAX_BUFFERED
+        if excess > 0:
+            del self._buffer[:excess]
+            self._dropped += excess
+            log.warning("%s v%s: the monitor is away; %d prediction records dropped so far",
+                        self.app, self.version, self._dropped)  # fmt: skip
+
+    async def __del__(self) -> None:
+        """Serve's graceful stop (a retired version, a scale-down): what is buffered goes to
+        the monitor first, or is logged as lost."""
+        if self._monitor is None or not (self._buffer or self._dropped):
+            return
+        try:
+            await self._flush(strict=True)
+        except MonitorUnavailable as exc:
+            log.warning("%s; %d prediction records of %s v%s are lost with this replica",
+                        exc, len(self._buffer) + self._dropped, self.app, self.version)  # fmt: skip
+
     def _ensure_flusher(self) -> None:
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.create_task(self._flush_forever())
@@ -397,9 +417,10 @@ class ModelServer:
     async def _flush(self, strict: bool = False) -> None:
         """Send buffered records (and drift bins); kept for the next try if the monitor is away,
         and with `strict`, MonitorUnavailable is raised after keeping them."""
-        if self._monitor is None or not self._buffer:
+        if self._monitor is None or not (self._buffer or self._dropped):
             return
         batch, self._buffer = self._buffer, []
+        dropped = self._dropped
         counts = self._bins.take()
         try:
             if not self._registered:
@@ -408,10 +429,14 @@ class ModelServer:
                 reference = meta.raw.get("reference")
                 await self._ask_monitor("register", self.version, meta.task, classes, reference)
                 self._registered = True
-            await self._ask_monitor("record", batch, {self.version: counts} if counts else None)
+            await self._ask_monitor(
+                "record", batch, {self.version: counts} if counts else None, dropped
+            )
+            self._dropped -= dropped
         except MonitorUnavailable as exc:  # keep the records for the next try, bounded
             log.warning("%s; keeping %d records", exc, len(batch))
-            self._buffer = (batch + self._buffer)[-MAX_BUFFERED:]
+            self._buffer = batch + self._buffer
+            self._bound_buffer()
             self._bins.give_back(counts)
             if strict:
                 raise

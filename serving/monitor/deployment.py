@@ -72,11 +72,17 @@ class Monitor:
         self.tracker.register(version, task, classes, reference)
 
     async def record(
-        self, rows: list[tuple[Any, ...]], bins: dict[str, list[list[int]]] | None = None
+        self,
+        rows: list[tuple[Any, ...]],
+        bins: dict[str, list[list[int]]] | None = None,
+        dropped: int = 0,
     ) -> None:
-        """Prediction records, and live feature-bin counts per version for drift."""
+        """Prediction records, live feature-bin counts per version for drift, and how many
+        records the replica had to drop while this monitor was away (counted, shown)."""
         if rows:
             self.tracker.record([PredictionRecord(*row) for row in rows])
+        if dropped:
+            self.tracker.count({"dropped_predictions": dropped})
         for version, counts in (bins or {}).items():
             self.tracker.add_bins(version, counts)
         self._export()

@@ -1,4 +1,5 @@
-"""SQLite (WAL) persistence for the monitor: predictions waiting for labels, and joined pairs.
+"""SQLite (WAL) persistence for the monitor: predictions waiting for labels, labels waiting
+for their prediction, and joined pairs.
 
 Everything the monitor knows is here first, so a restarted monitor (or replica) loses no
 labelled record and late labels still find their prediction.
@@ -35,6 +36,9 @@ CREATE TABLE IF NOT EXISTS labelled_totals (version TEXT PRIMARY KEY, n INTEGER 
 CREATE TABLE IF NOT EXISTS drift_bins (version TEXT NOT NULL, ts REAL NOT NULL, counts TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS drift_bins_version_ts ON drift_bins(version, ts);
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS waiting_labels (
+    request_id TEXT PRIMARY KEY, label TEXT NOT NULL, received REAL NOT NULL) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS waiting_labels_received ON waiting_labels(received);
 """
 _LABELLED_COLUMNS = "request_id, version, role, prediction, proba, label, ts, label_ts"
 
@@ -160,6 +164,66 @@ class MonitorStore:
         good, _ = _decode((*row[:5], label_text, row[5], label_ts) for row in found)
         return good
 
+    def hold_labels(self, labels: list[tuple[str, Any, float]]) -> None:
+        """Labels that came before their prediction: (request_id, label, received)."""
+        if labels:
+            with self._tx():
+                self._db.executemany(
+                    "INSERT OR REPLACE INTO waiting_labels VALUES (?, ?, ?)",
+                    [(rid, json.dumps(label), ts) for rid, label, ts in labels],
+                )
+
+    def take_waiting(self, request_ids: list[str]) -> list[tuple[str, Any]]:
+        """The waiting labels of these requests, removed from the waiting list."""
+        out: list[tuple[str, Any]] = []
+        with self._tx():
+            for i in range(0, len(request_ids), 500):  # SQLite's limit on bound variables
+                chunk = request_ids[i : i + 500]
+                marks = ",".join("?" * len(chunk))
+                rows = self._db.execute(
+                    f"SELECT request_id, label FROM waiting_labels WHERE request_id IN ({marks})",
+                    chunk,
+                ).fetchall()
+                self._db.execute(f"DELETE FROM waiting_labels WHERE request_id IN ({marks})", chunk)
+                for rid, label in rows:
+                    try:
+                        out.append((rid, json.loads(label)))
+                    except ValueError:
+                        continue  # written by json.dumps: unreadable only if the file was damaged
+        return out
+
+    def expire_waiting(self, received_before: float, cap: int) -> list[str]:
+        """Waiting labels older than `received_before`, and the oldest past `cap`: removed,
+        their request ids returned (the caller counts them as unknown)."""
+        with self._tx():
+            gone = [
+                rid
+                for (rid,) in self._db.execute(
+                    "SELECT request_id FROM waiting_labels WHERE received < ?", (received_before,)
+                )
+            ]
+            (count,) = self._db.execute("SELECT COUNT(*) FROM waiting_labels").fetchone()
+            excess = count - len(gone) - cap
+            if excess > 0:
+                gone += [
+                    rid
+                    for (rid,) in self._db.execute(
+                        "SELECT request_id FROM waiting_labels WHERE received >= ? "
+                        "ORDER BY received LIMIT ?",
+                        (received_before, excess),
+                    )
+                ]
+            for i in range(0, len(gone), 500):
+                chunk = gone[i : i + 500]
+                self._db.execute(
+                    f"DELETE FROM waiting_labels WHERE request_id IN ({','.join('?' * len(chunk))})",
+                    chunk,
+                )
+        return gone
+
+    def waiting_ids(self) -> set[str]:
+        return {rid for (rid,) in self._db.execute("SELECT request_id FROM waiting_labels")}
+
     def was_labelled(self, request_id: str) -> bool:
         row = self._db.execute(
             "SELECT 1 FROM labelled WHERE request_id = ? LIMIT 1", (request_id,)
@@ -264,10 +328,13 @@ class MonitorStore:
         return out
 
     def bump(self, counts: dict[str, int]) -> None:
+        rows = [(k, v) for k, v in counts.items() if v]
+        if not rows:
+            return
         with self._tx():
             self._db.executemany(
                 "INSERT INTO counters VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET value = value + excluded.value",
-                [(k, v) for k, v in counts.items() if v],
+                rows,
             )
 
     def counters(self) -> dict[str, int]:

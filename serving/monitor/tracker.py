@@ -2,8 +2,9 @@
 
 Two windows per version: the last N labelled predictions (a deque per version, reloaded per
 version on restart) and those labelled in the last T seconds (read from SQLite by label time,
-so a high label rate is never undercounted). Memory is bounded (deques of N, a capped orphan
-map); the truth, drift references and drift bins included, is in SQLite.
+so a high label rate is never undercounted). Memory is bounded (deques of N, the ids of the
+capped waiting labels); the truth, waiting labels, drift references and drift bins included,
+is in SQLite.
 
 Every public method holds one lock: Serve may call a replica from a thread pool, and the
 store's single SQLite connection cannot run two transactions at once.
@@ -15,7 +16,7 @@ import dataclasses
 import logging
 import threading
 import time
-from collections import OrderedDict, deque
+from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -41,7 +42,7 @@ class MonitorSettings:
     max_pending: int = 200_000
     max_labelled: int = 200_000  # also bounds the time window: older pairs are pruned
     orphan_grace_s: float = 30.0
-    max_orphans: int = 10_000
+    max_orphans: int = 100_000  # labels waiting for their prediction (on disk)
     drift_threshold: float = 0.2  # PSI above this raises a warning (0.1-0.25 is the usual band)
 
 
@@ -57,8 +58,10 @@ class AccuracyTracker:
         self._windows: dict[str, deque[Labelled]] = {}
         for version in self.store.labelled_versions():
             self._windows[version] = deque(self._reload(version), maxlen=self.settings.window_n)
-        # Labels that arrived before their prediction was flushed here: joined when it arrives.
-        self._orphans: OrderedDict[str, tuple[Any, float]] = OrderedDict()
+        # Labels that arrived before their prediction was flushed here wait in SQLite (a
+        # restart keeps them) and are joined when it arrives; their ids, mirrored here, make
+        # the check on every prediction batch a set lookup.
+        self._waiting: set[str] = self.store.waiting_ids()
         # Live feature histograms per version over the last window_s: (time, counts) chunks.
         self._bins: dict[str, deque[tuple[float, list[list[int]]]]] = {}
         for version, ts, counts in self.store.bins_since(time.time() - self.settings.window_s):
@@ -171,10 +174,13 @@ class AccuracyTracker:
         now = time.time() if now is None else now
         with self._lock:
             self.store.add_predictions(records)
-            waiting = {r.request_id for r in records if r.request_id in self._orphans}
-            for request_id in waiting:
-                label, _ = self._orphans.pop(request_id)
-                self._accept(self.store.join(request_id, label, now))
+            if self._waiting:
+                ids = list({r.request_id for r in records if r.request_id in self._waiting})
+                labels = self.store.take_waiting(ids) if ids else []
+                self._waiting.difference_update(ids)
+                if labels:
+                    joined = sum(self._accept(f) for f in self.store.join_many(labels, now))
+                    self.store.bump({"joined": joined})
             self._maybe_prune(now)
 
     def feedback(self, items: list[tuple[str, Any]], now: float | None = None) -> dict[str, int]:
@@ -185,7 +191,8 @@ class AccuracyTracker:
         """
         now = time.time() if now is None else now
         with self._lock:
-            joined = duplicate = held = 0
+            joined = duplicate = 0
+            hold: list[tuple[str, Any, float]] = []
             for (request_id, label), found in zip(
                 items, self.store.join_many(items, now), strict=True
             ):
@@ -194,9 +201,10 @@ class AccuracyTracker:
                 elif self.store.was_labelled(request_id):
                     duplicate += 1
                 else:
-                    held += 1
-                    self._orphans[request_id] = (label, now)
-                    self._orphans.move_to_end(request_id)
+                    hold.append((request_id, label, now))
+            self.store.hold_labels(hold)
+            self._waiting.update(rid for rid, _, _ in hold)
+            held = len(hold)
             unknown = self._expire_orphans(now)
             self.store.bump(
                 {
@@ -207,6 +215,11 @@ class AccuracyTracker:
                 }
             )
         return {"received": len(items), "joined": joined, "duplicate": duplicate, "waiting": held}
+
+    def count(self, counts: dict[str, int]) -> None:
+        """Add to the feedback counters (e.g. records a replica dropped): shown, never silent."""
+        with self._lock:
+            self.store.bump(counts)
 
     def _accept(self, items: list[Labelled]) -> int:
         """Window the scorable pairs, set the others aside; how many were scorable."""
@@ -219,17 +232,14 @@ class AccuracyTracker:
         return accepted
 
     def _expire_orphans(self, now: float) -> int:
-        expired = 0
-        while self._orphans:
-            _, (_, ts) = next(iter(self._orphans.items()))
-            if (
-                now - ts <= self.settings.orphan_grace_s
-                and len(self._orphans) <= self.settings.max_orphans
-            ):
-                break
-            self._orphans.popitem(last=False)
-            expired += 1
-        return expired
+        """Waiting labels whose prediction never came within the grace (or past the cap)."""
+        if not self._waiting:
+            return 0
+        gone = self.store.expire_waiting(
+            now - self.settings.orphan_grace_s, self.settings.max_orphans
+        )
+        self._waiting.difference_update(gone)
+        return len(gone)
 
     def _maybe_prune(self, now: float) -> None:
         if now - self._last_prune < 10:
@@ -253,7 +263,7 @@ class AccuracyTracker:
         """Per version: counts and scores over the last-N and (unless asked not to) last-T windows."""
         now = time.time() if now is None else now
         with self._lock:
-            self._expire_orphans(now)
+            self.store.bump({"unknown": self._expire_orphans(now)})
             totals = self.store.labelled_totals()
             versions: dict[str, Any] = {}
             for version in sorted(set(self._windows) | set(self._versions) | set(totals)):
@@ -275,7 +285,7 @@ class AccuracyTracker:
                 entry["drift"], entry["drift_status"] = self._drift(version, now)
                 versions[version] = entry
             counters = self.store.counters()
-            counters["waiting"] = len(self._orphans)
+            counters["waiting"] = len(self._waiting)
             counters["pending_predictions"] = self.store.pending_count()
         return {"versions": versions, "feedback": counters, "window_n": self.settings.window_n}
 

@@ -373,3 +373,30 @@ async def test_no_drift_binning_without_a_monitor(store: ModelStore, monitor: An
     await call(server, "POST", "/predict", {"instances": [ROW]})
     assert server._bins.counts.any()
     server._flusher.cancel()
+
+
+async def test_records_a_replica_cannot_keep_are_counted_and_its_stop_flushes_the_rest(
+    store: ModelStore, monitor: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The monitor away: the buffer keeps MAX_BUFFERED records and counts the others; back,
+    it gets both. A replica stopped gracefully (Serve calls __del__) sends what it holds."""
+    monkeypatch.setattr(model_server, "MAX_BUFFERED", 3)
+    monkeypatch.setattr(model_server, "MONITOR_TIMEOUT_S", 0.05)
+    monkeypatch.setattr(model_server, "FLUSH_EVERY_S", 3600)  # flushed by hand here
+    server = make_server(store)
+    server._monitor = failing()
+    try:
+        status, _ = await call(server, "POST", "/predict", {"instances": X_TEST[:5].tolist()})
+        assert status == 200 and len(server._buffer) == 3 and server._dropped == 2
+        server._monitor = backed_by(monitor)
+        await server._flush()
+        counters = (await monitor.summary())["feedback"]
+        assert counters["dropped_predictions"] == 2 and counters["pending_predictions"] == 3
+        assert server._dropped == 0
+        status, _ = await call(server, "POST", "/predict", {"instances": X_TEST[:2].tolist()})
+        await server.__del__()
+        assert not server._buffer
+        assert (await monitor.summary())["feedback"]["pending_predictions"] == 5
+    finally:
+        if server._flusher is not None:
+            server._flusher.cancel()

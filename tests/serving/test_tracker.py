@@ -292,3 +292,24 @@ def test_a_file_from_an_older_monitor_still_opens(tmp_path: Path) -> None:
     con.close()
     summary = AccuracyTracker(db).summary()["versions"]["1"]
     assert summary["labelled_total"] == 1 and summary["last_n"]["n"] == 1
+
+
+def test_labels_waiting_for_their_prediction_survive_a_restart(tmp_path: Path) -> None:
+    db = tmp_path / "m.sqlite"
+    settings = MonitorSettings(orphan_grace_s=60, max_orphans=2)
+    t = AccuracyTracker(db, settings)
+    t.register("1", "classifier", [0, 1])
+    assert t.feedback([("early", 1), ("late", 0)], now=100.0)["waiting"] == 2
+    t.store.close()
+    again = AccuracyTracker(db, settings)
+    assert again.summary(now=101.0)["feedback"]["waiting"] == 2
+    again.record([PredictionRecord("early", "1", "live", 1, None, 102.0)], now=102.0)
+    summary = again.summary(now=103.0)
+    assert summary["versions"]["1"]["labelled_total"] == 1
+    assert summary["feedback"]["waiting"] == 1
+    # Past the cap, the oldest waiting label goes, counted as unknown (never silently).
+    again.feedback([("a", 1), ("b", 1)], now=104.0)
+    counters = again.summary(now=105.0)["feedback"]
+    assert counters["waiting"] == 2 and counters["unknown"] == 1
+    # Past the grace, reading the summary alone counts them too.
+    assert again.summary(now=300.0)["feedback"]["unknown"] == 3
