@@ -164,6 +164,16 @@ class TelemetryFrame(Event):
     def stale_nodes(self) -> list[str]:
         return [n for n, h in self.nodes.items() if h != NodeHealth.OK]
 
+    def feedback(self) -> dict[str, int]:
+        """The monitors' label counters, summed over clusters: received, joined, waiting, and
+        every way a record was lost, so none is lost silently."""
+        summaries = list(self.monitors.values()) or ([self.monitor] if self.monitor else [])
+        total: dict[str, int] = {}
+        for summary in summaries:
+            for name, n in summary.feedback.items():
+                total[name] = total.get(name, 0) + n
+        return total
+
 
 def _int(value: Any, what: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int | float):

@@ -11,12 +11,33 @@ from rich.text import Text
 from cluster.telemetry.frame import Drift, NodeHealth, Quality, TelemetryFrame
 from console.render.units import ms, num
 
+# The monitor's counters of lost records, and their short names.
+LOST_SHORT = {
+    "unknown": "unknown",  # labels whose prediction never reached the monitor
+    "expired": "expired",  # predictions never labelled within the monitor's time to live
+    "invalid_labels": "invalid",  # labels the model cannot be scored on
+    "dropped_predictions": "dropped",  # predictions a replica could not keep while it was away
+}
+
 
 def drift_text(drift: Drift | None) -> Text:
     if drift is None:
         return Text("-")
     text = f"{drift.max_psi:.2f} ({drift.worst_feature})"
     return Text(text, style="bold yellow" if drift.warning else "")
+
+
+def labels_text(frame: TelemetryFrame | None) -> Text:
+    """The label flow in one line: received, joined, waiting, and each way one was lost."""
+    counts = frame.feedback() if frame is not None else {}
+    if not counts:
+        return Text("labels: no monitor figures yet", "dim")
+    text = Text("labels: ", "bold")
+    text.append(f"{counts.get('feedback', 0):,} received · {counts.get('joined', 0):,} joined · "
+                f"{counts.get('waiting', 0):,} waiting · lost: ")  # fmt: skip
+    lost = [f"{counts[k]:,} {short}" for k, short in LOST_SHORT.items() if counts.get(k)]
+    text.append(", ".join(lost) if lost else "none", "bold yellow" if lost else "green")
+    return text
 
 
 def frame_view(frame: TelemetryFrame) -> Group:
@@ -62,7 +83,9 @@ def frame_view(frame: TelemetryFrame) -> Group:
     for name, state in frame.nodes.items():
         nodes.append(f"{name} ", style="green" if state == NodeHealth.OK else "bold red")
         nodes.append(f"({state})  ")
-    parts: list[Any] = [table] + ([per_cluster] if per_cluster else []) + [nodes]
+    parts: list[Any] = (
+        [table] + ([per_cluster] if per_cluster else []) + [labels_text(frame), nodes]
+    )
     parts += [Text(f"  {e}", style="red") for e in frame.errors]
     return Group(*parts)
 

@@ -101,7 +101,7 @@ def check(response: httpx.Response, body: Any, valid: bool) -> None:
         pytest.fail(f"200 for a body that is not valid: {body!r:.300}")
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
 @given(batch=st.lists(predict_bodies, min_size=5, max_size=5))
 def test_predict_never_answers_5xx(fuzzed: ServeEnv, batch: list[Any]) -> None:
     with httpx.Client(base_url=fuzzed.head.serve_url, timeout=30) as client:
@@ -111,7 +111,7 @@ def test_predict_never_answers_5xx(fuzzed: ServeEnv, batch: list[Any]) -> None:
         assert client.post(f"/{APP}/predict", json=GOOD).status_code == 200
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
 @given(batch=st.lists(feedback_bodies, min_size=5, max_size=5))
 def test_feedback_never_answers_5xx(fuzzed: ServeEnv, batch: list[Any]) -> None:
     with httpx.Client(base_url=fuzzed.head.serve_url, timeout=30, headers=fuzzed.auth) as client:

@@ -137,7 +137,7 @@ def snapshot(
             "1": _quality("1", 0.962, 300 + 4 * tick, False),
             "2": _quality("2", 0.981, 30 + tick, True),
         },
-        {"feedback": 10 * tick},
+        {"feedback": 10 * tick, "joined": max(10 * tick - 3, 0), "waiting": min(3, 10 * tick)},
         1000,
     )
     frames["cancer"] = TelemetryFrame(

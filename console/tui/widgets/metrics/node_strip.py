@@ -1,10 +1,12 @@
-"""Node freshness: which nodes' digests are arriving, and why a stale one is not."""
+"""Node freshness (which nodes' digests arrive, and why a stale one does not) under the
+label flow (how many labels were joined, wait, or were lost, and how)."""
 
 from __future__ import annotations
 
 from rich.text import Text
 
 from cluster.telemetry.frame import NodeHealth, TelemetryFrame
+from console.render.telemetry import labels_text
 from console.tui.widgets.live_text import LiveText
 
 NAMED = 12  # up to this many nodes are named one by one; a bigger fleet is summed up
@@ -35,7 +37,8 @@ def nodes_text(frame: TelemetryFrame | None) -> Text:
 
 
 class NodeStrip(LiveText):
-    """Updated every interval."""
+    """Updated every interval: the label flow (losses counted), then node freshness."""
 
     def show(self, frame: TelemetryFrame | None) -> None:
-        self.show_text(nodes_text(frame))
+        text = labels_text(frame) if frame is not None else Text()
+        self.show_text(Text("\n").join([text, nodes_text(frame)]) if text else nodes_text(frame))
