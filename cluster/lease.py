@@ -48,20 +48,30 @@ class LeaseHolder:
     command: str
     since: float
     expires: float
+    pid: int | None = None
+    phase: str = ""  # where the operation last said it was (a swap's steps)
 
     @classmethod
     def of(cls, record: dict[str, Any]) -> LeaseHolder:
+        pid = record.get("pid")
         return cls(
             str(record.get("who", "?")),
             str(record.get("machine", "?")),
             str(record.get("command", "?")),
             float(record.get("since", 0) or 0),
             float(record.get("expires", 0) or 0),
+            pid if isinstance(pid, int) and not isinstance(pid, bool) else None,
+            str(record.get("phase") or ""),
         )
 
     def describe(self) -> str:
         since = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(self.since))
         return f"{self.who}@{self.machine} running `{self.command}` since {since}"
+
+    @property
+    def gone(self) -> bool:
+        """Its process ran on this machine and no longer exists (killed)."""
+        return _abandoned({"machine": self.machine, "pid": self.pid})
 
 
 @dataclass(frozen=True)
@@ -110,6 +120,8 @@ class Leases:
         self.unreachable: dict[str, str] = {}
         self._held: list[LeaseSpot] = []
         self._renewer: asyncio.Task[None] | None = None
+        self._phases: dict[str, str] = {}  # cluster -> phase still to write (mark)
+        self._marker: asyncio.Task[None] | None = None
 
     async def __aenter__(self) -> Leases:
         refused: list[str] = []
@@ -165,12 +177,36 @@ class Leases:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        if self._renewer is not None:
-            self._renewer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._renewer
+        for task in (self._renewer, self._marker):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         # Shielded: a cancelled operation still gives its leases back.
         await asyncio.shield(self._release_all())
+
+    def mark(self, cluster: str, phase: str) -> None:
+        """Write where the operation is into its lease on `cluster`, for `status` and the
+        next operator to read. In the background: the operation never waits for it (nor can
+        a cancellation land there), and a host briefly away only misses a phase."""
+        if not any(spot.cluster == cluster for spot in self._held):
+            return
+        self._phases[cluster] = phase  # the latest phase per cluster is the one that counts
+        if self._marker is None or self._marker.done():
+            self._marker = asyncio.create_task(self._write_phases())
+
+    async def _write_phases(self) -> None:
+        while self._phases:
+            cluster = next(iter(self._phases))
+            phase = self._phases.pop(cluster)
+            for spot in [s for s in self._held if s.cluster == cluster]:
+                try:
+                    await asyncio.wait_for(
+                        self._call(spot, "phase", {"id": self.id, "phase": phase}),
+                        RELEASE_TIMEOUT_S,
+                    )
+                except (MlopsError, TimeoutError) as exc:
+                    log.info("lease of %s on %s: phase not written (%s)", spot.app, cluster, exc)
 
     async def _renew_forever(self) -> None:
         while True:

@@ -142,3 +142,26 @@ async def test_progress_passes_at_once_and_the_outcome_after_the_release() -> No
         if event == "outcome":
             break  # a reader that stops at the outcome
     assert log == ["taken", "step 1", "step 2", "given back", "outcome"]
+
+
+async def test_the_phase_an_operation_writes_is_what_the_next_operator_reads(
+    fleet_inventory, tmp_path: Path
+) -> None:
+    from cluster.provision.observe import observe_host
+
+    inv = inventory_with_root(fleet_inventory, tmp_path / "root")
+    spot = LeaseSpot("cancer", "grid", inv.hosts["node1"])
+    async with Connections(inv) as conn:
+        async with Leases(conn, [spot], "swap cancer --to 2") as held:
+            held.mark("another-cluster", "ignored: this operation holds nothing there")
+            held.mark("grid", "deploy: version 2 running beside 1")
+            held.mark("grid", "shift: 10% of traffic on 2")  # the latest one counts
+            assert held._marker is not None
+            await held._marker
+            state = await observe_host(conn, inv.hosts["node1"])
+            lease = state.leases["cancer"]
+            assert lease.phase == "shift: 10% of traffic on 2" and lease.pid == held.holder["pid"]
+            assert lease.command == "swap cancer --to 2" and not lease.gone
+            record = json.loads((tmp_path / "root" / "leases" / "cancer.lease").read_text())
+            assert record["id"] == held.id  # on the head; observe never hands it out
+        assert "cancer" not in (await observe_host(conn, inv.hosts["node1"])).leases

@@ -109,6 +109,9 @@ class NoLeases:
     async def __aexit__(self, *exc: object) -> None:
         return None
 
+    def mark(self, cluster: str, phase: str) -> None:
+        return None
+
 
 async def run(tmp_path: Path, store: ModelStore, fleet: Fleet, monkeypatch: pytest.MonkeyPatch) -> tuple[list[Event], SwapFinished]:  # fmt: skip
     monkeypatch.setattr(swap_module, "_swap_cluster", fleet.swap_cluster)

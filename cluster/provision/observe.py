@@ -10,6 +10,7 @@ from typing import Any
 
 from cluster.errors import TransportError
 from cluster.inventory import Host
+from cluster.lease import LeaseHolder
 from cluster.provision.layout import Layout
 from cluster.provision.ray_node import read_secret_file
 from cluster.provision.topology import RayCluster
@@ -31,6 +32,7 @@ class HostState:
     keys: dict[str, str | None] = field(default_factory=dict)  # cluster -> sha256 of its keys
     leftovers: int = 0  # files an interrupted run left, which the next apply removes
     taken: tuple[str, ...] = ()  # Ray ports another program holds, in words (Ray not running)
+    leases: dict[str, LeaseHolder] = field(default_factory=dict)  # app -> its lease here
 
     @property
     def ray_running(self) -> bool:
@@ -71,6 +73,11 @@ async def observe_host(connections: Connections, host: Host) -> HostState:
                 f"{t['name']} {t['port']} on {t['address']} is in use ({t['error']})"
                 for t in data.get("taken") or []
             ),
+            {
+                str(app): LeaseHolder.of(record)
+                for app, record in (data.get("leases") or {}).items()
+                if isinstance(record, dict)
+            },
         )
     except (ValueError, KeyError, TypeError) as exc:
         raise TransportError(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from cluster.check import probe
@@ -11,6 +11,7 @@ from cluster.errors import MlopsError, TransportError
 from cluster.events import Event
 from cluster.fanout import fan_out
 from cluster.inventory import Inventory
+from cluster.lease import LeaseHolder
 from cluster.models.store import ModelStore
 from cluster.provision.layout import Layout
 from cluster.provision.observe import HostState, observe_host, serve_api
@@ -87,6 +88,9 @@ class AppStatus(Event):
     replicas_wanted: int
     healthy: bool
     detail: str
+    # The app's lease on the head, when one is held or was left behind: who runs what there,
+    # and the phase it last wrote (a swap's steps); a killed operator's shows where it stopped.
+    lease: LeaseHolder | None = None
 
 
 async def status(connections: Connections, target_names: list[str] | None) -> AsyncIterator[Event]:
@@ -139,16 +143,22 @@ async def _cluster_status(connections: Connections, cluster: RayCluster) -> Asyn
         else:
             up, detail = True, f"alive in the cluster ({state.ray_pids} Ray processes)"
         yield NodeStatus(cluster.id, name, role, up, ray_version, detail)
-    for app_status in await app_statuses(connections, cluster, layout):
+    leases = head_state.leases if head_state is not None else {}
+    for app_status in await app_statuses(connections, cluster, layout, leases):
         yield app_status
 
 
 async def app_statuses(
-    connections: Connections, cluster: RayCluster, layout: Layout | None
+    connections: Connections,
+    cluster: RayCluster,
+    layout: Layout | None,
+    leases: dict[str, LeaseHolder] | None = None,
 ) -> list[AppStatus]:
     """Every inventory app of the cluster's target as its Serve runs it now (one REST read).
 
     `layout`: the head's (from observe_host); None means the head or its Ray is down.
+    `leases`: the head's lease files (observe_host), to say who holds an app and where its
+    operation stopped.
     """
     details: dict[str, Any] = {}
     problem = ""
@@ -160,11 +170,15 @@ async def app_statuses(
                 details = (await api.applications()).get("applications") or {}
         except MlopsError as exc:
             problem = f"cannot read Serve state: {exc}"
-    return app_statuses_from(connections.inventory, cluster, details, problem)
+    return app_statuses_from(connections.inventory, cluster, details, problem, leases)
 
 
 def app_statuses_from(
-    inventory: Inventory, cluster: RayCluster, details: dict[str, Any], problem: str = ""
+    inventory: Inventory,
+    cluster: RayCluster,
+    details: dict[str, Any],
+    problem: str = "",
+    leases: dict[str, LeaseHolder] | None = None,
 ) -> list[AppStatus]:
     """The cluster's inventory apps from Serve's application details (or all failing with
     `problem` when they could not be read)."""
@@ -175,10 +189,24 @@ def app_statuses_from(
         # An unpinned model means its newest version; unknown when the store is not here.
         versions = store.versions(app.model) if app.model_version is None else []
         wanted = app.model_version or (versions[-1] if versions else None)
-        out.append(
-            _app_status(cluster, app.name, app.route, wanted, app.replicas, details, problem)
-        )
+        found = _app_status(cluster, app.name, app.route, wanted, app.replicas, details, problem)
+        lease = (leases or {}).get(app.name)
+        out.append(_with_lease(found, lease) if lease is not None else found)
     return out
+
+
+def _with_lease(found: AppStatus, lease: LeaseHolder) -> AppStatus:
+    """Who holds the app's lease, and where its operation last said it was: beside the
+    unfinished swap `status` found, the next operator reads where it stopped."""
+    if found.healthy:
+        return replace(found, lease=lease)
+    where = f"; `{lease.command}` by {lease.who}@{lease.machine}"
+    where += f" (pid {lease.pid}" + (", gone" if lease.gone else "") + ")" if lease.pid else ""
+    if lease.phase:
+        where += f" last wrote `{lease.phase}`"
+    if lease.gone:
+        where += f": its process was killed; `mlops-tui rollback {found.app}` ends its swap"
+    return replace(found, detail=found.detail + where, lease=lease)
 
 
 def _app_status(

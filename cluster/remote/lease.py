@@ -3,6 +3,7 @@
 Usage: python -c SRC ACTION REMOTE_DIR APP  (a JSON request on stdin)
   acquire  {"holder": {...}, "ttl": S, "force": bool, "only_if": ID (take over that lease)}
   renew    {"id": ID, "ttl": S}
+  phase    {"id": ID, "phase": TEXT}  (where the operation is: what `status` shows)
   release  {"id": ID}
 Prints {"ok": true, ...} or {"ok": false, "holder": {...}}. Times are this host's clock, so
 operators whose clocks disagree still agree on when a lease expires.
@@ -85,6 +86,16 @@ def renew(path, request):
     return {"ok": True, "record": held}
 
 
+def phase(path, request):
+    held = _read(path)
+    if held is None or held.get("id") != request["id"]:
+        return {"ok": False, "holder": held or {}}
+    held["phase"] = str(request["phase"])[:500]
+    held["phase_at"] = time.time()
+    _replace(path, held)
+    return {"ok": True}
+
+
 def release(path, request):
     held = _read(path)
     if held is not None and held.get("id") == request["id"]:
@@ -100,7 +111,9 @@ def main():
     os.makedirs(directory, mode=0o700, exist_ok=True)
     path = os.path.join(directory, app + ".lease")
     request = json.load(sys.stdin)
-    answer = {"acquire": acquire, "renew": renew, "release": release}[action](path, request)
+    answer = {"acquire": acquire, "renew": renew, "phase": phase, "release": release}[action](
+        path, request
+    )
     sys.stdout.write(json.dumps(answer))
 
 

@@ -65,6 +65,24 @@ def _keys(root):
     return out
 
 
+def _leases(root):
+    """Each app's lease on this host: who holds it, since when, and the phase it last wrote
+    (never its id, which takes a lease over)."""
+    out = {}
+    for path, name, is_dir in _entries(os.path.join(root, "leases"), 1):
+        if is_dir or not name.endswith(".lease"):
+            continue
+        try:
+            with open(path) as fh:
+                record = json.load(fh)
+        except (OSError, ValueError):
+            continue  # torn by a crash: the next operator takes it over
+        if isinstance(record, dict):
+            record.pop("id", None)
+            out[name[: -len(".lease")]] = record
+    return out
+
+
 def _entries(directory, depth):
     """(path, name, is_dir) under `directory`, `depth` levels down at most."""
     try:
@@ -158,6 +176,7 @@ def main():
         "models": _models(root),
         "keys": _keys(root),
         "leftovers": _leftovers(root),
+        "leases": _leases(root),
         "ray": {"pids": len(pids), "node": json.loads(node_file) if node_file else None},
         # Our own Ray holds its ports: only a host without it can tell another program's.
         "taken": [] if pids else _taken(sys.argv[3:]),

@@ -98,9 +98,21 @@ async def swap(
     def outcome(event: Event) -> bool:
         return isinstance(event, SwapFinished)
 
-    events = _swap(connections, store, app, options, history)
+    events = _marked(leases, _swap(connections, store, app, options, history))
     async for event in holding(leases, note, events, outcome):
         yield event
+
+
+async def _marked(
+    leases: Leases, events: AsyncGenerator[Event, None]
+) -> AsyncGenerator[Event, None]:
+    """Each cluster's steps written into its lease as they happen (in the background): where
+    a swap stopped is on the head, for `status` and the next operator."""
+    async with contextlib.aclosing(events) as inner:
+        async for event in inner:
+            if isinstance(event, SwapStep) and event.phase != "lease":
+                leases.mark(event.cluster, f"{event.phase}: {event.detail}")
+            yield event
 
 
 async def _swap(

@@ -842,6 +842,9 @@ def test_a_swap_stopped_mid_canary_is_restored_or_reported(
         assert cancer["detail"].startswith(
             "canary v2 takes 10% of the traffic: a swap is under way"
         )
+        # Where it stopped, as the swap wrote it into its lease on the head.
+        assert cancer["lease"]["phase"] == "shift: 10% of traffic on 2", cancer
+        assert f"(pid {proc.pid}, gone) last wrote `shift: 10% of traffic on 2`" in cancer["detail"]
         code, events = cli(capsys, "rollback", "cancer", "-i", inv, "--json")
         assert code == 0, events
         said = " | ".join(e["detail"] for e in events if e["event"] == "swap_step")
