@@ -22,6 +22,7 @@ from cluster.rollout import swap as swap_module
 from cluster.rollout.events import GateFailed, SwapFinished, SwapOptions, SwapStep
 from cluster.rollout.gates_eval import GateResult
 from cluster.rollout.history import History, read_history
+from cluster.rollout.phases import ClusterSwap, Phase
 from cluster.transport import Connections
 
 INVENTORY = """\
@@ -64,13 +65,14 @@ class Fleet:
         self.restored: list[str] = []
         self.retired: list[str] = []
 
-    async def swap_cluster(self, connections: Connections, app: Any, cluster: RayCluster, new: Any,
-                           options: SwapOptions, history: History, touched: list[Any],
-                           timings: dict[str, float]) -> AsyncIterator[Event]:  # fmt: skip
-        record = swap_module._Cluster(cluster, FakeServe(cluster.id), "1")  # type: ignore[arg-type]
-        touched.append(record)
+    async def swap_cluster(
+        self, run: swap_module.SwapRun, cluster: RayCluster
+    ) -> AsyncIterator[Event]:
+        record = ClusterSwap(cluster, FakeServe(cluster.id), "1")  # type: ignore[arg-type]
+        run.touched.append(record)
         start = asyncio.get_running_loop().time()
-        yield SwapStep(app.name, cluster.id, "deploy", "beside 1")
+        yield SwapStep(run.app.name, cluster.id, "deploy", "beside 1")
+        record.move(Phase.DEPLOYED)
         record.last = "deploy: beside 1"
         await asyncio.sleep(0.05)
         self.spans[cluster.id] = (start, asyncio.get_running_loop().time())
@@ -80,8 +82,9 @@ class Fleet:
             raise HostUnreachable(cluster.id, "connection refused")
         if cluster.id in self.failing:
             raise GateFailed("bake@100%", [GateResult("accuracy>=0.9", 0.5, 0.9, False, "low")])
-        record.stage = "shifted"
-        yield SwapStep(app.name, cluster.id, "promote", "2 serves 100%")
+        record.move(Phase.READY)
+        record.move(Phase.SHIFTED)
+        yield SwapStep(run.app.name, cluster.id, "promote", "2 serves 100%")
 
     async def restore(self, connections: Connections, serve: FakeServe, version: str,
                       store: Any) -> float:  # fmt: skip
@@ -114,7 +117,9 @@ class NoLeases:
 
 
 async def run(tmp_path: Path, store: ModelStore, fleet: Fleet, monkeypatch: pytest.MonkeyPatch) -> tuple[list[Event], SwapFinished]:  # fmt: skip
-    monkeypatch.setattr(swap_module, "_swap_cluster", fleet.swap_cluster)
+    monkeypatch.setattr(
+        swap_module.SwapRun, "swap_cluster", lambda run, c: fleet.swap_cluster(run, c)
+    )
     monkeypatch.setattr(swap_module, "Leases", NoLeases)  # leases are tested over real sshd
     monkeypatch.setattr(swap_module, "restore", fleet.restore)
     monkeypatch.setattr(swap_module, "retire_others", fleet.retire_others)
