@@ -23,10 +23,10 @@ STALE_GRACE_S = 10.0  # a node silent this long fails a bake; one stale at its e
 
 async def bake(connections: Connections, app: App, cluster: RayCluster, options: SwapOptions,
                 seconds: float, phase: str,
-                judge: Callable[[TelemetryFrame], list[GateResult]] | None = None,
+                so_far: Callable[[TelemetryFrame], list[GateResult]] | None = None,
                 *, need_telemetry: bool = True,
                 ) -> AsyncIterator[BakeProgress | TelemetryFrame]:  # fmt: skip
-    """A BakeProgress every interval (with `judge`'s gate values so far), then the last frame
+    """A BakeProgress every interval (with `so_far`'s gate values), then the last frame
     after `seconds`. A node silent for STALE_GRACE_S during the bake fails it at once; one
     gone stale at the end gets STALE_GRACE_S more (a busy node's digest comes late), then the
     bake fails as an error (lost telemetry must never pass for a failed gate). A gate with no
@@ -57,7 +57,7 @@ async def bake(connections: Connections, app: App, cluster: RayCluster, options:
                                          "could not be judged")  # fmt: skip
                 else:
                     stale_since = None
-                results = tuple(judge(frame)) if judge else ()
+                results = tuple(so_far(frame)) if so_far else ()
                 yield BakeProgress(
                     app.name, cluster.id, phase, loop.time() - start, seconds, results
                 )
@@ -71,9 +71,9 @@ async def bake(connections: Connections, app: App, cluster: RayCluster, options:
             # A quality gate still short of its labels gets the same grace: the labels of the
             # bake's last seconds are often on their way (clients label after the answer).
             unmeasured = (
-                judge is not None
+                so_far is not None
                 and phase.startswith("bake@")
-                and any(r.pending for r in judge(frame))
+                and any(r.pending for r in so_far(frame))
             )
             if not stale and (not unmeasured or not grace):
                 yield frame

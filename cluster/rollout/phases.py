@@ -11,7 +11,7 @@ cluster's head, where `status` and the next operator read where a swap stopped.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import StrEnum
 
 from cluster.provision.topology import RayCluster
@@ -59,15 +59,8 @@ class ClusterSwap:
     old: str
     phase: Phase = Phase.STARTING
     last: str = "not started"  # its last step, "step: detail" (said if the host fails)
-    moves: list[Phase] = field(default_factory=list)
 
     def move(self, to: Phase) -> None:
         if to not in TRANSITIONS[self.phase]:
             raise IllegalMove(f"swap on {self.cluster.id}: {self.phase} -> {to} is not allowed")
-        self.moves.append(to)
         self.phase = to
-
-    @property
-    def passed(self) -> bool:
-        """The new version has all the traffic here (retired or not)."""
-        return self.phase in (Phase.SHIFTED, Phase.RETIRED)
