@@ -200,11 +200,13 @@ def _with_lease(found: AppStatus, lease: LeaseHolder) -> AppStatus:
     unfinished swap `status` found, the next operator reads where it stopped."""
     if found.healthy:
         return replace(found, lease=lease)
+    gone = lease.gone  # asks this machine whether the pid still runs: once
     where = f"; `{lease.command}` by {lease.who}@{lease.machine}"
-    where += f" (pid {lease.pid}" + (", gone" if lease.gone else "") + ")" if lease.pid else ""
+    if lease.pid:
+        where += f" (pid {lease.pid}, gone)" if gone else f" (pid {lease.pid})"
     if lease.phase:
         where += f" last wrote `{lease.phase}`"
-    if lease.gone:
+    if gone:
         where += f": its process was killed; `mlops-tui rollback {found.app}` ends its swap"
     return replace(found, detail=found.detail + where, lease=lease)
 

@@ -177,9 +177,7 @@ class MonitorStore:
         """The waiting labels of these requests, removed from the waiting list."""
         out: list[tuple[str, Any]] = []
         with self._tx():
-            for i in range(0, len(request_ids), 500):  # SQLite's limit on bound variables
-                chunk = request_ids[i : i + 500]
-                marks = ",".join("?" * len(chunk))
+            for chunk, marks in _in_chunks(request_ids):
                 rows = self._db.execute(
                     f"SELECT request_id, label FROM waiting_labels WHERE request_id IN ({marks})",
                     chunk,
@@ -213,12 +211,8 @@ class MonitorStore:
                         (received_before, excess),
                     )
                 ]
-            for i in range(0, len(gone), 500):
-                chunk = gone[i : i + 500]
-                self._db.execute(
-                    f"DELETE FROM waiting_labels WHERE request_id IN ({','.join('?' * len(chunk))})",
-                    chunk,
-                )
+            for chunk, marks in _in_chunks(gone):
+                self._db.execute(f"DELETE FROM waiting_labels WHERE request_id IN ({marks})", chunk)
         return gone
 
     def waiting_ids(self) -> set[str]:
@@ -376,6 +370,13 @@ class _Transaction:
 
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
         self._db.execute("COMMIT" if exc_type is None else "ROLLBACK")
+
+
+def _in_chunks(ids: list[str], size: int = 500) -> Iterable[tuple[list[str], str]]:
+    """`ids` in chunks under SQLite's limit on bound variables, each with its `?,?,...`."""
+    for i in range(0, len(ids), size):
+        chunk = ids[i : i + size]
+        yield chunk, ",".join("?" * len(chunk))
 
 
 def _decode(
