@@ -57,10 +57,13 @@ class Fleet:
     """Fakes for one host's swap, restore and retirement, recording what happened when."""
 
     def __init__(self, failing: set[str], exploding: frozenset[str] = frozenset(),
-                 lost: frozenset[str] = frozenset()) -> None:  # fmt: skip
+                 lost: frozenset[str] = frozenset(), returning: frozenset[str] = frozenset(),
+                 ) -> None:  # fmt: skip
         self.failing = failing
         self.exploding = exploding
         self.lost = lost  # gone mid-bake, and still unreachable for the rollback
+        self.returning = returning  # of those, back for any later attempt
+        self.tried: set[str] = set()
         self.spans: dict[str, tuple[float, float]] = {}
         self.restored: list[str] = []
         self.retired: list[str] = []
@@ -88,7 +91,9 @@ class Fleet:
 
     async def restore(self, connections: Connections, serve: FakeServe, version: str,
                       store: Any) -> float:  # fmt: skip
-        if serve.cluster_id in self.lost:
+        first = serve.cluster_id not in self.tried
+        self.tried.add(serve.cluster_id)
+        if serve.cluster_id in self.lost and (first or serve.cluster_id not in self.returning):
             raise HostUnreachable(serve.cluster_id, "connection refused")
         self.restored.append(serve.cluster_id)
         return 0.01
@@ -122,6 +127,10 @@ async def run(tmp_path: Path, store: ModelStore, fleet: Fleet, monkeypatch: pyte
     )
     monkeypatch.setattr(swap_module, "Leases", NoLeases)  # leases are tested over real sshd
     monkeypatch.setattr(swap_module, "restore", fleet.restore)
+    monkeypatch.setattr(  # a failed host's reachability check: the host is faked too
+        swap_module.SwapRun, "_restore_failed_host",
+        lambda run, record: fleet.restore(run.connections, record.serve, record.old, None),
+    )  # fmt: skip
     monkeypatch.setattr(swap_module, "retire_others", fleet.retire_others)
     path = tmp_path / "inventory.yaml"
     path.write_text(INVENTORY + f"defaults:\n  model_store: {store.root}\n")
@@ -202,7 +211,7 @@ async def test_a_host_lost_within_max_failures_is_named_and_the_fleet_goes_on(
     assert {("shops.s2", "host_failed"), ("shops.s2", "rollback_failed")} <= said
     history = read_history(tmp_path / "history.jsonl")
     lost = [e for e in history if e.get("phase") == "host_failed"]
-    assert [(e["cluster"], e["at"], e["detail"]) for e in lost] == [
+    assert [(e["cluster"], e["reached"], e["detail"]) for e in lost] == [
         ("shops.s2", "deploy: beside 1", "connection refused")
     ]
     assert history[-1]["outcome"] == "partial" and history[-1]["left"] == ["shops.s2"]
@@ -217,3 +226,20 @@ async def test_a_host_lost_past_max_failures_puts_the_others_back_and_is_named(
     assert finished.detail.startswith("hosts failed (shops.s1 in bake@100%, shops.s2: connection")
     assert "back on the old version but shops.s2, which could not be reached" in finished.detail
     assert fleet.restored == ["shops.s1"] and fleet.retired == []
+
+
+async def test_a_lost_host_back_when_the_fleet_goes_back_is_restored_and_not_left(
+    tmp_path: Path, example_store: ModelStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """s1 is lost in batch 1 (within max_failures: left, the fleet goes on); by the time
+    batch 2's failed gate puts the fleet back, s1 answers again and goes back with the rest."""
+    fleet = Fleet(failing={"shops.s3"}, lost=frozenset({"shops.s1"}),
+                  returning=frozenset({"shops.s1"}))  # fmt: skip
+    events, finished = await run(tmp_path, example_store, fleet, monkeypatch)
+    assert finished.outcome == "rolled_back", finished.detail
+    assert sorted(fleet.restored) == ["shops.s1", "shops.s2", "shops.s3", "shops.s4"]
+    said = [(e.cluster, e.phase) for e in events if isinstance(e, SwapStep)]
+    assert said.index(("shops.s1", "rollback_failed")) < said.index(("shops.s1", "rollback"))
+    last = read_history(tmp_path / "history.jsonl")[-1]
+    assert last["outcome"] == "rolled_back" and "left" not in last, last
+    assert "shops.s1" in last["rolled_back"]

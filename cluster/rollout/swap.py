@@ -64,6 +64,10 @@ from cluster.telemetry.collector import TelemetryFrame
 from cluster.transport import Connections
 
 BASELINE_MAX_S = 10.0  # the old version is measured alone at most this long before a shift
+# A failed edge host is asked something trivial before its rollback: one frozen or cut off
+# answers nothing (its TCP connection may stay open), and is named at once instead.
+REACH_S = 5.0
+LOST_RESTORE_S = 60.0  # and its restore, once it answered, is bounded too
 _ERRORS = (MlopsError, OSError, httpx.HTTPError)  # what a rollback may meet, and survive
 _AGAIN = "it is left as it was; run the same swap again (or `rollback`) once it is back"
 
@@ -122,6 +126,7 @@ class SwapRun:
     touched: list[ClusterSwap] = field(default_factory=list)  # clusters it changed, in order
     went_back: list[str] = field(default_factory=list)  # put back on the old version
     left: list[str] = field(default_factory=list)  # edge hosts failed and unreachable
+    erred: set[str] = field(default_factory=set)  # edge hosts that failed on their own
     timings: dict[str, float] = field(default_factory=dict)
     complete: bool = False  # every cluster passed: an interruption keeps the new version
     new: StoredVersion = field(init=False)  # the version swapped to, read when the run starts
@@ -281,11 +286,12 @@ class SwapRun:
         """Recorded per host: what went wrong and how far its swap had got."""
         at = next((r.last for r in self.touched if r.cluster.id == cluster.id), "not started")
         reason = reason_of(exc)
+        self.erred.add(cluster.id)
         self.history.append("step", app=self.app.name, cluster=cluster.id, phase="host_failed",
-                            detail=reason, at=at)  # fmt: skip
+                            detail=reason, reached=at)  # fmt: skip
         return SwapStep(self.app.name, cluster.id, "host_failed",
                         f"{reason} (after {at}); counted as a failure, max_failures {allowed}",
-                        {"at": at})  # fmt: skip
+                        {"reached": at})  # fmt: skip
 
     async def _batch(self, batch: list[RayCluster]) -> AsyncGenerator[Event | _Done, None]:
         """Swap a batch's clusters at once; their events interleave, then one _Done each.
@@ -354,10 +360,11 @@ class SwapRun:
         trial = state.canary or state.shadow
         if trial is not None and trial[0] == options.to_version:
             # An earlier swap to this version was cut off mid-way (its host lost, its process
-            # killed): the live version gets everything back, and this swap starts over.
-            seconds = await restore(self.connections, serve, state.live, None)
+            # killed): the live version gets everything back, and this swap starts over. Its
+            # replicas stay (idle): the swap checks them again before they get any traffic.
             detail = (f"{state.live} back to 100% ({options.to_version} was left in a "
                       f"{'canary' if state.canary else 'shadow'} by an earlier swap); starting over")  # fmt: skip
+            seconds = await move_route(self.connections, serve, state, state.live, retire=False)
             self.history.append("step", app=app.name, cluster=cluster.id, phase="recover",
                                 detail=detail, seconds=seconds)  # fmt: skip
             yield SwapStep(app.name, cluster.id, "recover", detail, {"seconds": seconds})
@@ -539,14 +546,36 @@ class SwapRun:
         """This cluster back on its old version (restarted first if it was retired)."""
         if record.cluster.id in self.went_back:
             return
-        seconds = await restore(self.connections, record.serve, record.old, self.store)
+        if record.cluster.id in self.erred:
+            seconds = await self._restore_failed_host(record)
+        else:
+            seconds = await restore(self.connections, record.serve, record.old, self.store)
         self.timings["rollback_s"] = max(self.timings.get("rollback_s", 0.0), seconds)
         record.move(Phase.ROLLED_BACK)
         self.went_back.append(record.cluster.id)
+        if record.cluster.id in self.left:  # lost earlier in this swap, reached again now
+            self.left.remove(record.cluster.id)
         self.history.append("step", app=self.app.name, cluster=record.cluster.id, phase="rollback",
                             detail=f"back to {record.old}", seconds=seconds)  # fmt: skip
         yield SwapStep(self.app.name, record.cluster.id, "rollback",
                        f"{record.old} serves 100% again", {"seconds": seconds})  # fmt: skip
+
+    async def _restore_failed_host(self, record: ClusterSwap) -> float:
+        """A host that failed on its own may be frozen or cut off: it has to answer at once,
+        and its restore is bounded, so one lost host never holds the fleet's swap."""
+        host = record.cluster.head
+        self.connections.forget(host.name)  # lost earlier in this run: it may be back now
+        transport = await self.connections.get(host.name)
+        answer = await transport.run(["true"], timeout=REACH_S)
+        if not answer.ok:
+            raise MlopsError(f"{host.name} answered `true` with {answer.tail()}")
+        try:
+            async with asyncio.timeout(LOST_RESTORE_S):
+                return await restore(self.connections, record.serve, record.old, self.store)
+        except TimeoutError:
+            raise MlopsError(
+                f"{host.name} did not finish restoring {record.old} within {LOST_RESTORE_S:g}s"
+            ) from None
 
     async def _roll_back_quietly(
         self, records: list[ClusterSwap], stuck: list[str]

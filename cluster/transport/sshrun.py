@@ -40,14 +40,21 @@ async def run_command(
     Connection failures surface as asyncssh.Error or OSError for the caller to explain.
     """
     command = shlex.join([*_WRAPPER, *argv])  # the command sees exactly these arguments
-    proc = await conn.create_process(command, input=input, errors="replace")
+    proc: asyncssh.SSHClientProcess[str] | None = None
     pid: int | None = None
     head = ""
     try:
+        # The session's opening is inside the limit too: a host whose processes are frozen
+        # (or whose network is cut) never answers it, and its TCP connection stays open.
         async with asyncio.timeout(limit):
+            proc = await conn.create_process(command, input=input, errors="replace")
             pid, head = await _leader(proc)
             done = await proc.wait(check=False)
     except TimeoutError:
+        if proc is None:
+            raise CommandTimeout(
+                host, f"no answer to '{argv[0]}' within {limit:g}s: the host did not open a session"
+            ) from None
         trouble = await _stop(conn, proc, pid)
         what = f"'{argv[0]}' ran longer than {limit:g}s"
         if trouble:
@@ -56,7 +63,8 @@ async def run_command(
             ) from None
         raise CommandTimeout(host, f"{what} and was stopped") from None
     except asyncio.CancelledError:
-        await asyncio.shield(_stop(conn, proc, pid))
+        if proc is not None:
+            await asyncio.shield(_stop(conn, proc, pid))
         raise
     status = done.exit_status if done.exit_status is not None else 255
     return status, head + _text(done.stdout), _text(done.stderr)

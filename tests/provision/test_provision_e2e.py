@@ -19,6 +19,7 @@ import signal
 import statistics
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -45,8 +46,8 @@ from console.cli import main
 from tests.support.leaks import run_temp_dir
 from tests.support.load import LoadResult, run_load
 from tests.support.ports import free_port
-from tests.support.ray_node import processes_under
-from tests.support.sshd import SshdFleet, ssh_inventory_yaml
+from tests.support.ray_node import descendants, processes_under
+from tests.support.sshd import SshdFleet, extra_host, ssh_inventory_yaml
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 LATENCY_BOUNDS = [float(b) for b in LATENCY_BUCKETS_MS.split(",")]
@@ -72,15 +73,18 @@ class Deployment:
         shutil.copytree(store.root, self.store.root)
         self.ports = {h.name: ports(h.address) for h in fleet.hosts}
         self.path = root / "inventory.yaml"
+        self.shops, self.max_failures = ["node3"], 0
         self.write(replicas=2)
 
     def write(self, replicas: int, cancer_auth: str = "") -> None:
-        """The inventory; `cancer_auth` adds lines under the cancer app (its `auth:`)."""
+        """The inventory; `cancer_auth` adds lines under the cancer app (its `auth:`); the
+        edge target `shops` has the hosts `self.shops`, allowed `self.max_failures`."""
         self.replicas = replicas
         extra = (
             "targets:\n"
             "  grid:\n    topology: cluster\n    head: node1\n    workers: [node2]\n"
-            "  shops:\n    topology: edge\n    hosts: [node3]\n    rollout: {batch: 1, max_failures: 0}\n"
+            f"  shops:\n    topology: edge\n    hosts: [{', '.join(self.shops)}]\n"
+            f"    rollout: {{batch: 1, max_failures: {self.max_failures}}}\n"
             "apps:\n"
             f"  cancer:\n    target: grid\n    model: breast-cancer:1\n    replicas: {replicas}\n    num_cpus: 0.1\n{cancer_auth}"
             "  shelf:\n    target: shops\n    model: breast-cancer:2\n    num_cpus: 0.1\n"
@@ -110,6 +114,13 @@ class Deployment:
 
 @pytest.fixture(scope="module")
 def deployment(
+    fleet: SshdFleet, example_store: ModelStore, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Deployment]:
+    with extra_host(fleet, 4):  # in the edge target only for the fleet test near the end
+        yield from _deployment(fleet, example_store, tmp_path_factory)
+
+
+def _deployment(
     fleet: SshdFleet, example_store: ModelStore, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Deployment]:
     d = Deployment(fleet, example_store, tmp_path_factory.mktemp("provision"))
@@ -151,6 +162,33 @@ def background_load(
     return asyncio.create_task(
         run_load(url, body, concurrency=concurrency, stop=stop, max_seconds=600, **kw)
     )
+
+
+@contextlib.contextmanager
+def load_in_thread(deployment: Deployment, concurrency: int = 4) -> Iterator[LoadResult]:
+    """background_load for a synchronous test: its own event loop in a thread, stopped and
+    joined on exit; the result fills in as it goes."""
+    result = LoadResult()
+    started = threading.Event()
+    loop: list[asyncio.AbstractEventLoop] = []
+    stop: list[asyncio.Event] = []
+
+    async def run() -> None:
+        loop.append(asyncio.get_running_loop())
+        stop.append(asyncio.Event())
+        started.set()
+        url = deployment.url("node1", "/cancer/predict")
+        await run_load(url, {"instances": [[0.5] * 30]}, concurrency=concurrency,
+                       stop=stop[0], max_seconds=600, result=result)  # fmt: skip
+
+    thread = threading.Thread(target=asyncio.run, args=(run(),), daemon=True)
+    thread.start()
+    assert started.wait(10)
+    try:
+        yield result
+    finally:
+        loop[0].call_soon_threadsafe(stop[0].set)
+        thread.join(60)
 
 
 def cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, list[dict]]:  # type: ignore[type-arg]
@@ -516,49 +554,6 @@ async def run_cli(*argv: str) -> tuple[int, list[dict]]:  # type: ignore[type-ar
     ]
 
 
-async def test_bluegreen_swap_then_rollback_fail_no_request(deployment: Deployment) -> None:
-    inv = str(deployment.path)
-    stop = asyncio.Event()
-    progress = LoadResult()
-    load = background_load(deployment, stop, concurrency=8, result=progress)
-    try:
-        await asyncio.sleep(1)
-        code, events = await run_cli(
-            "swap", "cancer", "--to", "2", "-i", inv, "--bake", "0s", "--retire-after", "0s",
-            "--yes", "--json",
-        )  # fmt: skip
-        assert code == 0, events
-        finished = events[-1]
-        assert finished["event"] == "swap_finished" and finished["outcome"] == "promoted"
-        assert finished["from_version"] == "1" and finished["timings"]["to_100_s"] < 5
-        steps = [e for e in events if e["event"] == "swap_step"]
-        # No gates named: the default holdout gate judges the swap, and says so.
-        assert "the default holdout gate accuracy>=blue-0.02 judges" in steps[0]["detail"]
-        [holdout] = [e for e in events if e["event"] == "gates_checked"]
-        assert holdout["phase"] == "holdout" and holdout["passed"]
-        assert [e["phase"] for e in steps] == [
-            "gates",
-            "deploy",
-            "ready",
-            "shift",
-            "promote",
-            "retire",
-        ]
-        code, events = await run_cli("rollback", "cancer", "--to", "1", "-i", inv, "--json")
-        assert code == 0, events
-        while progress.sent < 2000 and not load.done():  # noqa: ASYNC110 - polling a counter
-            await asyncio.sleep(0.1)
-    finally:
-        stop.set()
-    result = await load
-    assert result.failed == 0, result.failures[:5]
-    assert result.sent >= 2000 and set(result.versions) == {"1", "2"}
-    history = read_history(history_path(deployment.path), "cancer")
-    kinds = [e["kind"] for e in history]
-    assert "swap_started" in kinds and "rollback" in kinds
-    assert any(e["kind"] == "swap_finished" and e["outcome"] == "promoted" for e in history)
-
-
 def test_a_bad_version_is_stopped_by_the_accuracy_gate(
     deployment: Deployment, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -816,46 +811,58 @@ def test_a_swap_stopped_mid_canary_is_restored_or_reported(
     it interrupted in the history. The SIGTERM run names no gates: its bake is kept anyway."""
     inv = str(deployment.path)
     gates = ["--no-gates"] if sig == signal.SIGTERM else ["--gate", "p95_ms<=5000"]
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "console.cli", "swap", "cancer", "--to", "2", "-i", inv,
-         "--strategy", "canary", "--steps", "10", "--bake", "60s", *gates, "--yes", "--json"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    assert proc.stdout is not None
-    seen = []
-    for line in proc.stdout:
-        seen.append(json.loads(line))
-        if seen[-1]["event"] == "bake_progress" and seen[-1]["phase"] == "bake@10%":
-            proc.send_signal(sig)  # baking, with 10% of traffic on the canary
-            break
-    shares = [e["data"]["share"] for e in seen if e.get("phase") == "shift"]
-    assert shares == [10], seen  # the bake holds the canary at 10%, gates or not
-    _, err = proc.communicate(timeout=180)
-    if sig == signal.SIGKILL:
-        assert proc.returncode == -signal.SIGKILL
-        code, [snapshot] = cli(capsys, "status", "-i", inv, "--target", "grid", "--json")
-        cancer = next(a for a in snapshot["apps"] if a["app"] == "cancer")
-        assert code == 1 and not cancer["healthy"], cancer
-        assert cancer["detail"].startswith(
-            "canary v2 takes 10% of the traffic: a swap is under way"
-        )
-        # Where it stopped, as the swap wrote it into its lease on the head.
-        assert cancer["lease"]["phase"] == "shift: 10% of traffic on 2", cancer
-        assert f"(pid {proc.pid}, gone) last wrote `shift: 10% of traffic on 2`" in cancer["detail"]
-        # `abort` here (`rollback` does the same): the canary stops, v1 keeps 100%.
-        code, events = cli(capsys, "abort", "cancer", "-i", inv, "--json")
-        assert code == 0, events
-        said = " | ".join(e["detail"] for e in events if e["event"] == "swap_step")
-        assert "on this machine is gone" in said and "never finished" in said, said
-        ended = [e for e in read_history(history_path(deployment.path), "cancer")
-                 if e["kind"] == "swap_finished"][-1]  # fmt: skip
-        assert ended["outcome"] == "interrupted" and ended["found_by"] == "abort cancer"
-    else:
-        assert proc.returncode == 128 + int(sig) and "Traceback" not in err, err
-        last = read_history(history_path(deployment.path), "cancer")[-1]
-        assert last["outcome"] == "interrupted" and "1 restored to 100%" in last["detail"], last
+    with load_in_thread(deployment) as load:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "console.cli", "swap", "cancer", "--to", "2", "-i", inv,
+             "--strategy", "canary", "--steps", "10", "--bake", "60s", *gates, "--yes", "--json"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        assert proc.stdout is not None
+        seen = []
+        for line in proc.stdout:
+            seen.append(json.loads(line))
+            if seen[-1]["event"] == "bake_progress" and seen[-1]["phase"] == "bake@10%":
+                proc.send_signal(sig)  # baking, with 10% of traffic on the canary
+                signalled = time.monotonic()
+                break
+        shares = [e["data"]["share"] for e in seen if e.get("phase") == "shift"]
+        assert shares == [10], seen  # the bake holds the canary at 10%, gates or not
+        _, err = proc.communicate(timeout=180)
+        stopped_s = time.monotonic() - signalled  # SIGINT, SIGTERM: until the old version is back
+        if sig == signal.SIGKILL:
+            assert proc.returncode == -signal.SIGKILL
+            _after_sigkill(deployment, capsys, proc.pid)
+        else:
+            assert proc.returncode == 128 + int(sig) and "Traceback" not in err, err
+            last = read_history(history_path(deployment.path), "cancer")[-1]
+            assert last["outcome"] == "interrupted" and "1 restored to 100%" in last["detail"], last
+        recovered_s = time.monotonic() - signalled
     cancer = status_of(capsys, deployment)
     assert cancer["live"] == "1" and [v["version"] for v in cancer["versions"]] == ["1"]
+    assert load.failed == 0 and load.sent > 100, load.failures[:5]
+    print(f"\nRELIABILITY swap-{sig.name}: {load.sent} requests, failed {load.failed}; "
+          f"process gone after {stopped_s:.1f}s; v1 alone again after {recovered_s:.1f}s")  # fmt: skip
+
+
+def _after_sigkill(deployment: Deployment, capsys: pytest.CaptureFixture[str], pid: int) -> None:
+    """A swap killed with SIGKILL: `status` names the unfinished swap, where it stopped and
+    whose it was, and exits 1; `abort` ends it and marks it interrupted in the history."""
+    inv = str(deployment.path)
+    code, [snapshot] = cli(capsys, "status", "-i", inv, "--target", "grid", "--json")
+    cancer = next(a for a in snapshot["apps"] if a["app"] == "cancer")
+    assert code == 1 and not cancer["healthy"], cancer
+    assert cancer["detail"].startswith("canary v2 takes 10% of the traffic: a swap is under way")
+    # Where it stopped, as the swap wrote it into its lease on the head.
+    assert cancer["lease"]["phase"] == "shift: 10% of traffic on 2", cancer
+    assert f"(pid {pid}, gone) last wrote `shift: 10% of traffic on 2`" in cancer["detail"]
+    # `abort` here (`rollback` does the same): the canary stops, v1 keeps 100%.
+    code, events = cli(capsys, "abort", "cancer", "-i", inv, "--json")
+    assert code == 0, events
+    said = " | ".join(e["detail"] for e in events if e["event"] == "swap_step")
+    assert "on this machine is gone" in said and "never finished" in said, said
+    ended = [e for e in read_history(history_path(deployment.path), "cancer")
+             if e["kind"] == "swap_finished"][-1]  # fmt: skip
+    assert ended["outcome"] == "interrupted" and ended["found_by"] == "abort cancer"
 
 
 # -- The console (Textual, driven with Pilot) against this same deployment -----------------
@@ -1075,81 +1082,15 @@ async def test_a_host_lost_mid_apply_is_reported_and_apply_converges(
     assert response.status_code == 200
 
 
-async def test_an_edge_host_lost_mid_swap_is_named_and_the_same_swap_converges(
-    deployment: Deployment,
-) -> None:
-    """node3's sshd and every session it serves are killed in the canary's bake, while clients
-    keep calling node3's Serve (their requests never cross SSH). The fleet (one host,
-    max_failures 0) goes back as far as it can: node3 cannot be reached, so the swap names it
-    and exits 1, and the history says how far node3 got. With sshd back, the same swap puts
-    the cut-off canary back first and runs to the end."""
-    inv = str(deployment.path)
-    node3 = deployment.fleet.by_name("node3")
-    swap = (sys.executable, "-m", "console.cli", "swap", "shelf", "--to", "1", "-i", inv,
-            "--strategy", "canary", "--steps", "10", "--bake", "60s", "--gate", "p95_ms<=5000",
-            "--retire-after", "0s", "--yes", "--json")  # fmt: skip
-    stop = asyncio.Event()
-    load = asyncio.create_task(
-        run_load(deployment.url("node3", "/shelf/predict"), {"instances": [[0.5] * 30]},
-                 concurrency=2, stop=stop, max_seconds=600)
-    )  # fmt: skip
-    seen: list[dict] = []  # type: ignore[type-arg]
-    try:
-        proc = await asyncio.create_subprocess_exec(*swap, stdout=asyncio.subprocess.PIPE,
-                                                    stderr=asyncio.subprocess.PIPE)  # fmt: skip
-        assert proc.stdout is not None and proc.stderr is not None
-        loop = asyncio.get_running_loop()
-        cut_at = noticed_s = 0.0
-        async for line in proc.stdout:
-            seen.append(json.loads(line))
-            if not cut_at and seen[-1]["event"] == "bake_progress":
-                node3.crash()  # 10% of node3's traffic on the canary, no one can reach node3
-                cut_at = loop.time()
-            if seen[-1].get("phase") == "host_failed":
-                noticed_s = loop.time() - cut_at
-        err = (await proc.stderr.read()).decode()
-        code = await asyncio.wait_for(proc.wait(), 60)
-    finally:
-        node3.start()
-    assert cut_at and code == 1 and "Traceback" not in err, (code, err, seen[-3:])
-    finished = seen[-1]
-    assert finished["event"] == "swap_finished" and finished["outcome"] == "failed", finished
-    assert "shops.node3, which could not be reached" in finished["detail"], finished
-    assert "run the same swap again" in finished["detail"]
-    history = read_history(history_path(deployment.path), "shelf")
-    lost = [e for e in history if e.get("phase") == "host_failed"][-1]
-    assert lost["cluster"] == "shops.node3" and lost["at"] == "shift: 10% of traffic on 1", lost
-    assert "telemetry from node3 was lost" in lost["detail"], lost
-    assert history[-1]["outcome"] == "failed" and history[-1]["left"] == ["shops.node3"]
-
-    # node3 is back, still in the canary the cut left: the same swap converges.
-    # The same swap, but bluegreen with a short bake: it only has to converge.
-    again = {"60s": "3s", "canary": "bluegreen"}
-    rerun = await asyncio.create_subprocess_exec(
-        *[again.get(a, a) for a in swap], stdout=asyncio.subprocess.PIPE
-    )
-    out, _ = await asyncio.wait_for(rerun.communicate(), 240)
-    events = [json.loads(line) for line in out.decode().splitlines()]
-    stop.set()
-    result = await load
-    assert rerun.returncode == 0, events[-3:]
-    steps = {e["phase"]: e["detail"] for e in events if e["event"] == "swap_step"}
-    assert "starting over" in steps["recover"] and "lease" in steps, steps
-    assert events[-1]["outcome"] == "promoted"
-    # Clients of node3 saw no failure: the cut was on SSH, and Serve went on answering.
-    assert result.failed == 0 and result.sent > 100, result.failures[:5]
-    print(f"\nRELIABILITY edge-sshd-cut: the lost host noticed {noticed_s:.1f}s after the cut, "
-          f"{result.sent} requests to node3, failed {result.failed}")  # fmt: skip
-    code, events = await run_cli("rollback", "shelf", "--to", "2", "-i", inv, "--json")
-    assert code == 0, events
-
-
 def test_ctrl_c_reports_what_landed_and_apply_converges(
     deployment: Deployment, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    """node4 joins the edge target (a fleet of two from here on, allowed one failure: the
+    next test's); Ctrl-C right after the first step of its bring-up. What landed is said; the
+    next apply brings node4 up."""
     inv = str(deployment.path)
-    assert main(["destroy", "-i", inv, "--target", "shops", "--yes"]) == 0
-    capsys.readouterr()
+    deployment.shops, deployment.max_failures = ["node3", "node4"], 1
+    deployment.write(deployment.replicas)
     proc = subprocess.Popen(
         [sys.executable, "-m", "console.cli", "apply", "-i", inv, "--target", "shops", "--json", "--yes"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -1161,13 +1102,143 @@ def test_ctrl_c_reports_what_landed_and_apply_converges(
             break
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err
-    assert "apply interrupted" in err and "node3:" in err and "Traceback" not in err
+    assert "apply interrupted" in err and "node4:" in err and "Traceback" not in err
     code, events = cli(capsys, "apply", "-i", inv, "--target", "shops", "--json", "--yes")
     assert code == 0, [e for e in events if e["event"] == "step_failed"]
-    response = httpx.post(
-        deployment.url("node3", "/shelf/predict"), json={"instances": [[0.5] * 30]}, timeout=30
+    assert any(e.get("host") == "node4" for e in events if e["event"] == "step_done"), events
+    for host in ("node3", "node4"):
+        response = httpx.post(
+            deployment.url(host, "/shelf/predict"), json={"instances": [[0.5] * 30]}, timeout=30
+        )
+        assert response.status_code == 200, (host, response.text)
+
+
+def freeze(deployment: Deployment, name: str) -> set[int]:
+    """The host as a cut network leaves it: its sshd, every session it serves and its Ray
+    stopped with SIGSTOP. TCP connections stay open (the kernel still answers), nothing
+    behind them does. Returns the pids for `thaw`."""
+    host = deployment.fleet.by_name(name)
+    assert host.proc is not None
+    pids = descendants({host.proc.pid}) | processes_under(deployment.remote / "ray" / name)
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGSTOP)
+    return pids
+
+
+def thaw(pids: set[int]) -> None:
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGCONT)
+
+
+async def test_edge_hosts_lost_mid_swap_go_on_then_go_back_as_max_failures_says(
+    deployment: Deployment,
+) -> None:
+    """An edge fleet of node3 then node4 (batch 1), allowed one failure, under load.
+    node3's sshd and every session it serves are killed in its canary's bake: a failure, and
+    node3 cannot be reached, so it is named and left as it is; within max_failures the fleet
+    goes on (node3's sshd comes back meanwhile). node4 is then frozen in its bake (SIGSTOP on
+    its sshd, its sessions and its Ray: a cut network, as far as anyone can tell): a second
+    failure, past max_failures, so every host goes back: node3 for real now, node4 named
+    within a bounded time. Thawed, the same swap converges. node4 stays in the edge target
+    (the destroy at the end takes its Ray down)."""
+    inv = str(deployment.path)
+    node3 = deployment.fleet.by_name("node3")
+    if (deployment.shops, deployment.max_failures) != (["node3", "node4"], 1):  # run alone
+        deployment.shops, deployment.max_failures = ["node3", "node4"], 1
+        deployment.write(deployment.replicas)
+    code, events = await run_cli("apply", "-i", inv, "--target", "shops", "--yes", "--json")
+    assert code == 0, events[-3:]  # nothing to do after the previous test's
+    swap = (sys.executable, "-m", "console.cli", "swap", "shelf", "--to", "1", "-i", inv,
+            "--strategy", "canary", "--steps", "50", "--bake", "5s", "--gate", "p95_ms<=5000",
+            "--retire-after", "0s", "--yes", "--json")  # fmt: skip
+    stop = asyncio.Event()
+    loads = [
+        asyncio.create_task(run_load(deployment.url(n, "/shelf/predict"), {"instances": [[0.5] * 30]},
+                                     concurrency=2, stop=stop, max_seconds=600))
+        for n in ("node3", "node4")
+    ]  # fmt: skip
+    seen: list[dict] = []  # type: ignore[type-arg]
+    frozen: set[int] = set()
+    loop = asyncio.get_running_loop()
+    cut: dict[str, float] = {}  # when each host was lost
+    named: dict[str, float] = {}  # seconds from then until the swap named it failed
+    try:
+        proc = await asyncio.create_subprocess_exec(*swap, stdout=asyncio.subprocess.PIPE,
+                                                    stderr=asyncio.subprocess.PIPE)  # fmt: skip
+        assert proc.stdout is not None and proc.stderr is not None
+        async for line in proc.stdout:
+            event = json.loads(line)
+            seen.append(event)
+            host = str(event.get("cluster", "")).removeprefix("shops.")
+            if event["event"] == "bake_progress" and host not in cut:
+                if host == "node3":
+                    node3.crash()  # 50% of node3's traffic on the canary; node3 unreachable
+                else:
+                    frozen = freeze(deployment, "node4")
+                cut[host] = loop.time()
+            if event.get("phase") == "host_failed":
+                named[host] = loop.time() - cut[host]
+            if event.get("phase") == "rollback_failed" and host == "node4":
+                thaw(frozen)  # node4 back once named: the swap need not wait to give it its lease
+                frozen = set()
+            if host == "node4" and node3.proc is None:
+                node3.start()  # node3's sshd back while the fleet goes on
+        err = (await proc.stderr.read()).decode()
+        code = await asyncio.wait_for(proc.wait(), 60)
+    finally:
+        thaw(frozen)
+        node3.start()
+    assert set(cut) == {"node3", "node4"} and code == 1 and "Traceback" not in err, (
+        code,
+        err,
+        seen[-3:],
     )
-    assert response.status_code == 200
+    finished = seen[-1]
+    assert finished["outcome"] == "failed", finished
+    assert (
+        "every host is back on the old version but shops.node4, which could not be reached"
+        in finished["detail"]
+    )
+    assert "run the same swap again" in finished["detail"]
+    steps = [
+        (e["cluster"].removeprefix("shops."), e["phase"]) for e in seen if e["event"] == "swap_step"
+    ]
+    # node3 lost and left; the fleet went on to node4; node4 lost; node3 restored, node4 left.
+    order = [("node3", "host_failed"), ("node3", "rollback_failed"), ("node4", "deploy"),
+             ("node4", "host_failed"), ("node4", "rollback_failed"), ("node3", "rollback")]  # fmt: skip
+    assert [s for s in steps if s in order] == order, steps
+    history = read_history(history_path(deployment.path), "shelf")
+    lost = {e["cluster"]: e for e in history if e.get("phase") == "host_failed"}
+    assert {c: e["reached"] for c, e in lost.items()} == {
+        "shops.node3": "shift: 50% of traffic on 1", "shops.node4": "shift: 50% of traffic on 1"
+    }, lost  # fmt: skip
+    assert "telemetry from node4 was lost" in lost["shops.node4"]["detail"]
+    assert history[-1]["outcome"] == "failed" and history[-1]["left"] == ["shops.node4"]
+    assert history[-1]["rolled_back"] == ["shops.node3"], history[-1]
+
+    # Both back: the same swap converges (bluegreen and no bake: it only has to converge).
+    again = {"5s": "0s", "canary": "bluegreen"}
+    rerun = await asyncio.create_subprocess_exec(
+        *[again.get(a, a) for a in swap], stdout=asyncio.subprocess.PIPE
+    )
+    out, _ = await asyncio.wait_for(rerun.communicate(), 240)
+    events = [json.loads(line) for line in out.decode().splitlines()]
+    stop.set()
+    on3, on4 = [await load for load in loads]
+    assert rerun.returncode == 0, events[-3:]
+    steps = [(e["cluster"], e["phase"]) for e in events if e["event"] == "swap_step"]
+    assert ("shops.node4", "recover") in steps and ("shops.node3", "promote") in steps, steps
+    assert events[-1]["outcome"] == "promoted"
+    # node3's clients saw no failure: its cut was on SSH, and Serve went on answering.
+    # node4's clients waited while it was frozen (a request past 30 s counts as failed).
+    assert on3.failed == 0 and on3.sent > 100, on3.failures[:5]
+    print(f"\nRELIABILITY edge-lost: node3 (sshd killed) named {named['node3']:.1f}s after, "
+          f"node4 (frozen) {named['node4']:.1f}s after; node3 {on3.sent} requests, failed "
+          f"{on3.failed}; node4 {on4.sent}, failed {on4.failed}")  # fmt: skip
+    code, events = await run_cli("rollback", "shelf", "--to", "2", "-i", inv, "--json")
+    assert code == 0, events  # back to what the inventory says, for the tests after this one
 
 
 async def poisoner(url: str, rows: list[list[float]], stop: asyncio.Event) -> Counter[int]:
@@ -1190,7 +1261,7 @@ async def poisoner(url: str, rows: list[list[float]], stop: asyncio.Event) -> Co
 
 
 async def test_labels_without_the_key_move_no_gate(deployment: Deployment) -> None:
-    """A canary judged on live labels while a poisoner, as fast as it can, labels every answer
+    """A swap judged on live labels while a poisoner, as fast as it can, labels every answer
     it gets wrong: every poisoned post is a 401, and the gate sees only the true labels."""
     _, X_test, _, y_test, _ = example_data()
     url = deployment.url("node1", "/cancer")
@@ -1203,7 +1274,7 @@ async def test_labels_without_the_key_move_no_gate(deployment: Deployment) -> No
     inv = str(deployment.path)
     try:
         code, events = await run_cli(
-            "swap", "cancer", "--to", "2", "-i", inv, "--strategy", "canary", "--steps", "50,100",
+            "swap", "cancer", "--to", "2", "-i", inv, "--strategy", "bluegreen",
             "--bake", "8s", "--gate", "accuracy>=0.9@20", "--retire-after", "0s", "--yes",
             "--json",
         )  # fmt: skip
@@ -1219,10 +1290,13 @@ async def test_labels_without_the_key_move_no_gate(deployment: Deployment) -> No
     assert versions["2"] > 0  # v2 stays live: the next test's apply puts v1 back
 
 
-def test_no_secret_reaches_any_output_or_file(deployment: Deployment, tmp_path: Path) -> None:
-    """Every byte apply, swap, rollback, tail and status print (stdout, stderr, --json, and
-    their -vv log), the history, and every file of ours on the hosts but the secret files: no
-    cluster token and no app key."""
+async def test_an_operators_session_fails_no_request_and_prints_no_secret(
+    deployment: Deployment, tmp_path: Path
+) -> None:
+    """apply, status, a bluegreen swap and its rollback, tail and plan, as an operator runs
+    them (the CLI in its own process, -vv into a log file) while clients call the app: no
+    request fails. No byte they print (stdout, stderr, --json, the log), the history, or any
+    file of ours on the hosts but the secret files holds a cluster token or an app key."""
     root = deployment.remote
     tokens = {p.name: p.read_text().strip() for p in (root / "auth").glob("*.token")}
     assert tokens and all(len(t) == 64 for t in tokens.values()), tokens.keys()
@@ -1233,26 +1307,60 @@ def test_no_secret_reaches_any_output_or_file(deployment: Deployment, tmp_path: 
     inv = str(deployment.path)
     log = tmp_path / "operations.log"  # -vv and --log-file: every command and step logged
     said: list[str] = []
-    for argv in (
-        ["apply", "-i", inv, "--yes", "--json"],
-        ["status", "-i", inv, "--json"],
-        ["status", "-i", inv],
-        ["swap", "cancer", "--to", "2", "-i", inv, "--bake", "0s", "--retire-after", "0s",
-         "--yes", "--json"],
-        ["rollback", "cancer", "--to", "1", "-i", inv],
-        ["tail", "cancer", "-i", inv, "--duration", "3s", "--json"],
-        ["tail", "cancer", "-i", inv, "--duration", "2s"],
-        ["plan", "-i", inv],
-    ):  # fmt: skip
-        done = subprocess.run(
-            [sys.executable, "-m", "console.cli", *argv, "--log-file", str(log), "-vv"],
-            capture_output=True, text=True, timeout=300,
-        )  # fmt: skip
-        # tail right after the rollback may see no metrics yet (exit 1, said on stderr): its
-        # words are checked all the same; plan exits 4 when it finds changes; the rest succeed.
-        allowed = {"tail": (0, 1), "plan": (0, 4)}.get(argv[0], (0,))
-        assert done.returncode in allowed, (argv, done.stderr[-2000:])
-        said += [done.stdout, done.stderr]
+    swapped: list[dict] = []  # type: ignore[type-arg]
+    stop = asyncio.Event()
+    progress = LoadResult()
+    load: asyncio.Task[LoadResult] | None = None
+    try:
+        for argv in (
+            ["apply", "-i", inv, "--yes", "--json"],  # puts v1 back (the previous test left v2)
+            ["status", "-i", inv, "--json"],
+            ["status", "-i", inv],
+            ["swap", "cancer", "--to", "2", "-i", inv, "--bake", "0s", "--retire-after", "0s",
+             "--yes", "--json"],
+            ["rollback", "cancer", "--to", "1", "-i", inv],
+            ["tail", "cancer", "-i", inv, "--duration", "3s", "--json"],
+            ["tail", "cancer", "-i", inv, "--duration", "2s"],
+            ["plan", "-i", inv],
+        ):  # fmt: skip
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "console.cli", *argv, "--log-file", str(log), "-vv",
+                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+            )  # fmt: skip
+            out, err = (b.decode() for b in await asyncio.wait_for(proc.communicate(), 300))
+            # tail right after the rollback may see no metrics yet (exit 1, said on stderr):
+            # its words are checked all the same; plan exits 4 when it finds changes.
+            allowed = {"tail": (0, 1), "plan": (0, 4)}.get(argv[0], (0,))
+            assert proc.returncode in allowed, (argv, err[-2000:])
+            said += [out, err]
+            if (
+                load is None
+            ):  # clients from here on: an apply that changes a live version is no swap
+                load = background_load(deployment, stop, concurrency=8, result=progress)
+            if argv[0] == "swap":
+                swapped = [json.loads(line) for line in out.splitlines()]
+        while load is not None and progress.sent < 2000 and not load.done():  # noqa: ASYNC110
+            await asyncio.sleep(0.1)
+    finally:
+        stop.set()
+    assert load is not None
+    result = await load
+    assert result.failed == 0, result.failures[:5]
+    assert result.sent >= 2000 and set(result.versions) == {"1", "2"}
+
+    # The swap: bluegreen, judged by the default holdout gate (no gates named), as it says.
+    finished = swapped[-1]
+    assert finished["event"] == "swap_finished" and finished["outcome"] == "promoted"
+    assert finished["from_version"] == "1" and finished["timings"]["to_100_s"] < 5
+    steps = [e for e in swapped if e["event"] == "swap_step" and e["phase"] != "lease"]
+    assert "the default holdout gate accuracy>=blue-0.02 judges" in steps[0]["detail"]
+    [holdout] = [e for e in swapped if e["event"] == "gates_checked"]
+    assert holdout["phase"] == "holdout" and holdout["passed"]
+    assert [e["phase"] for e in steps] == ["gates", "deploy", "ready", "shift", "promote", "retire"]
+    history = read_history(history_path(deployment.path), "cancer")
+    assert history[-1]["kind"] == "rollback", history[-1]
+
+    # No secret anywhere.
     said.append(history_path(deployment.path).read_text())
     said.append(log.read_text())
     # The log says what happened where: apply's steps, every line of the swap's history.

@@ -151,55 +151,82 @@ def sshd_fleet(
     authorized.write_bytes(client.export_public_key())
     fleet = SshdFleet(root, client_key, root / "known_hosts")
     try:
-        lines = []
         for i in range(count):
-            address = f"127.0.0.{first_octet + i}"
-            workdir = root / f"host{i + 1}"
-            workdir.mkdir(exist_ok=True)
-            host_key = asyncssh.generate_private_key("ssh-ed25519")
-            _write_key(host_key, workdir / "host_ed25519")
-            public = host_key.export_public_key().decode().strip()
-            port = free_port(address)
-            env = "SetEnv SHLVL=1"
-            if f"node{i + 1}" in chatty:
-                greeting = workdir / "chatty.sh"
-                greeting.write_text(f"echo 'Welcome to node{i + 1}! Last login: yesterday'\n")
-                env += f" BASH_ENV={greeting}"
-            (workdir / "sshd_config").write_text(
-                "\n".join(
-                    [
-                        f"ListenAddress {address}",
-                        f"Port {port}",
-                        f"HostKey {workdir / 'host_ed25519'}",
-                        f"PidFile {workdir / 'sshd.pid'}",
-                        f"AuthorizedKeysFile {authorized}",
-                        "PasswordAuthentication no",
-                        "KbdInteractiveAuthentication no",
-                        "PermitRootLogin prohibit-password",
-                        "StrictModes no",
-                        "UsePAM no",
-                        "AllowTcpForwarding yes",
-                        *([f"MaxStartups {max_startups}"] if max_startups else []),
-                        "MaxSessions 100",
-                        "Subsystem sftp internal-sftp",
-                        # bash sources ~/.bashrc for commands it runs for sshd when SHLVL < 2.
-                        # Root's .bashrc on these machines runs `pyenv init` (about 100
-                        # processes, 0.1 s of CPU) per command; a fleet's service account
-                        # does not. SHLVL=1 skips it, so tests measure this tool, not dotfiles.
-                        env,
-                        "",
-                    ]
-                )
-            )
-            host = SshdHost(f"node{i + 1}", address, port, workdir, public)
-            fleet.hosts.append(host)
-            lines.append(f"[{address}]:{port} {public}")
-        fleet.known_hosts.write_text("\n".join(lines) + "\n")
+            name = f"node{i + 1}"
+            _configure(fleet, name, f"127.0.0.{first_octet + i}", name in chatty, max_startups)
         for host in fleet.hosts:
             host.start()
         yield fleet
     finally:
         fleet.stop()
+
+
+def _configure(
+    fleet: SshdFleet, name: str, address: str, chatty: bool, max_startups: str | None
+) -> SshdHost:
+    """A host's key and sshd_config under the fleet's root, listed in its known_hosts (not
+    started)."""
+    workdir = fleet.root / f"host{name.removeprefix('node')}"
+    workdir.mkdir(exist_ok=True)
+    host_key = asyncssh.generate_private_key("ssh-ed25519")
+    _write_key(host_key, workdir / "host_ed25519")
+    public = host_key.export_public_key().decode().strip()
+    port = free_port(address)
+    env = "SetEnv SHLVL=1"
+    if chatty:
+        greeting = workdir / "chatty.sh"
+        greeting.write_text(f"echo 'Welcome to {name}! Last login: yesterday'\n")
+        env += f" BASH_ENV={greeting}"
+    (workdir / "sshd_config").write_text(
+        "\n".join(
+            [
+                f"ListenAddress {address}",
+                f"Port {port}",
+                f"HostKey {workdir / 'host_ed25519'}",
+                f"PidFile {workdir / 'sshd.pid'}",
+                f"AuthorizedKeysFile {fleet.root / 'authorized_keys'}",
+                "PasswordAuthentication no",
+                "KbdInteractiveAuthentication no",
+                "PermitRootLogin prohibit-password",
+                "StrictModes no",
+                "UsePAM no",
+                "AllowTcpForwarding yes",
+                *([f"MaxStartups {max_startups}"] if max_startups else []),
+                "MaxSessions 100",
+                "Subsystem sftp internal-sftp",
+                # bash sources ~/.bashrc for commands it runs for sshd when SHLVL < 2.
+                # Root's .bashrc on these machines runs `pyenv init` (about 100
+                # processes, 0.1 s of CPU) per command; a fleet's service account
+                # does not. SHLVL=1 skips it, so tests measure this tool, not dotfiles.
+                env,
+                "",
+            ]
+        )
+    )
+    host = SshdHost(name, address, port, workdir, public)
+    fleet.hosts.append(host)
+    _write_known_hosts(fleet)
+    return host
+
+
+def _write_known_hosts(fleet: SshdFleet) -> None:
+    fleet.known_hosts.write_text(
+        "".join(f"[{h.address}]:{h.port} {h.host_key_public}\n" for h in fleet.hosts)
+    )
+
+
+@contextmanager
+def extra_host(fleet: SshdFleet, number: int) -> Iterator[SshdHost]:
+    """One more host for a while (node{number} on 127.0.0.{10 + number}), in the fleet's
+    inventories and known_hosts until it is stopped and removed on exit."""
+    host = _configure(fleet, f"node{number}", f"127.0.0.{FIRST_OCTET - 1 + number}", False, None)
+    try:
+        host.start()
+        yield host
+    finally:
+        host.stop()
+        fleet.hosts.remove(host)
+        _write_known_hosts(fleet)
 
 
 def ssh_inventory_yaml(
