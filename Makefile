@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test test-serial test-tools lint check-types bench clean
+.PHONY: demo test test-tools lint check-types bench clean
 
 # (Re)install whenever pyproject.toml changes.
 $(STAMP): pyproject.toml
@@ -35,12 +35,7 @@ test-tools:
 			|| { echo "could not install$$missing: install them, then run make test again"; exit 1; }; \
 	fi
 
-# The provision module (one long deployment, mostly waiting on Ray) runs beside the rest of
-# the suite: see tests/parallel.py. `make test-serial` runs everything in one pytest.
 test: test-tools lint
-	$(BIN)/python tests/parallel.py
-
-test-serial: test-tools lint
 	$(BIN)/python -m pytest
 
 bench: $(STAMP) test-tools

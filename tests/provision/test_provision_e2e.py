@@ -73,18 +73,19 @@ class Deployment:
         shutil.copytree(store.root, self.store.root)
         self.ports = {h.name: ports(h.address) for h in fleet.hosts}
         self.path = root / "inventory.yaml"
-        self.shops, self.max_failures = ["node3"], 0
+        self.shops, self.batch, self.max_failures = ["node3"], 1, 0
         self.write(replicas=2)
 
     def write(self, replicas: int, cancer_auth: str = "") -> None:
         """The inventory; `cancer_auth` adds lines under the cancer app (its `auth:`); the
-        edge target `shops` has the hosts `self.shops`, allowed `self.max_failures`."""
+        edge target `shops` has the hosts `self.shops`, `self.batch` at a time, allowed
+        `self.max_failures`."""
         self.replicas = replicas
         extra = (
             "targets:\n"
             "  grid:\n    topology: cluster\n    head: node1\n    workers: [node2]\n"
             f"  shops:\n    topology: edge\n    hosts: [{', '.join(self.shops)}]\n"
-            f"    rollout: {{batch: 1, max_failures: {self.max_failures}}}\n"
+            f"    rollout: {{batch: {self.batch}, max_failures: {self.max_failures}}}\n"
             "apps:\n"
             f"  cancer:\n    target: grid\n    model: breast-cancer:1\n    replicas: {replicas}\n    num_cpus: 0.1\n{cancer_auth}"
             "  shelf:\n    target: shops\n    model: breast-cancer:2\n    num_cpus: 0.1\n"
@@ -811,7 +812,7 @@ def test_a_swap_stopped_mid_canary_is_restored_or_reported(
     it interrupted in the history. The SIGTERM run names no gates: its bake is kept anyway."""
     inv = str(deployment.path)
     gates = ["--no-gates"] if sig == signal.SIGTERM else ["--gate", "p95_ms<=5000"]
-    with load_in_thread(deployment) as load:
+    with load_in_thread(deployment, concurrency=2) as load:
         proc = subprocess.Popen(
             [sys.executable, "-m", "console.cli", "swap", "cancer", "--to", "2", "-i", inv,
              "--strategy", "canary", "--steps", "10", "--bake", "60s", *gates, "--yes", "--json"],
@@ -1085,11 +1086,11 @@ async def test_a_host_lost_mid_apply_is_reported_and_apply_converges(
 def test_ctrl_c_reports_what_landed_and_apply_converges(
     deployment: Deployment, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """node4 joins the edge target (a fleet of two from here on, allowed one failure: the
-    next test's); Ctrl-C right after the first step of its bring-up. What landed is said; the
-    next apply brings node4 up."""
+    """node4 joins the edge target (a fleet of two from here on, swapped at once and allowed
+    one failure: the next test's); Ctrl-C right after the first step of its bring-up. What
+    landed is said; the next apply brings node4 up."""
     inv = str(deployment.path)
-    deployment.shops, deployment.max_failures = ["node3", "node4"], 1
+    deployment.shops, deployment.batch, deployment.max_failures = ["node3", "node4"], 2, 1
     deployment.write(deployment.replicas)
     proc = subprocess.Popen(
         [sys.executable, "-m", "console.cli", "apply", "-i", inv, "--target", "shops", "--json", "--yes"],
@@ -1132,38 +1133,39 @@ def thaw(pids: set[int]) -> None:
             os.kill(pid, signal.SIGCONT)
 
 
-async def test_edge_hosts_lost_mid_swap_go_on_then_go_back_as_max_failures_says(
+async def test_edge_hosts_lost_mid_swap_go_back_as_max_failures_says_and_the_swap_converges(
     deployment: Deployment,
 ) -> None:
-    """An edge fleet of node3 then node4 (batch 1), allowed one failure, under load.
-    node3's sshd and every session it serves are killed in its canary's bake: a failure, and
-    node3 cannot be reached, so it is named and left as it is; within max_failures the fleet
-    goes on (node3's sshd comes back meanwhile). node4 is then frozen in its bake (SIGSTOP on
-    its sshd, its sessions and its Ray: a cut network, as far as anyone can tell): a second
-    failure, past max_failures, so every host goes back: node3 for real now, node4 named
-    within a bounded time. Thawed, the same swap converges. node4 stays in the edge target
-    (the destroy at the end takes its Ray down)."""
+    """An edge fleet of node3 and node4, swapped at once and allowed one failure, under load,
+    both lost in their canary's bake: node3's sshd and every session it serves killed (it
+    comes back once the swap has named it), node4 frozen (SIGSTOP on its sshd, its sessions
+    and its Ray: a cut network, as far as anyone can tell). Two failures, past max_failures:
+    every host goes back. node3 is restored for real, node4 is named within a bounded time
+    and left as it is; the history says what happened to each. Thawed, the same swap
+    converges. (One host lost within max_failures, the fleet going on: tests/test_swap_fleet.)
+    node4 stays in the edge target (the destroy at the end takes its Ray down)."""
     inv = str(deployment.path)
     node3 = deployment.fleet.by_name("node3")
-    if (deployment.shops, deployment.max_failures) != (["node3", "node4"], 1):  # run alone
-        deployment.shops, deployment.max_failures = ["node3", "node4"], 1
+    fleet = (["node3", "node4"], 2, 1)
+    if (deployment.shops, deployment.batch, deployment.max_failures) != fleet:  # run alone
+        deployment.shops, deployment.batch, deployment.max_failures = fleet
         deployment.write(deployment.replicas)
     code, events = await run_cli("apply", "-i", inv, "--target", "shops", "--yes", "--json")
     assert code == 0, events[-3:]  # nothing to do after the previous test's
     swap = (sys.executable, "-m", "console.cli", "swap", "shelf", "--to", "1", "-i", inv,
-            "--strategy", "canary", "--steps", "50", "--bake", "5s", "--gate", "p95_ms<=5000",
+            "--strategy", "canary", "--steps", "50", "--bake", "60s", "--gate", "p95_ms<=5000",
             "--retire-after", "0s", "--yes", "--json")  # fmt: skip
     stop = asyncio.Event()
     loads = [
         asyncio.create_task(run_load(deployment.url(n, "/shelf/predict"), {"instances": [[0.5] * 30]},
-                                     concurrency=2, stop=stop, max_seconds=600))
+                                     concurrency=1, stop=stop, max_seconds=600))
         for n in ("node3", "node4")
     ]  # fmt: skip
     seen: list[dict] = []  # type: ignore[type-arg]
     frozen: set[int] = set()
     loop = asyncio.get_running_loop()
     cut: dict[str, float] = {}  # when each host was lost
-    named: dict[str, float] = {}  # seconds from then until the swap named it failed
+    named: dict[str, float] = {}  # seconds from then until the swap said it failed
     try:
         proc = await asyncio.create_subprocess_exec(*swap, stdout=asyncio.subprocess.PIPE,
                                                     stderr=asyncio.subprocess.PIPE)  # fmt: skip
@@ -1180,21 +1182,18 @@ async def test_edge_hosts_lost_mid_swap_go_on_then_go_back_as_max_failures_says(
                 cut[host] = loop.time()
             if event.get("phase") == "host_failed":
                 named[host] = loop.time() - cut[host]
+                if host == "node3":
+                    node3.start()  # node3's sshd back before the fleet goes back
             if event.get("phase") == "rollback_failed" and host == "node4":
                 thaw(frozen)  # node4 back once named: the swap need not wait to give it its lease
                 frozen = set()
-            if host == "node4" and node3.proc is None:
-                node3.start()  # node3's sshd back while the fleet goes on
         err = (await proc.stderr.read()).decode()
         code = await asyncio.wait_for(proc.wait(), 60)
     finally:
         thaw(frozen)
         node3.start()
-    assert set(cut) == {"node3", "node4"} and code == 1 and "Traceback" not in err, (
-        code,
-        err,
-        seen[-3:],
-    )
+    assert set(named) == {"node3", "node4"} and code == 1 and "Traceback" not in err, (
+        code, err, seen[-3:])  # fmt: skip
     finished = seen[-1]
     assert finished["outcome"] == "failed", finished
     assert (
@@ -1205,10 +1204,8 @@ async def test_edge_hosts_lost_mid_swap_go_on_then_go_back_as_max_failures_says(
     steps = [
         (e["cluster"].removeprefix("shops."), e["phase"]) for e in seen if e["event"] == "swap_step"
     ]
-    # node3 lost and left; the fleet went on to node4; node4 lost; node3 restored, node4 left.
-    order = [("node3", "host_failed"), ("node3", "rollback_failed"), ("node4", "deploy"),
-             ("node4", "host_failed"), ("node4", "rollback_failed"), ("node3", "rollback")]  # fmt: skip
-    assert [s for s in steps if s in order] == order, steps
+    assert {("node3", "host_failed"), ("node4", "host_failed"), ("node3", "rollback"),
+            ("node4", "rollback_failed")} <= set(steps), steps  # fmt: skip
     history = read_history(history_path(deployment.path), "shelf")
     lost = {e["cluster"]: e for e in history if e.get("phase") == "host_failed"}
     assert {c: e["reached"] for c, e in lost.items()} == {
@@ -1219,7 +1216,7 @@ async def test_edge_hosts_lost_mid_swap_go_on_then_go_back_as_max_failures_says(
     assert history[-1]["rolled_back"] == ["shops.node3"], history[-1]
 
     # Both back: the same swap converges (bluegreen and no bake: it only has to converge).
-    again = {"5s": "0s", "canary": "bluegreen"}
+    again = {"60s": "0s", "canary": "bluegreen"}
     rerun = await asyncio.create_subprocess_exec(
         *[again.get(a, a) for a in swap], stdout=asyncio.subprocess.PIPE
     )
