@@ -42,10 +42,12 @@ async def run_load(
     timeline: list[tuple[float, str]] | None = None,
     result: LoadResult | None = None,
     samples: list[tuple[float, float]] | None = None,
+    pause_s: float = 0.0,
 ) -> LoadResult:
     """Send POSTs from `concurrency` workers until `total` are sent or `stop` is set.
 
-    Bounded both ways: by count or event, and by `max_seconds` whatever happens.
+    Bounded both ways: by count or event, and by `max_seconds` whatever happens. `pause_s`
+    between a worker's requests keeps a light load light (the machine has 2 cores).
     """
     result = LoadResult() if result is None else result  # pass one in to watch progress
     deadline = time.monotonic() + max_seconds
@@ -55,6 +57,8 @@ async def run_load(
 
         async def worker() -> None:
             while time.monotonic() < deadline:
+                if pause_s and result.sent:
+                    await asyncio.sleep(pause_s)
                 if total is not None and result.sent >= total:
                     return
                 if stop is not None and stop.is_set():
