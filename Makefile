@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed-stamp
 # (Re)install whenever pyproject.toml changes.
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --no-compile --disable-pip-version-check -e '.[dev]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
 	touch $(STAMP)
 
 # On a terminal the console opens on the demo app; elsewhere the story plays scripted (60 s).

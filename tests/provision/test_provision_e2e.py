@@ -618,7 +618,9 @@ async def test_canary_steps_route_those_shares(deployment: Deployment) -> None:
     assert any(e["event"] == "swap_step" and e["phase"] == "baseline" for e in events)
     shifts = [e for e in events if e["event"] == "swap_step" and e["phase"] == "shift"]
     assert [s["data"]["share"] for s in shifts] == [10, 50, 100]
-    ends = [s["at"] for s in shifts[1:]] + [
+    # Each window ends where the next shift began (its event comes once every proxy answers
+    # with the new split, so the seconds it took belong to the next share).
+    ends = [s["at"] - s["data"]["seconds"] for s in shifts[1:]] + [
         next(e["at"] for e in events if e["event"] == "swap_step" and e["phase"] == "promote")
     ]
     for shift, end in zip(shifts, ends, strict=True):
