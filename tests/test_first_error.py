@@ -38,6 +38,27 @@ def test_the_cause_is_found_with_its_file(tmp_path: Path) -> None:
     assert found["line"].endswith("OSError: [Errno 98] Address already in use")
 
 
+# What a worker whose metrics port was taken wrote (Ray 2.60): the raylet, waiting for the
+# agent's port file, fails a check 30 s later; the agent could not bind its port.
+RAYLET_ERR = """\
+[2026-11-28 08:45:35,444 C 11600 11600] (raylet) node_manager.cc:3588:  An unexpected system \
+state has occurred. You have likely discovered a bug in Ray. Check failed: \
+statussetor3588.has_value() Timed out waiting for file /tmp/r/ray/node5/session_x/dashboard_agent
+"""
+
+
+def test_an_os_error_outranks_the_failures_it_causes(tmp_path: Path) -> None:
+    logs = tmp_path / "ray" / "session_latest" / "logs"
+    logs.mkdir(parents=True)
+    (logs / "raylet.err").write_text(RAYLET_ERR)
+    (logs / "dashboard_agent.log").write_text(AGENT)
+    found = first_error(tmp_path / "ray")
+    assert found["file"] == str(logs / "dashboard_agent.log")
+    assert found["line"].endswith("OSError: [Errno 98] Address already in use")
+    (logs / "dashboard_agent.log").write_text("2026-11-28 INFO agent.py:1 -- started\n")
+    assert "Check failed" in first_error(tmp_path / "ray")["line"]  # no cause: the first error
+
+
 def test_no_logs_or_no_error_is_nothing_found(tmp_path: Path) -> None:
     assert first_error(tmp_path / "never-started") == {}
     logs = tmp_path / "ray" / "session_latest" / "logs"

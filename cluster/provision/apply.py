@@ -31,6 +31,7 @@ from cluster.provision.ray_node import (
     stop_node,
     write_file,
 )
+from cluster.provision.serve_move import RouteMove, move_routes, route_moves
 from cluster.transport import Connections
 
 Emit = Callable[[Event], Awaitable[None]]
@@ -198,7 +199,12 @@ async def apply_cluster(
         config = plan.desired.serve_config(layout, bundle.sha256)
 
         async def deploy() -> str:
+            moves: list[RouteMove] = []
             async with serve_api(connections, cluster, layout) as api:
+                if not plan.starts_ray(head.name):  # a Ray just started serves nothing yet
+                    moves = route_moves(config, await api.applications())
+                if moves:  # another version goes live: beside the old one first
+                    await move_routes(api, connections, cluster, config, moves)
                 await api.deploy(config)
                 try:
                     await api.wait_running([a["name"] for a in config["applications"]], timeout=300)
@@ -207,7 +213,10 @@ async def apply_cluster(
                     raise MlopsError(
                         f"Serve accepted the new config but it is not running: {exc}"
                     ) from exc
-            return "; ".join(a.detail for a in serve_actions) or "all applications running"
+            said = "; ".join(a.detail for a in serve_actions) or "all applications running"
+            if moves:
+                said += "; " + ", ".join(map(str, moves)) + " (the new version ran first)"
+            return said
 
         if not await _step(
             emit, head.name, "serve", f"{len(config['applications'])} applications", deploy

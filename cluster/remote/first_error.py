@@ -4,7 +4,10 @@ Usage: python -c SRC RAY_DIR
 
 `ray start` reports a node that did not come up only as "timed out during startup"; the
 cause (a port taken, a crash of the raylet or an agent) is in the session's logs. Files are
-read in the order a start goes through them; the first line that names an error wins.
+read in the order a start goes through them; the first line that names an error wins, except
+that an operating-system error (a port in use, a permission denied) anywhere wins over all
+others: it is the cause, and what the other processes log is its consequence (the raylet,
+say, fails a check while it waits for the agent that could not bind its port).
 """
 
 import json
@@ -21,6 +24,8 @@ ERROR = re.compile(
 )
 # Lines that name an error without being one (retries Ray makes on its own).
 NOISE = re.compile(r"(retry|Retrying|will be retried|WARNING|FutureWarning|DeprecationWarning)")
+# An error the operating system gave: the cause, whatever file it is in.
+OS_ERROR = re.compile(r"\[Errno \d+\]|Address already in use|Permission denied|No space left")
 
 
 def first_error(logs):
@@ -28,6 +33,7 @@ def first_error(logs):
         present = set(os.listdir(logs))
     except OSError:
         return {}
+    first = {}
     for name in ORDER + tuple(sorted(present - set(ORDER))):
         if name not in present or not (name.endswith(".log") or name.endswith((".err", ".out"))):
             continue
@@ -35,10 +41,13 @@ def first_error(logs):
             with open(os.path.join(logs, name), errors="replace") as fh:
                 for line in fh:
                     if ERROR.search(line) and not NOISE.search(line):
-                        return {"file": os.path.join(logs, name), "line": line.strip()[:400]}
+                        found = {"file": os.path.join(logs, name), "line": line.strip()[:400]}
+                        if OS_ERROR.search(line):
+                            return found
+                        first = first or found
         except OSError:
             continue
-    return {}
+    return first
 
 
 def main():
