@@ -23,3 +23,11 @@ def test_the_interactive_console_imports_no_model_runtime() -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert json.loads(done.stdout) == []
+
+
+def test_a_model_replica_imports_no_scikit_learn() -> None:
+    """Each replica, and Serve's build of each application, imports `serving.app`; only the
+    monitor computes scores with scikit-learn, on first use (a second of CPU per import)."""
+    code = "import serving.app, sys; print('sklearn' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "False"

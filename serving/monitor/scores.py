@@ -1,5 +1,9 @@
 """Model quality over a window of labelled predictions, computed with scikit-learn itself so
-the numbers are exactly the ones an operator would get offline."""
+the numbers are exactly the ones an operator would get offline.
+
+scikit-learn is imported on first use, not with this module: every model replica imports the
+serving package (and Serve imports it again to build each application), but only the monitor
+computes scores, and the import costs about a second of CPU each time."""
 
 from __future__ import annotations
 
@@ -7,7 +11,6 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from sklearn import metrics
 
 
 def classifier_scores(
@@ -19,6 +22,7 @@ def classifier_scores(
     """accuracy, precision, recall, F1 (binary for two classes, macro otherwise) and ROC AUC."""
     if not labels:
         return {"accuracy": None, "precision": None, "recall": None, "f1": None, "roc_auc": None}
+    from sklearn import metrics
     y_true, y_pred = list(labels), list(predictions)
     known = list(classes) if classes is not None else sorted(set(y_true) | set(y_pred), key=str)
     binary = len(known) == 2
@@ -54,6 +58,7 @@ def regressor_scores(
 ) -> dict[str, float | None]:
     if not labels:
         return {"mse": None, "mae": None}
+    from sklearn import metrics
     return {
         "mse": float(metrics.mean_squared_error(labels, predictions)),
         "mae": float(metrics.mean_absolute_error(labels, predictions)),
