@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
@@ -208,14 +209,28 @@ async def destroy(
     async with Leases(connections, spots, "destroy", force=force, skip_unreachable=True) as leases:
         for spot, note in leases.taken_over:
             yield StepDone(spot.head.name, "lease", note, 0.0)
-        for cluster in clusters:
-            # A head that cannot be reached cannot be destroyed either: _destroy_cluster says so.
-            async for event in _destroy_cluster(connections, inventory, cluster):
-                if isinstance(event, StepFailed):
-                    failed.append(event.host)
-                elif isinstance(event, StepDone):
-                    changed += 1
-                yield event
+        # Clusters are independent (an edge fleet is one per host): several at once, as many
+        # as `concurrency` allows, their events interleaved.
+        gate = asyncio.Semaphore(inventory.settings.concurrency)
+
+        def run(cluster: RayCluster) -> Callable[[Emit], Awaitable[ClusterResult]]:
+            async def go(emit: Emit) -> ClusterResult:
+                async with gate:
+                    # A head that cannot be reached cannot be destroyed: _destroy_cluster says so.
+                    async for event in _destroy_cluster(connections, inventory, cluster):
+                        await emit(event)
+                return ClusterResult()
+
+            return go
+
+        async for event in merged([run(c) for c in clusters]):
+            if isinstance(event, ClusterResult):
+                continue
+            if isinstance(event, StepFailed):
+                failed.append(event.host)
+            elif isinstance(event, StepDone):
+                changed += 1
+            yield event
     yield RunFinished(changed, tuple(sorted(set(failed))), (), time.perf_counter() - start)
 
 

@@ -23,6 +23,7 @@ def classifier_scores(
     if not labels:
         return {"accuracy": None, "precision": None, "recall": None, "f1": None, "roc_auc": None}
     from sklearn import metrics
+
     y_true, y_pred = list(labels), list(predictions)
     known = list(classes) if classes is not None else sorted(set(y_true) | set(y_pred), key=str)
     binary = len(known) == 2
@@ -59,6 +60,7 @@ def regressor_scores(
     if not labels:
         return {"mse": None, "mae": None}
     from sklearn import metrics
+
     return {
         "mse": float(metrics.mean_squared_error(labels, predictions)),
         "mae": float(metrics.mean_absolute_error(labels, predictions)),
