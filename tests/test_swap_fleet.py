@@ -99,6 +99,7 @@ class Fleet:
         return 0.01
 
     async def retire_others(self, serve: FakeServe, state: Any) -> list[str]:
+        await asyncio.sleep(0.01)  # Serve takes a while to remove replicas
         self.retired.append(serve.cluster_id)
         return ["1"]
 
@@ -243,3 +244,58 @@ async def test_a_lost_host_back_when_the_fleet_goes_back_is_restored_and_not_lef
     last = read_history(tmp_path / "history.jsonl")[-1]
     assert last["outcome"] == "rolled_back" and "left" not in last, last
     assert "shops.s1" in last["rolled_back"]
+
+
+S1, S2, S3, S4 = (f"shops.s{i}" for i in range(1, 5))
+
+
+# (where it is cancelled, what must go back, what else may: a batch's other host may have
+# been touched in the same instant)
+@pytest.mark.parametrize(
+    ("stop_at", "back", "may"),
+    [
+        (("deploy", S1), {S1}, {S2}),  # batch 1 deploying: what it touched goes back
+        (("promote", S3), {S1, S2, S3}, {S4}),  # batch 1 had passed: it goes back too
+        (("retire", S1), set(), set()),  # every host passed: the new version stays
+    ],
+    ids=["first-batch", "second-batch", "retiring"],
+)
+async def test_a_swap_cancelled_in_any_phase_puts_back_what_had_not_passed(
+    tmp_path: Path,
+    example_store: ModelStore,
+    monkeypatch: pytest.MonkeyPatch,
+    stop_at: tuple[str, str],
+    back: set[str],
+    may: set[str],
+) -> None:
+    """Ctrl-C, SIGTERM or SIGHUP cancel the task running the swap, wherever it is."""
+    fleet = Fleet(failing=set())
+    monkeypatch.setattr(swap_module.SwapRun, "swap_cluster", lambda r, c: fleet.swap_cluster(r, c))
+    monkeypatch.setattr(swap_module, "Leases", NoLeases)
+    monkeypatch.setattr(swap_module, "restore", fleet.restore)
+    monkeypatch.setattr(swap_module, "retire_others", fleet.retire_others)
+    path = tmp_path / "inventory.yaml"
+    path.write_text(INVENTORY + f"defaults:\n  model_store: {example_store.root}\n")
+    inventory = load_inventory(path)
+    history = History(tmp_path / "history.jsonl")
+    seen: list[tuple[str, str]] = []
+
+    async def consume() -> None:
+        async with Connections(inventory) as connections:  # never connects: hosts are faked
+            options = SwapOptions(to_version="2", retire_after_s=0)
+            async for event in swap_module.swap(
+                connections, example_store, inventory.apps["shelf"], options, history
+            ):
+                if isinstance(event, SwapStep):
+                    seen.append((event.phase, event.cluster))
+                    if seen[-1] == stop_at:
+                        asyncio.current_task().cancel()  # type: ignore[union-attr]
+
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.create_task(consume())
+    assert stop_at in seen
+    assert back <= set(fleet.restored) <= back | may, fleet.restored
+    ended = [e for e in read_history(tmp_path / "history.jsonl") if e["kind"] == "swap_finished"]
+    assert ended and all(e["outcome"] == "interrupted" for e in ended), ended
+    if not back:
+        assert all("the new version stays live" in e["detail"] for e in ended), ended
