@@ -24,7 +24,9 @@ from tests.support.fleet_frames import replay
 from tests.tui.test_navigation import until
 
 pytestmark = pytest.mark.e2e
-FROZEN_S = 0.5  # a tenth of the hung probe's connect timeout
+# A console blocked by the hung probe would answer after its 5 s connect timeout; one that is
+# not answers at once, but CI's two busy cores once took 556 ms for an esc: 2 s tells them apart.
+FROZEN_S = 2.0
 
 
 async def answered(app: MlopsApp, key: str, char: str | None, screen: type[Screen[None]]) -> float:
