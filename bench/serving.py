@@ -34,8 +34,9 @@ from cluster.models.importer import Sample, import_model
 from cluster.models.store import ModelStore
 from cluster.serve.api import ServeApi
 from cluster.serve.config import AppSpec, VersionSpec, applications
+from serving.instances import InstanceParser
 from serving.onnx_model import OnnxModel
-from serving.validation import parse_instances, parse_json
+from serving.validation import parse_json
 from tests.support.ports import free_port
 from tests.support.ray_node import start_head
 
@@ -57,7 +58,11 @@ def train(tmp: Path, store: ModelStore) -> dict[int, Path]:
         path = tmp / f"rf{trees}.joblib"
         joblib.dump(model, path)
         import_model(
-            store, path, f"rf{trees}", Sample(X_test, y_test, names, "holdout"), trust_pickle=True
+            store,
+            path,
+            f"rf{trees}",
+            Sample.from_array(X_test, y_test, names, "holdout"),
+            trust_pickle=True,
         )
         pickles[trees] = path
     return pickles
@@ -72,9 +77,10 @@ def inproc(store: ModelStore, trees: int, body: str, seconds: float) -> float:
     """Requests/s of JSON decode + validation + onnxruntime + JSON encode, one thread."""
     model = OnnxModel(store.root / f"rf{trees}" / "1")
     raw = body.encode()
+    parser = InstanceParser(model.meta.schema, 1024)
     n, start = 0, time.perf_counter()
     while time.perf_counter() - start < seconds:
-        rows = parse_instances(parse_json(raw), 30, 1024)
+        rows = parser.parse(parse_json(raw))
         out = model.predict(rows)
         json.dumps({"predictions": out.labels, "probabilities": out.probabilities.tolist()})  # type: ignore[union-attr]
         n += 1

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from serving.schema import InputSchema, SchemaError
+
 MODEL_FILE = "model.onnx"
 META_FILE = "meta.json"
 HOLDOUT_FILE = "holdout.json"
@@ -38,6 +40,7 @@ class ModelMeta:
     feature_names: tuple[str, ...] | None
     classes: tuple[Any, ...] | None
     raw: dict[str, Any]
+    schema: InputSchema
 
     @property
     def is_classifier(self) -> bool:
@@ -80,7 +83,10 @@ def read_meta(version_dir: Path) -> ModelMeta:
             feature_names=tuple(names) if names else None,
             classes=tuple(classes) if classes is not None else None,
             raw=raw,
+            schema=InputSchema.from_meta(schema, n_features),
         )
+    except SchemaError as exc:
+        raise ArtifactError(f"{path}: {exc}") from None
     except (KeyError, TypeError, ValueError) as exc:
         raise ArtifactError(f"{path}: missing or invalid field {exc}") from None
 

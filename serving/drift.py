@@ -1,5 +1,11 @@
-"""Feature drift: live rows binned with the model's reference histogram edges, and the
-population stability index (PSI) between the two distributions."""
+"""Feature drift: live rows binned with the model's reference buckets, and the population
+stability index (PSI) between the two distributions.
+
+A numeric feature's buckets are the reference's quantile bins, then "missing"; a categorical
+feature's are its training categories, then "unseen", then "missing". So a shift in a
+category's frequency, new categories, and a change in how often a value is missing all move
+PSI, and the missing rate and unseen count can be read from the same counts.
+"""
 
 from __future__ import annotations
 
@@ -9,33 +15,68 @@ from typing import Any
 
 import numpy as np
 
+from serving.instances import Batch
+
 EPSILON = 1e-4  # keeps empty bins from dividing by zero, as PSI is usually computed
+CATEGORY = "category"
+
+
+def buckets(feature: dict[str, Any]) -> int:
+    """How many buckets a reference feature has in the live counts (missing included)."""
+    if feature.get("kind") == CATEGORY:
+        return len(feature["categories"]) + 2
+    return len(feature["edges"]) + 2
+
+
+def missing_bucket(feature: dict[str, Any]) -> int:
+    return buckets(feature) - 1
 
 
 class FeatureBins:
-    """Counts of live rows per (feature, bin); one vectorised numpy pass per batch."""
+    """Counts of live rows per (feature, bucket): one vectorised numpy pass per batch for the
+    numeric features, a dictionary lookup per value for the categorical ones."""
 
     def __init__(self, reference: dict[str, Any] | None) -> None:
         features = (reference or {}).get("features") or []
         self.names = [str(f["name"]) for f in features]
         self.enabled = bool(features)
-        widest = max((len(f["edges"]) for f in features), default=0)
-        self.bins = widest + 1
-        # Pad every feature's inner edges with +inf, which no value reaches.
-        self._edges = np.full((len(features), max(widest, 1)), np.inf)
-        for j, f in enumerate(features):
-            self._edges[j, : len(f["edges"])] = f["edges"]
-        self._offsets = np.arange(len(features)) * self.bins
-        self.counts = np.zeros((len(features), self.bins), dtype=np.int64)
+        numeric = [j for j, f in enumerate(features) if f.get("kind") != CATEGORY]
+        self._numeric = np.asarray(numeric, dtype=np.int64)
+        self._categorical = [
+            (j, {c: k for k, c in enumerate(f["categories"])}, len(f["categories"]))
+            for j, f in enumerate(features)
+            if f.get("kind") == CATEGORY
+        ]
+        widest = max((len(features[j]["edges"]) for j in numeric), default=0)
+        # Pad every numeric feature's inner edges with +inf, which no value reaches.
+        self._edges = np.full((len(numeric), max(widest, 1)), np.inf)
+        self._missing = np.zeros(len(numeric), dtype=np.int64)
+        for k, j in enumerate(numeric):
+            edges = features[j]["edges"]
+            self._edges[k, : len(edges)] = edges
+            self._missing[k] = len(edges) + 1
+        self.width = max((buckets(f) for f in features), default=0)
+        self._offsets = self._numeric * self.width
+        self.counts = np.zeros((len(features), self.width), dtype=np.int64)
 
-    def add(self, rows: np.ndarray) -> None:
-        if not self.enabled or rows.shape[1] != len(self.names):
+    def add(self, batch: Batch) -> None:
+        numbers = batch.numbers
+        if not self.enabled or numbers.shape[1] != len(self._numeric):
             return
-        # Bin index = number of inner edges <= value (np.searchsorted(..., side="right")).
-        index = (rows[:, :, None] >= self._edges[None, :, :]).sum(axis=2) + self._offsets
-        self.counts += np.bincount(index.ravel(), minlength=self.counts.size).reshape(
-            self.counts.shape
-        )
+        if len(self._numeric):
+            # Bucket = number of inner edges <= value (np.searchsorted(..., side="right"));
+            # a missing value (NaN) goes to the feature's "missing" bucket.
+            index = (numbers[:, :, None] >= self._edges[None, :, :]).sum(axis=2)
+            missing = np.isnan(numbers)
+            if missing.any():
+                index = np.where(missing, self._missing[None, :], index)
+            self.counts += np.bincount(
+                (index + self._offsets).ravel(), minlength=self.counts.size
+            ).reshape(self.counts.shape)
+        for k, (j, codes, n) in enumerate(self._categorical):
+            row = self.counts[j]
+            for value in batch.texts[:, k]:
+                row[n + 1 if value is None else codes.get(value, n)] += 1
 
     def give_back(self, counts: list[list[int]] | None) -> None:
         """Counts taken for a send that failed: they go out with the next one."""

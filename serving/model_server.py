@@ -16,7 +16,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from ray import serve
 from ray.exceptions import RayError
 from ray.serve.exceptions import RayServeException
@@ -28,10 +27,11 @@ from starlette.responses import Response
 from serving.auth import KeyCheck, Unauthorized, unauthorized
 from serving.body import predict_body_limit, read_body
 from serving.drift import FeatureBins
+from serving.instances import Batch, InstanceParser
 from serving.labels import LabelChecker, LabelError
 from serving.onnx_model import OnnxModel, Prediction
 from serving.traffic import Traffic, TrafficConfigError
-from serving.validation import BadRequest, parse_instances, parse_json
+from serving.validation import BadRequest, parse_json
 
 log = logging.getLogger("ray.serve")
 FLUSH_EVERY_S = 0.2
@@ -83,7 +83,8 @@ class ModelServer:
         self.version = version
         self.model = OnnxModel(Path(model_dir))
         self.max_rows = max_rows
-        self._predict_limit = predict_body_limit(max_rows, self.model.meta.n_features)
+        self._parser = InstanceParser(self.model.meta.schema, max_rows)
+        self._predict_limit = predict_body_limit(max_rows, self.model.meta.schema)
         self._labels = LabelChecker(self.model.meta.task, self.model.meta.classes)
         self.traffic = Traffic()
         self._handles: dict[str, DeploymentHandle] = {}
@@ -173,7 +174,7 @@ class ModelServer:
         body_bytes = await read_body(
             request, self._predict_limit, f"at most {self.max_rows} rows of {n_features} features"
         )
-        rows = parse_instances(parse_json(body_bytes), n_features, self.max_rows)
+        rows = self._parser.parse(parse_json(body_bytes))
         if self.traffic.pick_canary():
             answer = await self._canary(rows)
             if answer is not None:
@@ -183,7 +184,7 @@ class ModelServer:
             self._mirror(rows, body["request_ids"])
         return json_response(body)
 
-    async def _canary(self, rows: np.ndarray) -> dict[str, Any] | None:
+    async def _canary(self, rows: Batch) -> dict[str, Any] | None:
         """The canary's answer, or None when it is down or slow: the live version answers then."""
         canary = self.traffic.canary
         assert canary is not None
@@ -306,6 +307,8 @@ class ModelServer:
                 "task": meta.task,
                 "n_features": meta.n_features,
                 "feature_names": list(meta.feature_names) if meta.feature_names else None,
+                # What /predict takes: columns in order, types, categories, missing allowed.
+                "input": meta.schema.to_json(),
                 "classes": list(meta.classes) if meta.classes is not None else None,
                 "created": meta.raw.get("created"),
                 "metrics": meta.raw.get("metrics"),
@@ -316,7 +319,7 @@ class ModelServer:
 
     # -- prediction -----------------------------------------------------------------
     async def predict_rows(
-        self, rows: np.ndarray, request_ids: list[str] | None, role: str
+        self, rows: Batch, request_ids: list[str] | None, role: str
     ) -> dict[str, Any]:
         """Predict and report to the monitor; also the entry point for canary and shadow calls."""
         result: Prediction = await self._infer(rows)
@@ -345,11 +348,11 @@ class ModelServer:
         return body
 
     @serve.batch(max_batch_size=32, batch_wait_timeout_s=0.0)
-    async def _infer(self, batches: list[np.ndarray]) -> list[Prediction]:
+    async def _infer(self, batches: list[Batch]) -> list[Prediction]:
         """One onnxruntime call for every request waiting at this moment."""
         if len(batches) == 1:
             return [self.model.predict(batches[0])]
-        merged = self.model.predict(np.concatenate(batches))
+        merged = self.model.predict(Batch.concat(batches))
         out, start = [], 0
         for batch in batches:
             end = start + len(batch)
@@ -358,7 +361,7 @@ class ModelServer:
             start = end
         return out
 
-    def _mirror(self, rows: np.ndarray, request_ids: list[str]) -> None:
+    def _mirror(self, rows: Batch, request_ids: list[str]) -> None:
         """Send a copy to the shadow version; its answer is recorded there, never returned.
 
         A slow shadow must not pile up tasks (and memory) here: beyond MAX_SHADOW_IN_FLIGHT
@@ -373,7 +376,7 @@ class ModelServer:
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
-    async def _call_shadow(self, app: str, rows: np.ndarray, request_ids: list[str]) -> None:
+    async def _call_shadow(self, app: str, rows: Batch, request_ids: list[str]) -> None:
         try:
             await self._handle(app).predict_rows.remote(rows, request_ids, "shadow")
         except Exception as exc:  # noqa: BLE001 - a failing shadow must never affect live traffic

@@ -20,6 +20,7 @@ from cluster.models.examples import example_data, example_models
 from cluster.models.importer import import_model, read_sample_csv
 from cluster.models.store import ModelStore
 from console.cli import main
+from serving.schema import InputSchema
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +41,9 @@ def test_examples_are_good_better_and_bad(examples: ModelStore) -> None:
     assert meta.n_features == 30 and meta.classes == (0, 1) and meta.task == "classifier"
     assert meta.feature_names is not None and meta.feature_names[0] == "mean radius"
     ref = meta.raw["reference"]["features"][0]
-    assert abs(sum(ref["fractions"]) - 1) < 1e-9 and len(ref["fractions"]) == len(ref["edges"]) + 1
+    assert (
+        abs(sum(ref["fractions"]) - 1) < 1e-9 and len(ref["fractions"]) == len(ref["edges"]) + 2
+    )  # bins, then "missing"
     holdout = json.loads((examples.root / "breast-cancer" / "2" / "holdout.json").read_text())
     assert len(holdout["X"]) == len(holdout["y"]) == 171
 
@@ -81,7 +84,11 @@ def test_regressor_with_a_labelled_csv_sample(tmp_path: Path) -> None:
     )
     store = ModelStore(tmp_path / "store")
     result = import_model(
-        store, tmp_path / "ridge.pkl", "diabetes", read_sample_csv(csv, 10), trust_pickle=True
+        store,
+        tmp_path / "ridge.pkl",
+        "diabetes",
+        read_sample_csv(csv, InputSchema.numbers([f"f{j}" for j in range(10)])),
+        trust_pickle=True,
     )
     assert result.created and result.task == "regressor" and result.parity_rows == 50
     assert set(result.metrics) == {"mse", "mae"}
@@ -156,8 +163,14 @@ def test_neither_classifier_nor_regressor_names_the_file(tmp_path: Path) -> None
 @pytest.mark.parametrize(
     ("line", "message"),
     [
-        ("1,nan,0", "sample.csv:3: column 'b' is 'nan': NaN and infinity are not valid features"),
-        ("1, inf ,0", "sample.csv:3: column 'b' is 'inf': NaN and infinity are not valid features"),
+        (
+            "1,nan,0",
+            "sample.csv:3: column 'b' is 'nan': NaN and infinity are not valid features; leave the cell empty for a missing value",
+        ),
+        (
+            "1, inf ,0",
+            "sample.csv:3: column 'b' is 'inf': NaN and infinity are not valid features; leave the cell empty for a missing value",
+        ),
         ("1,2,NaN", "sample.csv:3: label 'y' is 'NaN': NaN and infinity are not valid labels"),
     ],
 )
@@ -167,7 +180,7 @@ def test_non_finite_sample_values_are_refused_with_their_line(
     csv = tmp_path / "sample.csv"
     csv.write_text(f"a,b,y\n1,2,0\n{line}\n")
     with pytest.raises(ModelError) as info:
-        read_sample_csv(csv, 2)
+        read_sample_csv(csv, InputSchema.numbers(["a", "b"]))
     assert str(info.value) == f"{tmp_path}/{message}"
 
 

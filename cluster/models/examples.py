@@ -52,7 +52,7 @@ def make_examples(store: ModelStore, name: str = EXAMPLE_NAME) -> list[ImportRes
     import skops.io as sio
 
     _, X_test, _, y_test, names = example_data()
-    sample = Sample(X_test, y_test, names, "breast-cancer holdout (30%)")
+    sample = Sample.from_array(X_test, y_test, names, "breast-cancer holdout (30%)")
     results = []
     with tempfile.TemporaryDirectory(prefix="mlops-example-") as tmp:
         for i, model in enumerate(example_models(), start=1):

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,25 +10,19 @@ from typing import Any
 
 import numpy as np
 
-from cluster.models.convert import check_parity, load_estimator, task_of, to_onnx_bytes
+from cluster.models.convert import Session, check_parity, load_estimator, task_of, to_onnx_bytes
 from cluster.models.errors import ModelError
+from cluster.models.input_checks import settle_schema
 from cluster.models.profile import holdout_metrics, reference_histograms
 from cluster.models.store import ModelStore, check_name
+from cluster.models.tabular import Sample, infer_schema, read_sample_csv
 from serving.artifacts import FORMAT
+from serving.schema import InputSchema, Kind
 
-LABEL_COLUMNS = ("label", "target", "y")
+__all__ = ["ImportResult", "Sample", "import_model", "read_sample_csv"]
+
 HOLDOUT_ROWS = 500
 SYNTHETIC_ROWS = 256
-
-
-@dataclass(frozen=True)
-class Sample:
-    """Rows to check parity on; with labels, they also give holdout metrics."""
-
-    X: np.ndarray
-    y: np.ndarray | None
-    feature_names: list[str] | None
-    source: str
 
 
 @dataclass(frozen=True)
@@ -46,79 +38,29 @@ class ImportResult:
     parity_rows: int
     max_proba_diff: float | None
     metrics: dict[str, float]
+    schema: InputSchema
 
     def to_dict(self) -> dict[str, Any]:
-        return {**self.__dict__, "path": str(self.path)}
-
-
-def read_sample_csv(path: Path, n_features: int) -> Sample:
-    """A CSV with a header; a column named label/target/y is the ground truth."""
-    try:
-        with path.open(newline="", encoding="utf-8") as fh:
-            rows = list(csv.reader(fh))
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ModelError(f"{path}: cannot read sample: {exc}") from None
-    if len(rows) < 2:
-        raise ModelError(f"{path}: the sample needs a header line and at least one row")
-    header = [h.strip() for h in rows[0]]
-    label_idx = next((i for i, h in enumerate(header) if h.lower() in LABEL_COLUMNS), None)
-    feature_idx = [i for i in range(len(header)) if i != label_idx]
-    if len(feature_idx) != n_features:
-        raise ModelError(
-            f"{path}: {len(feature_idx)} feature columns, but the model expects {n_features}"
-        )
-    X = np.empty((len(rows) - 1, n_features), dtype=np.float64)
-    labels: list[str] = []
-    for r, row in enumerate(rows[1:], start=2):
-        if len(row) != len(header):
-            raise ModelError(f"{path}:{r}: {len(row)} columns, the header has {len(header)}")
-        try:
-            X[r - 2] = [float(row[i]) for i in feature_idx]
-        except ValueError as exc:
-            raise ModelError(f"{path}:{r}: {exc}") from None
-        if not np.isfinite(X[r - 2]).all():
-            j = feature_idx[int(np.argmin(np.isfinite(X[r - 2])))]
-            raise ModelError(
-                f"{path}:{r}: column '{header[j]}' is {row[j].strip()!r}: "
-                "NaN and infinity are not valid features"
-            )
-        if label_idx is not None:
-            if not _finite_or_text(row[label_idx]):
-                raise ModelError(
-                    f"{path}:{r}: label '{header[label_idx]}' is {row[label_idx].strip()!r}: "
-                    "NaN and infinity are not valid labels"
-                )
-            labels.append(row[label_idx])
-    y = _labels(labels) if label_idx is not None else None
-    return Sample(X, y, [header[i] for i in feature_idx], str(path))
-
-
-def _finite_or_text(value: str) -> bool:
-    """A class name, or a number that is finite ("nan" and "inf" parse as floats: refused)."""
-    try:
-        return math.isfinite(float(value))
-    except ValueError:
-        return True
-
-
-def _labels(raw: list[str]) -> np.ndarray:
-    try:
-        values = [float(v) for v in raw]
-    except ValueError:
-        return np.asarray(raw)
-    if all(v.is_integer() for v in values):
-        return np.asarray([int(v) for v in values])
-    return np.asarray(values)
+        return {**self.__dict__, "path": str(self.path), "schema": self.schema.to_json()}
 
 
 SYNTHETIC = "synthetic"
 
 
-def synthetic_sample(n_features: int, seed: int = 0) -> Sample:
+def synthetic_sample(schema: InputSchema, seed: int = 0) -> Sample:
     """Without a sample, parity is still checked on random rows (no holdout metrics then, and
-    no drift reference: random rows say nothing about the data the model will see)."""
+    no drift reference: random rows say nothing about the data the model will see); a
+    category column gets its training categories at random."""
     rng = np.random.default_rng(seed)
-    return Sample(rng.normal(size=(SYNTHETIC_ROWS, n_features)) * 10, None, None, SYNTHETIC)
+    columns: dict[str, np.ndarray] = {}
+    for column in schema.columns:
+        if column.kind is Kind.CATEGORY and column.categories:
+            columns[column.name] = rng.choice(
+                np.asarray(column.categories, dtype=object), SYNTHETIC_ROWS
+            )
+        else:
+            columns[column.name] = rng.normal(size=SYNTHETIC_ROWS) * 10
+    return Sample(columns, None, SYNTHETIC)
 
 
 def import_model(
@@ -135,40 +77,45 @@ def import_model(
     check_name(name, "model name")
     if estimator is None:
         estimator = load_estimator(source, trust_pickle=trust_pickle)
-    n_features = int(estimator.n_features_in_)
     task = task_of(estimator, source)
+    try:
+        schema = infer_schema(estimator, sample.names if sample else None)
+    except ModelError as exc:
+        raise ModelError(f"{source}: {exc}") from None
     synthetic = sample is None
-    sample = sample or synthetic_sample(n_features)
-    if sample.X.shape[1] != n_features:
-        raise ModelError(
-            f"{sample.source}: {sample.X.shape[1]} features, the model expects {n_features}"
-        )
-    onnx_bytes = to_onnx_bytes(estimator, n_features, source)
-    parity = check_parity(estimator, onnx_bytes, sample.X, task, source)
+    if sample is None:
+        sample = synthetic_sample(schema)
+    elif sample.names != schema.names:
+        if set(sample.names) != set(schema.names):
+            raise ModelError(
+                f"{sample.source}: columns {', '.join(sample.names)}; the model expects "
+                f"{len(schema.names)}: {', '.join(schema.names)}"
+            )
+        sample = Sample({n: sample.columns[n] for n in schema.names}, sample.y, sample.source)
+    onnx_bytes, schema = to_onnx_bytes(estimator, schema, source)
+    session = Session(onnx_bytes, schema)
+    parity = check_parity(estimator, session, sample, schema, task, source)
+    schema = settle_schema(estimator, session, sample, schema, task)
     sha = hashlib.sha256(onnx_bytes).hexdigest()
-    metrics = holdout_metrics(task, estimator, sample.X, sample.y) if sample.y is not None else {}
+    metrics = holdout_metrics(task, estimator, sample, schema) if sample.y is not None else {}
     existing = store.find_identical(name, sha)
     if existing is not None:
         found = store.get(name, existing)
         return ImportResult(
-            name,
-            existing,
-            False,
-            found.path,
-            sha,
-            task,
-            parity.rows,
-            parity.max_proba_diff,
-            metrics,
-        )
-    names = getattr(estimator, "feature_names_in_", None)
-    feature_names = [str(n) for n in names] if names is not None else sample.feature_names
+            name, existing, False, found.path, sha, task, parity.rows, parity.max_proba_diff,
+            metrics, schema,
+        )  # fmt: skip
     classes = [_plain(c) for c in estimator.classes_] if task == "classifier" else None
     meta = {
         "format": FORMAT,
         "sha256": sha,
         "task": task,
-        "input": {"n_features": n_features, "feature_names": feature_names, "dtype": "float32"},
+        "input": {
+            "n_features": len(schema.columns),
+            "feature_names": schema.names,
+            "dtype": "float32",
+            **schema.to_json(),
+        },
         "classes": classes,
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "source": {
@@ -184,24 +131,20 @@ def import_model(
         "metrics": metrics,
         # Drift is measured against real rows only; without them the monitor says
         # "not available: no reference sample" instead of warning about random noise.
-        "reference": None if synthetic else reference_histograms(sample.X, feature_names),
+        "reference": None if synthetic else reference_histograms(sample, schema),
     }
     holdout = None
     if sample.y is not None:
-        k = min(HOLDOUT_ROWS, len(sample.X))
-        holdout = {"X": sample.X[:k].tolist(), "y": [_plain(v) for v in sample.y[:k]]}
+        k = min(HOLDOUT_ROWS, len(sample))
+        rows: list[Any] = sample.records(schema, k)
+        if schema.numeric:  # lists of numbers, as every client of an all-numeric model sends
+            rows = [[r[n] for n in schema.names] for r in rows]
+        holdout = {"X": rows, "y": [_plain(v) for v in sample.y[:k]]}
     version = store.add(name, onnx_bytes, meta, holdout)
     return ImportResult(
-        name,
-        version,
-        True,
-        store.root / name / version,
-        sha,
-        task,
-        parity.rows,
-        parity.max_proba_diff,
-        metrics,
-    )
+        name, version, True, store.root / name / version, sha, task, parity.rows,
+        parity.max_proba_diff, metrics, schema,
+    )  # fmt: skip
 
 
 def _plain(value: Any) -> Any:

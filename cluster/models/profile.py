@@ -8,31 +8,67 @@ from typing import Any
 
 import numpy as np
 
+from cluster.models.tabular import Sample
+from serving.schema import InputSchema, Kind
+
 BINS = 10
 
 
-def reference_histograms(X: np.ndarray, names: list[str] | None) -> dict[str, Any]:
-    """Per feature: quantile bin edges from the sample and the share of rows in each bin."""
+def reference_histograms(sample: Sample, schema: InputSchema) -> dict[str, Any]:
+    """Per feature, the buckets live rows are counted in and the share of sample rows in each
+    (see serving.drift): a number's quantile bins then "missing"; a category's training
+    categories, then "unseen" (none in the sample by definition), then "missing"."""
     features = []
-    for j in range(X.shape[1]):
-        column = X[:, j].astype(np.float64)
-        inner = np.unique(np.quantile(column, np.linspace(0, 1, BINS + 1)[1:-1]))
-        counts = np.bincount(np.searchsorted(inner, column, side="right"), minlength=len(inner) + 1)
+    for column in schema.columns:
+        values = sample.columns[column.name]
+        if column.kind is Kind.CATEGORY:
+            categories = list(column.categories or sorted({v for v in values if v is not None}))
+            index = {c: k for k, c in enumerate(categories)}
+            found = np.zeros(len(categories) + 2)
+            for v in values:
+                found[len(categories) + 1 if v is None else index.get(v, len(categories))] += 1
+            features.append(
+                {
+                    "name": column.name,
+                    "kind": "category",
+                    "categories": categories,
+                    "fractions": [float(c) / len(values) for c in found],
+                }
+            )
+            continue
+        column_values = values.astype(np.float64)
+        present = column_values[~np.isnan(column_values)]
+        inner = (
+            np.unique(np.quantile(present, np.linspace(0, 1, BINS + 1)[1:-1]))
+            if len(present)
+            else np.zeros(0)
+        )
+        counts = np.bincount(
+            np.searchsorted(inner, present, side="right"), minlength=len(inner) + 1
+        )
+        fractions = [float(c) / len(column_values) for c in counts]
+        fractions.append(float(len(column_values) - len(present)) / len(column_values))
         features.append(
             {
-                "name": names[j] if names else f"f{j}",
+                "name": column.name,
+                "kind": "number",
                 "edges": [float(e) for e in inner],  # inner edges; the outer bins are open
-                "fractions": [float(c) / len(column) for c in counts],
+                "fractions": fractions,  # the bins, then "missing"
             }
         )
-    return {"bins": BINS, "rows": int(X.shape[0]), "features": features}
+    return {"bins": BINS, "rows": len(sample), "features": features}
 
 
-def holdout_metrics(task: str, estimator: Any, X: np.ndarray, y: np.ndarray) -> dict[str, float]:
+def holdout_metrics(
+    task: str, estimator: Any, sample: Sample, schema: InputSchema
+) -> dict[str, float]:
     from sklearn import metrics
 
-    x32 = X.astype(np.float32)
-    pred = estimator.predict(x32)
+    from cluster.models.convert import predictions
+
+    y = sample.y
+    assert y is not None
+    pred, proba = predictions(estimator, sample, schema, task)
     if task == "regressor":
         return {
             "mse": float(metrics.mean_squared_error(y, pred)),
@@ -49,8 +85,7 @@ def holdout_metrics(task: str, estimator: Any, X: np.ndarray, y: np.ndarray) -> 
         "recall": float(metrics.recall_score(y, pred, zero_division=0, **kw)),
         "f1": float(metrics.f1_score(y, pred, zero_division=0, **kw)),
     }
-    if hasattr(estimator, "predict_proba") and len(set(y.tolist())) > 1:
-        proba = estimator.predict_proba(x32)
+    if proba is not None and len(set(y.tolist())) > 1:
         # A class absent from the holdout leaves AUC undefined; the other metrics stand.
         with contextlib.suppress(ValueError):
             out["roc_auc"] = float(

@@ -65,6 +65,10 @@ class Drift:
     warning: bool
     drifting: tuple[str, ...]
     psi: dict[str, float]
+    # feature -> (share missing in the training sample, share missing live); only features
+    # where either is not zero.
+    missing: dict[str, tuple[float, float]] = field(default_factory=dict)
+    unseen: dict[str, int] = field(default_factory=dict)  # values of untrained categories
 
     def top(self, count: int = 5) -> list[tuple[str, float]]:
         """The `count` features that moved most, largest first."""
@@ -77,6 +81,10 @@ class Drift:
         psi = doc.get("psi") or {}
         if not isinstance(psi, dict):
             raise ValueError("drift.psi is not an object")
+        missing = doc.get("missing") or {}
+        unseen = doc.get("unseen") or {}
+        if not isinstance(missing, dict) or not isinstance(unseen, dict):
+            raise ValueError("drift.missing and drift.unseen must be objects")
         return cls(
             rows=_int(doc.get("rows", 0), "rows"),
             max_psi=_float(doc.get("max_psi"), "max_psi"),
@@ -85,6 +93,8 @@ class Drift:
             warning=bool(doc.get("warning")),
             drifting=tuple(str(f) for f in doc.get("drifting") or ()),
             psi={str(k): _float(v, f"psi.{k}") for k, v in psi.items()},
+            missing={str(k): _missing(v, f"missing.{k}") for k, v in missing.items()},
+            unseen={str(k): _int(v, f"unseen.{k}") for k, v in unseen.items()},
         )
 
 
@@ -173,6 +183,14 @@ class TelemetryFrame(Event):
             for name, n in summary.feedback.items():
                 total[name] = total.get(name, 0) + n
         return total
+
+
+def _missing(value: Any, what: str) -> tuple[float, float]:
+    if not isinstance(value, dict):
+        raise ValueError(f"{what} is not an object")
+    return _float(value.get("reference"), f"{what}.reference"), _float(
+        value.get("live"), f"{what}.live"
+    )
 
 
 def _int(value: Any, what: str) -> int:

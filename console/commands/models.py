@@ -87,8 +87,10 @@ async def run(args: argparse.Namespace, out: Console, err: Console) -> int:
 
 def _import(store: Any, args: argparse.Namespace, out: Console, err: Console) -> int:
     from cluster.models.convert import load_estimator
+    from cluster.models.errors import ModelError
     from cluster.models.importer import import_model, read_sample_csv
     from cluster.models.store import check_name
+    from cluster.models.tabular import infer_schema
 
     check_name(args.name, "model name")  # before any work: the name becomes a directory
     source = Path(args.path)
@@ -97,7 +99,11 @@ def _import(store: Any, args: argparse.Namespace, out: Console, err: Console) ->
         estimator = load_estimator(source, trust_pickle=args.trust_pickle)
         sample = None
         if args.sample:
-            sample = read_sample_csv(Path(args.sample), int(estimator.n_features_in_))
+            try:
+                schema = infer_schema(estimator)
+            except ModelError as exc:
+                raise ModelError(f"{source}: {exc}") from None
+            sample = read_sample_csv(Path(args.sample), schema)
         result = import_model(store, source, args.name, sample, estimator)
     _report([result], args, out)
     return exit_codes.OK

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from serving.drift import psi
+from serving.drift import CATEGORY, buckets, missing_bucket, psi
 from serving.labels import LabelChecker, LabelError
 from serving.monitor.scores import classifier_scores, regressor_scores
 from serving.monitor.store import BadRow, Labelled, MonitorStore, PredictionRecord, VersionInfo
@@ -149,10 +149,23 @@ class AccuracyTracker:
         try:
             total = np.sum(np.asarray(chunks, dtype=np.int64), axis=0)
             per_feature: dict[str, float] = {}
+            missing: dict[str, dict[str, float]] = {}
+            unseen: dict[str, int] = {}
             for j, feature in enumerate(reference["features"]):
-                value = psi(feature["fractions"], total[j].tolist())
+                name = str(feature["name"])
+                counts = total[j]
+                value = psi(feature["fractions"], counts.tolist())
                 if value is not None:
-                    per_feature[str(feature["name"])] = value
+                    per_feature[name] = value
+                seen = int(counts.sum())
+                # References written before the "missing" bucket existed have one fraction less.
+                if seen and len(feature["fractions"]) == buckets(feature):
+                    live = float(counts[missing_bucket(feature)]) / seen
+                    expected = float(feature["fractions"][-1])
+                    if live or expected:
+                        missing[name] = {"reference": expected, "live": live}
+                if feature.get("kind") == CATEGORY and counts[len(feature["categories"])]:
+                    unseen[name] = int(counts[len(feature["categories"])])
         except (ValueError, TypeError, KeyError, IndexError) as exc:
             return None, f"not available: live bins do not match the reference ({exc})"
         if not per_feature:
@@ -167,6 +180,10 @@ class AccuracyTracker:
             "warning": bool(over),
             "drifting": over,
             "psi": per_feature,
+            # Share of rows missing each feature, live against the training sample (only the
+            # features where either is not zero), and values of categories never trained on.
+            "missing": missing,
+            "unseen": unseen,
         }
         return drift, "ok"
 

@@ -39,7 +39,7 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> ModelStore:
         store,
         tmp / "lr.joblib",
         "cancer",
-        Sample(X_test, y_test, names, "holdout"),
+        Sample.from_array(X_test, y_test, names, "holdout"),
         trust_pickle=True,
     )
     X, y = load_diabetes(return_X_y=True)
@@ -48,7 +48,7 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> ModelStore:
         store,
         tmp / "ridge.joblib",
         "diabetes",
-        Sample(X[:50], y[:50], None, "s"),
+        Sample.from_array(X[:50], y[:50], None, "s"),
         trust_pickle=True,
     )
     return store
@@ -146,7 +146,7 @@ async def call(server: Any, method: str, path: str, payload: Any) -> tuple[int, 
 async def test_a_body_beyond_the_byte_cap_is_413_before_it_is_read(store: ModelStore) -> None:
     server = make_server(store, max_rows=4)
     limit = server._predict_limit
-    assert limit < 10_000  # 4 rows of 30 features at full float precision, plus headroom
+    assert limit < 20_000  # 4 records of 30 named features at full float precision, plus headroom
     big = b'{"instances": [' + b"0, " * limit + b"0]}"
     status, body = await call(server, "POST", "/predict", big)
     assert status == 413 and f"> limit {limit} bytes" in body["error"]

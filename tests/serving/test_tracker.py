@@ -251,13 +251,13 @@ def test_restart_reloads_every_versions_window_and_counts_every_label(tmp_path: 
 
 def test_drift_survives_a_restart(tmp_path: Path) -> None:
     from serving.drift import FeatureBins
-    from tests.serving.test_drift import REFERENCE, TRAIN
+    from tests.serving.test_drift import REFERENCE, TRAIN, rows
 
     db = tmp_path / "m.sqlite"
     t = AccuracyTracker(db)
     t.register("1", "classifier", [0, 1], REFERENCE)
     bins = FeatureBins(REFERENCE)
-    bins.add(TRAIN[:500])
+    bins.add(rows(TRAIN[:500]))
     t.add_bins("1", bins.take() or [])
     before = t.summary()["versions"]["1"]
     assert before["drift"] is not None and before["drift"]["rows"] == 500

@@ -5,11 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from serving.validation import BadRequest, parse_instances, parse_json
+from serving.instances import InstanceParser
+from serving.schema import InputSchema
+from serving.validation import BadRequest, parse_json
 
 
 def parse(body: bytes, n: int = 3, max_rows: int = 4) -> np.ndarray:
-    return parse_instances(parse_json(body), n, max_rows)
+    schema = InputSchema.numbers([f"f{j}" for j in range(n)])
+    return InstanceParser(schema, max_rows).parse(parse_json(body)).numbers
 
 
 def test_good_rows_become_float32() -> None:
@@ -29,10 +32,18 @@ def test_good_rows_become_float32() -> None:
         (b'{"instances": {"a": 1}}', 400, "'instances' must be a list of rows"),
         (b'{"instances": []}', 400, "'instances' is empty"),
         (b'{"instances": [[1,2]]}', 400, "instances[0] has 2 features, expected 3"),
-        (b'{"instances": [[1,2,3], 5]}', 400, "instances[1] must be a list of 3 numbers"),
+        (
+            b'{"instances": [[1,2,3], 5]}',
+            400,
+            "instances[1] must be a list of 3 numbers or an object of named columns",
+        ),
         (b'{"instances": [[1,"2",3]]}', 400, 'instances[0][1] is not a number: "2"'),
         (b'{"instances": [[1,2,true]]}', 400, "instances[0][2] is not a number: true"),
-        (b'{"instances": [[1,null,3]]}', 400, "instances[0][1] is not a number: null"),
+        (
+            b'{"instances": [[1,null,3]]}',
+            400,
+            "instances[0][1] is null, but the model does not accept a missing value in 'f1'",
+        ),
         (b'{"instances": [[1,2,3],[NaN,2,3]]}', 400, "instances[1][0] is NaN"),
         (b'{"instances": [[1,Infinity,3]]}', 400, "instances[0][1] is infinite"),
         (b'{"instances": [[1,2,1e300]]}', 400, "instances[0][2] is out of float32 range"),
