@@ -46,7 +46,7 @@ class LabelledTraffic:
     `label_delay` seconds after its answer."""
 
     base_url: str
-    rows: list[list[float]]
+    rows: list[Any]  # lists of numbers, or records ({column: value})
     labels: list[Any]
     rate: float = 20.0
     label_delay: float = 1.0

@@ -21,6 +21,8 @@ PROBA_TOLERANCE = 1e-4
 
 
 TRUSTED_PREFIXES = ("sklearn.",)
+# numpy's dtype objects (an encoder's dtype=np.float64 parameter) hold no code: trusted too.
+TRUSTED_TYPES = frozenset({"numpy.dtype"})
 PICKLE_RISK = (
     "loading a pickle or joblib file runs whatever code it holds, here, on the machine that "
     "holds the fleet's SSH keys"
@@ -73,7 +75,9 @@ def _load_skops(path: Path) -> Any:
         listed = sio.get_untrusted_types(file=path)
         # scikit-learn's own internal types (a tree's Tree, a loss object) are as safe to
         # build as scikit-learn itself, which this tool already runs; anything else is not.
-        untrusted = sorted(t for t in listed if not t.startswith(TRUSTED_PREFIXES))
+        untrusted = sorted(
+            t for t in listed if not t.startswith(TRUSTED_PREFIXES) and t not in TRUSTED_TYPES
+        )
         if untrusted:
             raise ModelError(
                 f"{path}: holds types skops does not trust, so it was not loaded: "

@@ -17,6 +17,7 @@ from cluster.keys import bearer, cluster_app_key
 from cluster.models.store import StoredVersion
 from cluster.provision.topology import RayCluster
 from cluster.transport import Connections
+from serving.schema import Kind
 
 
 def holdout(version: StoredVersion) -> dict[str, Any] | None:
@@ -28,12 +29,22 @@ def holdout(version: StoredVersion) -> dict[str, Any] | None:
     return data if data.get("X") else None
 
 
-def probe_rows(version: StoredVersion, labelled: dict[str, Any] | None) -> list[list[float]]:
-    """Rows to send to a new version: its holdout, else one row of zeros of the right width."""
+def probe_rows(version: StoredVersion, labelled: dict[str, Any] | None) -> list[Any]:
+    """Rows to send to a new version: its holdout (lists of numbers or records), else one row
+    it accepts: zeros, and a model with categories gets a record with its first category."""
     if labelled:
-        rows: list[list[float]] = labelled["X"]
+        rows: list[Any] = labelled["X"]
         return rows
-    return [[0.0] * version.meta.n_features]
+    schema = version.meta.schema
+    if schema.numeric:
+        return [[0.0] * version.meta.n_features]
+    record: dict[str, Any] = {}
+    for column in schema.columns:
+        if column.kind is Kind.CATEGORY:
+            record[column.name] = column.categories[0] if column.categories else None
+        else:
+            record[column.name] = 0.0
+    return [record]
 
 
 class Refused(MlopsError):
@@ -45,7 +56,7 @@ async def predict_until(
     cluster: RayCluster,
     app: str,
     route: str,
-    rows: list[list[float]],
+    rows: list[Any],
     version: str,
     *,
     max_rows: int = 1024,
@@ -75,7 +86,7 @@ async def predict_until(
 
 
 async def _first_answer(
-    client: httpx.AsyncClient, route: str, rows: list[list[float]], version: str, attempts: int
+    client: httpx.AsyncClient, route: str, rows: list[Any], version: str, attempts: int
 ) -> dict[str, Any]:
     """Retried while the route is not (yet) served by `version`; a 4xx is final."""
     last = "no answer"
@@ -91,7 +102,7 @@ async def _first_answer(
 
 
 async def _post(
-    client: httpx.AsyncClient, route: str, rows: list[list[float]], version: str
+    client: httpx.AsyncClient, route: str, rows: list[Any], version: str
 ) -> dict[str, Any]:
     response = await client.post(f"{route}/predict", json={"instances": rows})
     if 400 <= response.status_code < 500 and response.status_code != 404:

@@ -74,6 +74,17 @@ class Drift:
         """The `count` features that moved most, largest first."""
         return sorted(self.psi.items(), key=lambda kv: -kv[1])[:count]
 
+    def note(self, feature: str) -> str:
+        """What else moved in a feature: its missing rate, untrained categories ('' if none)."""
+        parts = []
+        if feature in self.missing:
+            reference, live = self.missing[feature]
+            if abs(live - reference) >= 0.005:
+                parts.append(f"missing {live:.0%} vs {reference:.0%}")
+        if self.unseen.get(feature):
+            parts.append(f"{self.unseen[feature]} unseen")
+        return ", ".join(parts)
+
     @classmethod
     def from_json(cls, doc: Any) -> Drift:
         if not isinstance(doc, dict):

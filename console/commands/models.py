@@ -39,7 +39,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     imp.add_argument("--name", required=True, help="model name in the store")
     imp.add_argument(
-        "--sample", help="CSV with a header (a label/target column gives holdout metrics)"
+        "--sample",
+        help="CSV with a header naming the model's columns, read with the types it was fitted "
+        "with (an empty cell is a missing value; a label/target column gives holdout metrics)",
     )
     imp.add_argument(
         "--trust-pickle",
@@ -55,9 +57,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     show.add_argument("--json", action="store_true")
     ex = msub.add_parser(
         "example",
-        help="train demo models on scikit-learn's breast-cancer data (v1 good, v2 better, v3 bad)",
+        help="train demo models: on scikit-learn's breast-cancer data (v1 good, v2 better, v3 "
+        "bad), or on a generated churn table with categories and missing values (v1 good, v2 bad)",
     )
-    ex.add_argument("--name", default="breast-cancer")
+    ex.add_argument(
+        "dataset", nargs="?", choices=("breast-cancer", "churn"), default="breast-cancer"
+    )
+    ex.add_argument("--name", help="model name in the store (default: the dataset's)")
     ex.add_argument("--json", action="store_true")
     p.set_defaults(run=run)
 
@@ -110,14 +116,20 @@ def _import(store: Any, args: argparse.Namespace, out: Console, err: Console) ->
 
 
 def _example(store: Any, args: argparse.Namespace, out: Console, err: Console) -> int:
+    from cluster.models.churn import make_churn_examples
     from cluster.models.examples import make_examples
     from cluster.models.store import check_name
 
-    check_name(args.name, "model name")
-    with err.status(
-        "training breast-cancer examples v1 (good), v2 (better), v3 (bad)", spinner="dots"
-    ):
-        results = make_examples(store, args.name)
+    name = args.name or args.dataset
+    check_name(name, "model name")
+    if args.dataset == "churn":
+        with err.status("training churn examples v1 (good), v2 (bad)", spinner="dots"):
+            results = make_churn_examples(store, name)
+    else:
+        with err.status(
+            "training breast-cancer examples v1 (good), v2 (better), v3 (bad)", spinner="dots"
+        ):
+            results = make_examples(store, name)
     _report(results, args, out)
     return exit_codes.OK
 
@@ -134,6 +146,27 @@ def _report(results: list[Any], args: argparse.Namespace, out: Console) -> None:
             f"{r.name}:{r.version}  {what} ({r.task}, parity on {r.parity_rows} rows{extra})  {r.path}",
             highlight=False,
         )
+        out.print(f"  input: {describe_schema(r.schema)}", highlight=False, soft_wrap=True)
+
+
+def describe_schema(schema: Any) -> str:
+    """One line an operator can write a request from: each column, its type, and whether it
+    may be null."""
+    parts = []
+    for c in schema.columns:
+        if c.kind.value == "category":
+            cats = c.categories or ()
+            shown = "|".join(cats[:4]) + ("|..." if len(cats) > 4 else "")
+            kind = f"category {shown}" + ("" if c.unknown.value == "ignore" else ", others refused")
+        else:
+            kind = "number"
+        parts.append(f"{c.name} ({kind}{', may be null' if c.nullable else ''})")
+    shape = "records or lists of numbers" if schema.numeric else "records"
+    return (
+        f"{shape}: "
+        + ", ".join(parts[:12])
+        + (f", ... ({len(parts)} columns)" if len(parts) > 12 else "")
+    )
 
 
 def _list(store: Any, args: argparse.Namespace, out: Console) -> int:

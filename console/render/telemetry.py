@@ -23,7 +23,8 @@ LOST_SHORT = {
 def drift_text(drift: Drift | None) -> Text:
     if drift is None:
         return Text("-")
-    text = f"{drift.max_psi:.2f} ({drift.worst_feature})"
+    note = drift.note(drift.worst_feature)
+    text = f"{drift.max_psi:.2f} ({drift.worst_feature}{': ' + note if note else ''})"
     return Text(text, style="bold yellow" if drift.warning else "")
 
 

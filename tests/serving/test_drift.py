@@ -78,3 +78,46 @@ def test_counts_given_back_go_out_with_the_next_take() -> None:
     both = FeatureBins(REFERENCE)
     both.add(rows(TRAIN[:200]))
     assert bins.take() == both.take()
+
+
+def test_categories_drift_by_frequency_with_unseen_and_missing_buckets(tmp_path: Path) -> None:
+    from serving.schema import Column, Kind, Layout, Unknown
+
+    schema = InputSchema(
+        (
+            Column("x", nullable=True),
+            Column("city", Kind.CATEGORY, True, ("lyon", "nice", "paris"), Unknown.IGNORE),
+        ),
+        Layout.COLUMNS,
+    )
+    cities = np.asarray(["lyon"] * 500 + ["nice"] * 300 + ["paris"] * 200, dtype=object)
+    x = RNG.normal(size=1000)
+    reference = reference_histograms(Sample({"x": x, "city": cities}, None, "t"), schema)
+    city = reference["features"][1]
+    assert city["fractions"] == [0.5, 0.3, 0.2, 0.0, 0.0]  # categories, unseen, missing
+
+    def live(texts: list[str | None], numbers: np.ndarray) -> Batch:
+        return Batch(
+            numbers.astype(np.float32).reshape(-1, 1),
+            np.asarray(texts, dtype=object).reshape(-1, 1),
+        )
+
+    t = AccuracyTracker(tmp_path / "m.sqlite", MonitorSettings(window_s=60))
+    t.register("1", "classifier", [0, 1], reference)
+    bins = FeatureBins(reference)
+    bins.add(live(["lyon"] * 50 + ["nice"] * 30 + ["paris"] * 20, RNG.normal(size=100)))
+    t.add_bins("1", bins.take() or [], now=1000.0)
+    calm = t.summary(now=1001.0)["versions"]["1"]["drift"]
+    assert calm["psi"]["city"] < 0.01 and calm["unseen"] == {} and calm["missing"] == {}
+    # Later: a fifth of the cities are new ones, a tenth missing, and x is missing a quarter.
+    shifted = np.where(RNG.random(100) < 0.25, np.nan, RNG.normal(size=100))
+    texts: list[str | None] = ["lyon"] * 50 + ["tokyo"] * 20 + [None] * 10 + ["paris"] * 20
+    bins.add(live(texts, shifted))
+    t.add_bins("1", bins.take() or [], now=1070.0)
+    drift = t.summary(now=1071.0)["versions"]["1"]["drift"]
+    assert drift["unseen"] == {"city": 20}
+    assert drift["missing"]["city"] == {"reference": 0.0, "live": 0.1}
+    assert drift["missing"]["x"]["reference"] == 0.0 and drift["missing"]["x"][
+        "live"
+    ] == pytest.approx(np.isnan(shifted).mean())
+    assert drift["warning"] and set(drift["drifting"]) == {"city", "x"}

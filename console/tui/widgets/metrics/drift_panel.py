@@ -20,7 +20,9 @@ def drift_text(quality: VersionQuality | None, version: str) -> Text:
     for i, (feature, psi) in enumerate(drift.top(TOP)):
         over = psi > drift.threshold
         text.append(" · " if i else "")
-        text.append(f"{feature} {psi:.2f}" + (" ⚠" if over else ""), "bold yellow" if over else "")
+        note = drift.note(feature)
+        shown = f"{feature} {psi:.2f}" + (f" ({note})" if note else "")
+        text.append(shown + (" ⚠" if over else ""), "bold yellow" if over else "")
     return text
 
 
