@@ -1,5 +1,6 @@
 """`mlops-tui demo --headless` on the example inventory's local target, for real: Ray, Serve,
-labelled traffic, v1 -> v2 promoted, v2 -> v3 refused and rolled back, then destroyed."""
+labelled traffic, v1 -> v2 promoted, v2 -> v3 refused and rolled back, the churn example
+answering records all along, then destroyed."""
 
 from __future__ import annotations
 
@@ -53,6 +54,12 @@ def test_the_headless_demo_plays_its_story(tmp_path: Path, example_store: ModelS
     summary = out[out.index("== summary") :]
     assert re.search(
         r"requests: (\d+) sent, \1 answered \(v1: \d+, v2: \d+\), 0 failed", summary
+    ), summary
+    # Beside the story, the churn example took records with categories and missing values.
+    assert re.search(
+        r"churn-local \(records with categories and missing values\): (\d+) sent, \1 answered "
+        r"\(v1: \d+\), 0 failed; [1-9]\d* labels fed back",
+        summary,
     ), summary
     assert "v1 -> v2: promoted" in summary
     assert "v2 -> v3: rolled_back" in summary

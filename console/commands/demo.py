@@ -2,7 +2,9 @@
 
 Example models, `apply` of the target, then live traffic with delayed labels; on a terminal the
 console opens on the app's live screen (swap v1 -> v2, then try the bad v3), elsewhere (or with
---headless) the same story plays scripted and a summary says how it went. Either way the
+--headless) the same story plays scripted and a summary says how it went. Another app of the
+target serving the churn example (numbers, categories, missing values) takes record-shaped
+traffic with labels all along; in the console, its bad v2 is there to be refused. Either way the
 traffic stops and the target is destroyed at the end, whatever happened.
 
 Exit 0 only when the story played out: v2 promoted, v3 refused by its gates and rolled back,
@@ -45,6 +47,7 @@ from console.render.provision import print_plan, print_step
 
 EXAMPLE = "inventory.example.yaml"
 DEMO_MODEL = "breast-cancer"
+CHURN_MODEL = "churn"
 DEFAULT_GATES = ("accuracy>=blue-0.02",)
 
 
@@ -74,15 +77,24 @@ async def run(args: argparse.Namespace, out: Console, err: Console) -> int:
     app = _demo_app(inventory, args.target)
     headless = args.headless or not (sys.stdin.isatty() and sys.stdout.isatty())
     store = ModelStore(inventory.settings.model_store)
-    await _examples(store, app, err)
+    churn = [
+        a for a in inventory.apps.values() if a.target == args.target and a.model == CHURN_MODEL
+    ]
+    await _examples(store, app, churn, err)
     if not await _apply(inventory, store, args.target, out):
         await _destroy(inventory, args.target, out)
         return exit_codes.FAILED
     stats = TrafficStats()
+    side = {a.name: TrafficStats() for a in churn}  # record-shaped traffic beside the story
     outcomes: list[SwapFinished] = []
     reasons: dict[str, str] = {}  # version -> why its gates failed
     try:
-        async with _traffic(inventory, app, store, args.rate, stats):
+        async with contextlib.AsyncExitStack() as traffic:
+            await traffic.enter_async_context(_traffic(inventory, app, store, args.rate, stats))
+            for other in churn:
+                await traffic.enter_async_context(
+                    _traffic(inventory, other, store, args.rate / 4, side[other.name])
+                )
             if headless:
                 outcomes = await _story(
                     inventory, app, store, args.duration, args.rate, out, reasons
@@ -95,10 +107,13 @@ async def run(args: argparse.Namespace, out: Console, err: Console) -> int:
         out.print(Text("\n== the end: traffic stopped; destroying the demo deployment", "bold"))
         await _destroy(inventory, args.target, out)
     _summary(out, stats, outcomes, reasons, headless)
+    for name, figures in side.items():
+        _side_summary(out, name, figures)
     if not headless:
         return exit_codes.OK
     played = [o.outcome for o in outcomes] == [SwapOutcome.PROMOTED, SwapOutcome.ROLLED_BACK]
-    return exit_codes.OK if played and stats.failed == 0 and stats.answered else exit_codes.FAILED
+    clean = all(s.failed == 0 and s.answered for s in (stats, *side.values()))
+    return exit_codes.OK if played and clean else exit_codes.FAILED
 
 
 def _example() -> str | None:
@@ -118,14 +133,19 @@ def _demo_app(inventory: Inventory, target: str) -> App:
     return app
 
 
-async def _examples(store: ModelStore, app: App, err: Console) -> None:
-    """v1 (good), v2 (better), v3 (bad), trained once into the inventory's store."""
-    if {"1", "2", "3"} <= set(store.versions(app.model)):
-        return
-    from cluster.models.examples import make_examples  # scikit-learn: only when training
+async def _examples(store: ModelStore, app: App, churn: list[App], err: Console) -> None:
+    """v1 (good), v2 (better), v3 (bad), and churn's v1 (good) and v2 (bad) when an app
+    serves it, trained once into the inventory's store."""
+    if not {"1", "2", "3"} <= set(store.versions(app.model)):
+        from cluster.models.examples import make_examples  # scikit-learn: only when training
 
-    with err.status("training the example models v1 (good), v2 (better), v3 (bad)"):
-        await asyncio.to_thread(make_examples, store, app.model)
+        with err.status("training the example models v1 (good), v2 (better), v3 (bad)"):
+            await asyncio.to_thread(make_examples, store, app.model)
+    if churn and not {"1", "2"} <= set(store.versions(CHURN_MODEL)):
+        from cluster.models.churn import make_churn_examples
+
+        with err.status("training the churn examples v1 (good), v2 (bad)"):
+            await asyncio.to_thread(make_churn_examples, store, CHURN_MODEL)
 
 
 async def _apply(inventory: Inventory, store: ModelStore, target: str, out: Console) -> bool:
@@ -157,7 +177,7 @@ async def _traffic(
     inventory: Inventory, app: App, store: ModelStore, rate: float, stats: TrafficStats
 ) -> AsyncIterator[None]:
     """Held-out rows to the app, their labels a second later, until the block ends."""
-    labelled = holdout(store.get(app.model, "1"))
+    labelled = holdout(store.get(app.model, app.model_version or None))
     if labelled is None:
         raise UsageError(f"{app.model}:1 has no holdout to send")
     cluster = clusters_of(inventory, inventory.targets[app.target])[0]
@@ -221,6 +241,16 @@ async def _story(
         out.print(Text(f"\n== traffic goes on for {left:.0f} s more", "bold"))
         await asyncio.sleep(left)
     return outcomes
+
+
+def _side_summary(out: Console, name: str, stats: TrafficStats) -> None:
+    versions = ", ".join(f"v{v}: {n}" for v, n in sorted(stats.versions.items())) or "none"
+    style = "green" if stats.failed == 0 else "bold red"
+    out.print(Text(f"{name} (records with categories and missing values): {stats.sent} sent, "
+                   f"{stats.answered} answered ({versions}), {stats.failed} failed; "
+                   f"{stats.labels_sent} labels fed back", style))  # fmt: skip
+    for reason in stats.failures:
+        out.print(Text(f"  failed: {reason}", "red"))
 
 
 def _summary(
