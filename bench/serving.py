@@ -8,6 +8,8 @@ Variants, each with a 100-tree and a 500-tree random forest from the breast-canc
   ours          this project's serving path: validation, @serve.batch, monitor on (2 replicas)
   ours-nomon    the same with the monitor off
   ours-canary   ours during a 50% canary phase (half the requests take the forwarding hop)
+  ours-churn    ours serving the churn example (numbers, categories, missing values) from
+                record-shaped requests: {"instances": [{"tenure_months": 12, "contract": ...}]}
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ import numpy as np
 
 from bench.report import machine, write_section
 from bench.wrk import WrkResult, require_wrk, run_wrk
+from cluster.models.churn import churn_sample, make_churn_examples
 from cluster.models.examples import example_data
 from cluster.models.importer import Sample, import_model
 from cluster.models.store import ModelStore
@@ -73,9 +76,20 @@ def bodies() -> dict[int, str]:
     return {rows: json.dumps({"instances": X_test[:rows].tolist()}) for rows in (1, 64)}
 
 
+CHURN = 0  # the "forest" column of the churn rows: a pipeline, not a forest
+
+
+def churn_bodies(store: ModelStore) -> dict[int, str]:
+    """Record-shaped requests of the churn holdout (some with a missing monthly charge)."""
+    make_churn_examples(store)
+    schema = store.get("churn", "1").meta.schema
+    records = churn_sample().records(schema, 64)
+    return {rows: json.dumps({"instances": records[:rows]}) for rows in (1, 64)}
+
+
 def inproc(store: ModelStore, trees: int, body: str, seconds: float) -> float:
     """Requests/s of JSON decode + validation + onnxruntime + JSON encode, one thread."""
-    model = OnnxModel(store.root / f"rf{trees}" / "1")
+    model = OnnxModel(store.root / (f"rf{trees}" if trees != CHURN else "churn") / "1")
     raw = body.encode()
     parser = InstanceParser(model.meta.schema, 1024)
     n, start = 0, time.perf_counter()
@@ -106,6 +120,11 @@ def serve_apps(store: ModelStore, pickles: dict[int, Path], state_dir: Path) -> 
                 "import_path": f"bench.baselines.plain_serve:{kind}_app", "args": {"path": path},
                 "deployments": [{"name": "SklearnModel" if kind == "sklearn" else "OnnxModel", "num_replicas": REPLICAS, "ray_actor_options": {"num_cpus": 0}}],
             })  # fmt: skip
+    churn = AppSpec(
+        "ours-churn", "/ours-churn", str(state_dir), "1",
+        (VersionSpec("1", str(store.root / "churn" / "1"), REPLICAS, 0.0),),
+    )  # fmt: skip
+    apps += applications(churn)
     model_dir = str(store.root / "rf100" / "1")
     canary = AppSpec(
         "ours100-canary", "/ours100-canary", str(state_dir), "1",
@@ -163,9 +182,12 @@ def main() -> None:
         store = ModelStore(tmp / "models")
         pickles = train(tmp, store)
         body = bodies()
+        records = churn_bodies(store)
         for trees in FORESTS:
             for rows in (1, 64):
                 results[("inproc", trees, rows, 1)] = inproc(store, trees, body[rows], SECONDS)
+        for rows in (1, 64):
+            results[("inproc", CHURN, rows, 1)] = inproc(store, CHURN, records[rows], SECONDS)
         os.environ["PYTHONPATH"] = str(ROOT)  # Ray workers import bench.baselines
         head = start_head(num_cpus=2)
         flasks = []
@@ -183,6 +205,7 @@ def main() -> None:
                         "/predict" if name.startswith("ours") else ""
                     )
             urls[("ours-canary", 100)] = f"{head.serve_url}/ours100-canary/predict"
+            urls[("ours-churn", CHURN)] = f"{head.serve_url}/ours-churn/predict"
             cells = [
                 (name, trees, rows, conns, url)
                 for (name, trees), url in urls.items()
@@ -194,7 +217,7 @@ def main() -> None:
             # rest of the machine only ever slows a run down, and it hits all variants alike.
             for _ in range(ROUNDS):
                 for name, trees, rows, conns, url in cells:
-                    r = measure(url, body[rows], conns)
+                    r = measure(url, (records if trees == CHURN else body)[rows], conns)
                     best = results.get((name, trees, rows, conns))
                     if not isinstance(best, WrkResult) or r.requests_per_s > best.requests_per_s:
                         results[(name, trees, rows, conns)] = r
@@ -221,7 +244,11 @@ def render(results: dict) -> str:  # type: ignore[type-arg]
         f"Measured {machine()}. wrk on the same 2 cores as the servers; {SECONDS:g} s per cell after a 1 s warm-up, "
         f"best of {ROUNDS} round-robin rounds; "
         "single-row and 64-row JSON requests of breast-cancer rows; 2 replicas for every Serve variant. "
-        "`inproc` is JSON decode + validation + onnxruntime + JSON encode in one thread, no HTTP.",
+        "`inproc` is JSON decode + validation + onnxruntime + JSON encode in one thread, no HTTP. "
+        "Forest `churn`: the churn example (impute + scale 3 numbers, one-hot 3 categories, logistic "
+        "regression; ONNX with one typed input per column) from record-shaped requests "
+        '(`{"instances": [{"tenure_months": 39.0, ..., "contract": "one-year", ...}]}`, '
+        "some with `null` for a missing monthly charge).",
         "",
         "| variant | forest | rows/req | conc | req/s | rows/s | p50 ms | p99 ms | errors |",
         "|---|---|---|---|---|---|---|---|---|",
@@ -229,11 +256,12 @@ def render(results: dict) -> str:  # type: ignore[type-arg]
     for (name, trees, rows, conns), r in sorted(
         results.items(), key=lambda kv: (kv[0][1], kv[0][0], kv[0][2], kv[0][3])
     ):
+        forest = "churn" if trees == CHURN else str(trees)
         if isinstance(r, float):
-            lines.append(f"| {name} | {trees} | {rows} | - | {r:,.0f} | {r * rows:,.0f} | | | |")
+            lines.append(f"| {name} | {forest} | {rows} | - | {r:,.0f} | {r * rows:,.0f} | | | |")
         else:
             lines.append(
-                f"| {name} | {trees} | {rows} | {conns} | {r.requests_per_s:,.1f} | {r.requests_per_s * rows:,.0f} | {r.p50_ms:.2f} | {r.p99_ms:.2f} | {r.errors} |"
+                f"| {name} | {forest} | {rows} | {conns} | {r.requests_per_s:,.1f} | {r.requests_per_s * rows:,.0f} | {r.p50_ms:.2f} | {r.p99_ms:.2f} | {r.errors} |"
             )
     goals = [
         (
@@ -285,6 +313,16 @@ def render(results: dict) -> str:  # type: ignore[type-arg]
             "ours >= 3x Flask, 500 trees (1 row, c1: Flask barely answers at c16)",
             rps(("ours", 500, 1, 1)) / rps(("flask", 500, 1, 1)),
             3.0,
+        ),
+        (
+            "churn records vs breast-cancer lists, ours (1 row, c16; 100 trees)",
+            rps(("ours-churn", CHURN, 1, 16)) / rps(("ours", 100, 1, 16)),
+            None,
+        ),
+        (
+            "churn records vs breast-cancer lists, ours (64 rows, c16; 100 trees)",
+            rps(("ours-churn", CHURN, 64, 16)) / rps(("ours", 100, 64, 16)),
+            None,
         ),
         (
             "50% canary phase vs steady state (100 trees, 1 row, c16)",

@@ -26,6 +26,7 @@ class Batch:
 
     numbers: np.ndarray  # (rows, numeric columns) float32
     texts: np.ndarray  # (rows, categorical columns) object
+    key: tuple[tuple[str, str], ...] | None = None  # the schema it was parsed for (InputSchema.key)
 
     def __len__(self) -> int:
         return int(self.numbers.shape[0])
@@ -33,13 +34,19 @@ class Batch:
     @staticmethod
     def concat(batches: list[Batch]) -> Batch:
         return Batch(
-            np.concatenate([b.numbers for b in batches]), np.concatenate([b.texts for b in batches])
+            np.concatenate([b.numbers for b in batches]),
+            np.concatenate([b.texts for b in batches]),
+            batches[0].key,
         )
 
     @staticmethod
     def of_numbers(rows: np.ndarray) -> Batch:
         """A batch of an all-numeric model from a float32 matrix (benchmarks, tests)."""
         return Batch(rows, np.empty((len(rows), 0), dtype=object))
+
+
+class ForwardedMismatch(ValueError):
+    """Rows parsed by one version that another version cannot take as they are."""
 
 
 class InstanceParser:
@@ -85,7 +92,27 @@ class InstanceParser:
         return Batch(
             self._floats(numbers, rows),
             np.asarray(texts, dtype=object).reshape(len(rows), len(self._text_cols)),
+            self.schema.key,
         )
+
+    def check_forwarded(self, batch: Batch) -> None:
+        """A batch another version parsed (a canary's or shadow's share) is read by this
+        version only if it has the same columns and holds nothing this version refuses: a
+        missing value where it takes none, a category its encoder would fail on. Else
+        ForwardedMismatch: the live version answers instead (a canary), or the mirror is
+        dropped (a shadow)."""
+        if batch.key != self.schema.key:
+            raise ForwardedMismatch("the versions take different columns")
+        for k, column in enumerate(self._number_cols):
+            if not column.nullable and np.isnan(batch.numbers[:, k]).any():
+                raise ForwardedMismatch(f"'{column.name}' is missing, which this version refuses")
+        for k, column in enumerate(self._text_cols):
+            values = batch.texts[:, k]
+            if not column.nullable and any(v is None for v in values):
+                raise ForwardedMismatch(f"'{column.name}' is missing, which this version refuses")
+            allowed = self._checked.get(column.name)
+            if allowed is not None and any(v is not None and v not in allowed for v in values):
+                raise ForwardedMismatch(f"'{column.name}' holds a category this version refuses")
 
     # -- shapes -----------------------------------------------------------------------
     def _rows(self, payload: Any) -> list[Any]:

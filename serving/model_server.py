@@ -321,7 +321,10 @@ class ModelServer:
     async def predict_rows(
         self, rows: Batch, request_ids: list[str] | None, role: str
     ) -> dict[str, Any]:
-        """Predict and report to the monitor; also the entry point for canary and shadow calls."""
+        """Predict and report to the monitor; also the entry point for canary and shadow calls
+        (rows the live version parsed: checked against this version's schema first)."""
+        if role != "live":
+            self._parser.check_forwarded(rows)
         result: Prediction = await self._infer(rows)
         if self._monitor is not None:
             self._bins.add(rows)  # live feature distribution, for drift: only the monitor reads it

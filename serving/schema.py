@@ -71,6 +71,12 @@ class InputSchema:
         return [c.name for c in self.columns]
 
     @property
+    def key(self) -> tuple[tuple[str, str], ...]:
+        """The columns' names and kinds: two versions with the same key read a parsed batch
+        the same way (what each accepts may still differ: see instances.check_forwarded)."""
+        return tuple((c.name, c.kind.value) for c in self.columns)
+
+    @property
     def numeric(self) -> bool:
         """Every column a number: rows may also come as plain lists of numbers."""
         return all(c.kind is Kind.NUMBER for c in self.columns)
@@ -121,3 +127,28 @@ class InputSchema:
                 )
             )
         return cls(tuple(columns), layout)
+
+
+def narrowed(old: InputSchema, new: InputSchema) -> list[str]:
+    """What `new` refuses that `old` took: each a client that worked before would now get a
+    400 for (an empty list: every request `old` answered, `new` takes too)."""
+    before = {c.name: c for c in old.columns}
+    after = {c.name: c for c in new.columns}
+    out = [f"no column '{n}'" for n in before if n not in after]
+    out += [f"a new column '{n}' is required" for n in after if n not in before]
+    for name, was in before.items():
+        now = after.get(name)
+        if now is None:
+            continue
+        if now.kind is not was.kind:
+            out.append(f"'{name}' is a {now.kind.value}, not a {was.kind.value}")
+            continue
+        if was.nullable and not now.nullable:
+            out.append(f"'{name}' may not be null")
+        if now.kind is Kind.CATEGORY and now.unknown is Unknown.ERROR:
+            lost = sorted(set(was.categories or ()) - set(now.categories or ()))
+            if was.unknown is Unknown.IGNORE:
+                out.append(f"'{name}' refuses categories it was not trained on")
+            elif lost:
+                out.append(f"'{name}' refuses {', '.join(repr(c) for c in lost[:3])}")
+    return out

@@ -62,6 +62,7 @@ from cluster.serve.api import ServeApiError
 from cluster.serve.config import preview_route
 from cluster.telemetry.collector import TelemetryFrame
 from cluster.transport import Connections
+from serving.schema import narrowed
 
 BASELINE_MAX_S = 10.0  # the old version is measured alone at most this long before a shift
 # A failed edge host is asked something trivial before its rollback: one frozen or cut off
@@ -380,6 +381,14 @@ class SwapRun:
         async for event in self._advance(record, state):
             yield event
 
+    def _inputs_narrowed(self, old: str) -> list[str]:
+        """What the new version refuses that `old` took, when `old` is in the store."""
+        try:
+            before = self.store.get(self.app.model, old).meta.schema
+        except MlopsError:
+            return []  # not in this store (imported elsewhere): nothing to compare with
+        return narrowed(before, self.new.meta.schema)
+
     async def _advance(self, record: ClusterSwap, state: Deployed) -> AsyncIterator[Event]:
         app, options, new = self.app, self.options, self.new
         cluster, serve, old = record.cluster, record.serve, record.old
@@ -392,6 +401,10 @@ class SwapRun:
         record.move(Phase.DEPLOYED)
         yield self._step(record, "deploy", f"version {options.to_version} running beside {old} (no traffic)",
                          previous=old)  # fmt: skip
+        changed = self._inputs_narrowed(old)
+        if changed:  # said, not refused: a planned change of the request format is legitimate
+            yield self._step(record, "inputs", f"warning: version {options.to_version} takes other inputs "
+                             f"than {old}: {'; '.join(changed)}: clients that send them get a 400 after the switch")  # fmt: skip
 
         # 2. It answers real predictions; 3. the gates it can be judged on before any traffic.
         labelled = holdout(new)

@@ -127,3 +127,62 @@ def test_the_body_limit_leaves_room_for_named_columns_and_categories() -> None:
         "plan": "basic",
     }
     assert len(json.dumps({"instances": [longest] * 8}, indent=1)) < limit < 8_000
+
+
+def test_a_forwarded_batch_is_taken_only_where_the_other_version_accepts_it() -> None:
+    """A canary's or shadow's share is parsed by the live version: the other version reads it
+    only with the same columns and nothing it refuses (then the live version answers)."""
+    from dataclasses import replace
+
+    from serving.instances import ForwardedMismatch
+
+    batch = parse(b'{"instances": [{"age": 1, "income": null, "city": "tokyo", "plan": "pro"}]}')
+    InstanceParser(SCHEMA, 8).check_forwarded(batch)  # the same schema: taken
+    strict_income = replace(
+        SCHEMA,
+        columns=(
+            SCHEMA.columns[0],
+            replace(SCHEMA.columns[1], nullable=False),
+            *SCHEMA.columns[2:],
+        ),
+    )
+    with pytest.raises(ForwardedMismatch, match="'income' is missing"):
+        InstanceParser(strict_income, 8).check_forwarded(batch)
+    strict_city = replace(
+        SCHEMA,
+        columns=(
+            *SCHEMA.columns[:2],
+            replace(SCHEMA.columns[2], unknown=Unknown.ERROR),
+            SCHEMA.columns[3],
+        ),
+    )
+    with pytest.raises(ForwardedMismatch, match="'city' holds a category"):
+        InstanceParser(strict_city, 8).check_forwarded(batch)
+    with pytest.raises(ForwardedMismatch, match="different columns"):
+        InstanceParser(replace(SCHEMA, columns=SCHEMA.columns[::-1]), 8).check_forwarded(batch)
+
+
+def test_what_a_new_version_refuses_that_the_old_took_is_named() -> None:
+    """A swap says so (a warning step) before any client is switched."""
+    from dataclasses import replace
+
+    from serving.schema import narrowed
+
+    assert narrowed(SCHEMA, SCHEMA) == []
+    age, income, city, _plan = SCHEMA.columns
+    new = replace(
+        SCHEMA,
+        columns=(
+            age,
+            replace(income, nullable=False),
+            replace(city, unknown=Unknown.ERROR),
+            Column("tenure"),
+        ),
+    )
+    assert narrowed(SCHEMA, new) == [
+        "no column 'plan'",
+        "a new column 'tenure' is required",
+        "'income' may not be null",
+        "'city' refuses categories it was not trained on",
+    ]
+    assert narrowed(new, SCHEMA) == ["no column 'tenure'", "a new column 'plan' is required"]
