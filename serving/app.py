@@ -12,7 +12,8 @@ from serving.monitor.deployment import Monitor
 
 def model_app(args: dict[str, Any]) -> Application:
     """One version of one app: args app, version, model_dir, and optionally max_rows, monitor,
-    keys_file (the cluster's app keys) and auth_predict (/predict needs a key too)."""
+    keys_file (the cluster's app keys), auth_predict (/predict needs a key too) and
+    log_features (each live row's input is kept with its prediction)."""
     return ModelServer.bind(  # type: ignore[attr-defined]  # added by @serve.deployment
         app=str(args["app"]),
         version=str(args["version"]),
@@ -21,6 +22,7 @@ def model_app(args: dict[str, Any]) -> Application:
         monitor=bool(args.get("monitor", True)),
         keys_file=str(args["keys_file"]) if args.get("keys_file") else None,
         auth_predict=bool(args.get("auth_predict", False)),
+        log_features=bool(args.get("log_features", False)),
     )
 
 

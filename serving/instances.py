@@ -39,6 +39,26 @@ class Batch:
             batches[0].key,
         )
 
+    def records(self, schema: InputSchema) -> list[list[Any]]:
+        """Each row as a list in the schema's column order (None where missing): what the
+        monitor logs when the app logs its inputs."""
+        numbers = self.numbers.tolist()
+        texts = self.texts.tolist()
+        out = []
+        for i in range(len(self)):
+            n = t = 0
+            row: list[Any] = []
+            for column in schema.columns:
+                if column.kind is Kind.CATEGORY:
+                    row.append(texts[i][t])
+                    t += 1
+                else:
+                    value = numbers[i][n]
+                    row.append(None if value != value else value)  # NaN: missing
+                    n += 1
+            out.append(row)
+        return out
+
     @staticmethod
     def of_numbers(rows: np.ndarray) -> Batch:
         """A batch of an all-numeric model from a float32 matrix (benchmarks, tests)."""

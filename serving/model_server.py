@@ -75,11 +75,15 @@ class ModelServer:
         monitor: bool = True,
         keys_file: str | None = None,
         auth_predict: bool = False,
+        log_features: bool = False,
     ) -> None:
         self.app = app
         # No keys file: no keys asked (unit tests, benchmarks); our configs always name one.
         self._keys = KeyCheck(keys_file, app) if keys_file else None
         self._auth_predict = auth_predict
+        # Each live row's input goes to the monitor with its prediction (stored on the node,
+        # for `models update`): only when the inventory says so.
+        self._log_features = log_features
         self.version = version
         self.model = OnnxModel(Path(model_dir))
         self.max_rows = max_rows
@@ -341,9 +345,11 @@ class ModelServer:
             body["probabilities"] = probas
         if self._monitor is not None:
             now = time.time()
+            inputs = rows.records(self.model.meta.schema) if self._log_features else None
             for i, rid in enumerate(ids):
                 self._buffer.append(
                     (rid, self.version, role, result.labels[i], probas[i] if probas else None, now)
+                    + ((inputs[i],) if inputs is not None else ())
                 )
             self._bound_buffer()
             self._ensure_flusher()

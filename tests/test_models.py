@@ -16,7 +16,7 @@ from sklearn.linear_model import Ridge
 from sklearn.semi_supervised import LabelPropagation
 
 from cluster.models.errors import ModelError
-from cluster.models.examples import example_data, example_models
+from cluster.models.examples import example_data, example_models, make_examples
 from cluster.models.importer import import_model, read_sample_csv
 from cluster.models.store import ModelStore
 from console.cli import main
@@ -317,3 +317,26 @@ def test_a_skops_file_is_the_safe_way_in(
     err = capsys.readouterr().err
     assert "holds types skops does not trust" in err and "_Canary" in err
     assert not (tmp_path / "pwned").exists()
+
+
+def test_the_estimator_is_kept_beside_the_version_never_in_it(tmp_path: Path) -> None:
+    """`models update` continues from the estimator a version came from: kept as skops on the
+    operator's side, outside the version directory that apply ships to hosts."""
+    from cluster.models.convert import load_estimator
+
+    store = ModelStore(tmp_path / "store")
+    make_examples(store)
+    for version in ("1", "2", "3"):
+        kept = store.source("breast-cancer", version)
+        assert kept is not None and kept.parent.name == ".sources"
+        assert sorted(p.name for p in (store.root / "breast-cancer" / version).iterdir()) == [
+            "holdout.json", "meta.json", "model.onnx",
+        ]  # fmt: skip
+        assert store.get("breast-cancer", version).meta.raw["lineage"] == {
+            "method": "import", "parent": None,
+        }  # fmt: skip
+    estimator = load_estimator(store.source("breast-cancer", "2"))  # the trusted-types check
+    X = example_data()[1][:20].astype(np.float32)
+    assert (estimator.predict(X) == example_models()[1].predict(X)).all()
+    assert store.names() == ["breast-cancer"] and store.versions("breast-cancer") == ["1", "2", "3"]
+    assert not list((store.root / "breast-cancer" / ".sources").glob(".incoming*"))

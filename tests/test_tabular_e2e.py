@@ -21,9 +21,14 @@ import httpx
 import numpy as np
 import pytest
 
+from cluster.inventory import load_inventory
 from cluster.models.importer import import_model
 from cluster.models.store import ModelStore
 from cluster.models.tabular import infer_schema, read_sample_csv
+from cluster.rollout.events import Strategy, SwapFinished, SwapOptions, SwapOutcome
+from cluster.rollout.history import History, history_path
+from cluster.rollout.swap import swap
+from cluster.transport import Connections
 from console.cli import main
 from tests.support.leaks import run_temp_dir
 from tests.support.load import run_load
@@ -75,6 +80,7 @@ class Local:
         apps = "".join(
             f"  {app}:\n    target: local\n    model: {app}:1\n    replicas: 1\n"
             f"    num_cpus: 0.1\n    route: /{app}\n"
+            + ("    log_features: true\n" if app == "people-ct" else "")
             for app in MODELS
         )
         self.path.write_text(
@@ -139,6 +145,7 @@ async def test_three_tabular_models_serve_refuse_and_swap(local: Local) -> None:
                 got += response.json()["predictions"]
             assert got == model.predict(test).tolist()[: len(rows)], app
         await refusals(client, local)
+        await labelled_update(client, local)
 
     # Blue/green swaps, one app after another, while every app takes records.
     stop = asyncio.Event()
@@ -155,20 +162,70 @@ async def test_three_tabular_models_serve_refuse_and_swap(local: Local) -> None:
         )
         for app in MODELS
     }
-    try:
-        for app in MODELS:
-            code, events = await run_cli(
-                "swap", app, "--to", "2", "-i", str(local.path), "--strategy", "bluegreen",
-                "--bake", "1s", "--retire-after", "0s", "--yes", "--json",
-            )  # fmt: skip
-            assert code == 0, events[-3:]
-            assert events[-1]["outcome"] == "promoted", events[-1]
+    try:  # one after another: Serve's config is one document per cluster
+        outcomes = [await swap_to_2(local, app) for app in MODELS]
+        assert outcomes == [SwapOutcome.PROMOTED] * len(MODELS), outcomes
     finally:
         stop.set()
         results = {app: await task for app, task in loads.items()}
     for app, result in results.items():
         assert result.failed == 0, (app, result.failures[:5])
         assert result.versions["1"] > 0 and result.versions["2"] > 0, (app, result.versions)
+
+
+async def swap_to_2(local: Local, app: str) -> SwapOutcome | None:
+    """A blue/green swap to version 2 (the operation itself, as `swap --json` runs it)."""
+    inventory = load_inventory(local.path)
+    options = SwapOptions(
+        to_version="2", strategy=Strategy.BLUEGREEN, bake_s=0.0, retire_after_s=0.0
+    )
+    finished = None
+    async with Connections(inventory) as connections:
+        history = History(history_path(local.path))
+        async for event in swap(connections, local.store, inventory.apps[app], options, history):
+            finished = event if isinstance(event, SwapFinished) else finished
+    return finished.outcome if finished is not None else None
+
+
+async def labelled_update(client: httpx.AsyncClient, local: Local) -> None:
+    """people-ct logs its inputs: its holdout, sent as records and labelled, comes back through
+    `models update` (gathered from the node, judged against the live version). Whatever the
+    verdict, the store holds a new version only when it says `stored`."""
+    from cluster.updates.train import Method
+    from cluster.updates.update import UpdateFinished, UpdateJudged, UpdateOptions, update_model
+
+    rows = local.holdout("people-ct")
+    labels = json.loads((local.store.root / "people-ct" / "1" / "holdout.json").read_text())["y"]
+    ring = json.loads((local.remote / "auth" / "local.keys").read_text())
+    auth = {"Authorization": f"Bearer {ring['apps']['people-ct'][0]['key']}"}
+    for start in range(0, len(rows), 100):
+        answer = (await predict(client, local.url("people-ct"), rows[start : start + 100])).json()
+        feedback = [{"request_id": rid, "label": y} for rid, y in
+                    zip(answer["request_ids"], labels[start : start + 100], strict=True)]  # fmt: skip
+        response = await client.post(
+            local.url("people-ct", "/feedback"), json=feedback, headers=auth
+        )
+        assert response.status_code == 200, response.text
+    before = sorted(p.name for p in (local.store.root / "people-ct").iterdir())
+    inventory = load_inventory(local.path)
+    events = []
+    async with Connections(inventory) as connections:
+        options = UpdateOptions(Method.BATCH, since_s=3600, min_records=100, margin=0.05)
+        async for event in update_model(
+            connections, local.store, inventory.apps["people-ct"], options
+        ):
+            events.append(event)
+    [judged] = [e for e in events if isinstance(e, UpdateJudged)]
+    assert judged.trained_on + judged.held_out == len(rows), judged  # every labelled record
+    finished = events[-1]
+    assert isinstance(finished, UpdateFinished), finished
+    after = sorted(p.name for p in (local.store.root / "people-ct").iterdir())
+    if finished.outcome == "stored":
+        assert finished.version == "3" and after == sorted([*before, "3"]), (after, finished)
+        lineage = local.store.get("people-ct", "3").meta.raw["lineage"]
+        assert lineage["method"] == "batch" and lineage["parent"] == "1", lineage
+    else:
+        assert finished.outcome == "not_better" and after == before, finished
 
 
 async def refusals(client: httpx.AsyncClient, local: Local) -> None:

@@ -41,7 +41,9 @@ TOPOLOGY_KEYS = {
     "cluster": ("topology", "head", "workers", "read_only"),
     "edge": ("topology", "hosts", "rollout", "read_only"),
 }
-APP_KEYS = ("target", "model", "replicas", "route", "gates", "num_cpus", "max_rows", "auth")
+APP_KEYS = (
+    "target", "model", "replicas", "route", "gates", "num_cpus", "max_rows", "auth", "log_features",
+)  # fmt: skip
 AUTH_KEYS = ("predict", "key", "grace")
 _GRACE_RE = re.compile(r"^(\d+(?:\.\d+)?)(s|m|h|d)?$")
 _GRACE_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
@@ -520,6 +522,9 @@ def _read_app(
                 why = str(exc) if raw is None else f"{env_shown(raw)} is not a valid gate"
                 reader.fail(g_node, f"{path}.gates[{i}]", why)
     auth = _read_auth(reader, pairs["auth"][1], f"{path}.auth") if "auth" in pairs else AppAuth()
+    log_features: bool | None = False
+    if "log_features" in pairs:
+        log_features = reader.boolean(pairs["log_features"][1], f"{path}.log_features")
     if (
         not ok
         or auth is None
@@ -529,6 +534,7 @@ def _read_app(
         or route is None
         or num_cpus is None
         or max_rows is None
+        or log_features is None
     ):
         return None
     return App(
@@ -543,6 +549,7 @@ def _read_app(
         reader.loc(node),
         max_rows=max_rows,
         auth=auth,
+        log_features=log_features,
     )
 
 

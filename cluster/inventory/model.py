@@ -160,6 +160,8 @@ class App:
     loc: Loc | None = field(default=None, compare=False)
     max_rows: int = 1024  # rows per /predict request above which the app answers 413
     auth: AppAuth = field(default_factory=AppAuth)
+    # Keep each request's input on the nodes, with its prediction and label (models update).
+    log_features: bool = False
 
 
 @dataclass(frozen=True)

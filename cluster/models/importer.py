@@ -10,7 +10,15 @@ from typing import Any
 
 import numpy as np
 
-from cluster.models.convert import Session, check_parity, load_estimator, task_of, to_onnx_bytes
+from cluster.models.convert import (
+    Parity,
+    Session,
+    check_parity,
+    load_estimator,
+    quiet,
+    task_of,
+    to_onnx_bytes,
+)
 from cluster.models.errors import ModelError
 from cluster.models.input_checks import settle_schema
 from cluster.models.profile import holdout_metrics, reference_histograms
@@ -63,6 +71,25 @@ def synthetic_sample(schema: InputSchema, seed: int = 0) -> Sample:
     return Sample(columns, None, SYNTHETIC)
 
 
+@dataclass(frozen=True)
+class Prepared:
+    """A version converted and checked, not yet in the store (writing it is one atomic step)."""
+
+    name: str
+    onnx_bytes: bytes
+    meta: dict[str, Any]
+    holdout: dict[str, Any] | None
+    source: bytes | None  # the estimator as skops bytes
+    task: str
+    parity: Parity
+    metrics: dict[str, float]
+    schema: InputSchema
+
+    @property
+    def sha256(self) -> str:
+        return str(self.meta["sha256"])
+
+
 def import_model(
     store: ModelStore,
     source: Path,
@@ -77,7 +104,26 @@ def import_model(
     check_name(name, "model name")
     if estimator is None:
         estimator = load_estimator(source, trust_pickle=trust_pickle)
-    task = task_of(estimator, source)
+    origin = {
+        "path": str(source),
+        "sha256": hashlib.sha256(source.read_bytes()).hexdigest(),
+    }
+    return store_version(store, prepare_version(name, estimator, sample, origin, source))
+
+
+def prepare_version(
+    name: str,
+    estimator: Any,
+    sample: Sample | None,
+    origin: dict[str, Any],
+    source: Path | str,
+    lineage: dict[str, Any] | None = None,
+) -> Prepared:
+    """Everything a version is, checked (conversion, parity, schema, metrics), in memory.
+    `origin` says where the estimator came from (a file and its sha256); `lineage` where a
+    version trained by `models update` came from (an import is its own origin)."""
+    where = Path(str(source))
+    task = task_of(estimator, where)
     try:
         schema = infer_schema(estimator, sample.names if sample else None)
     except ModelError as exc:
@@ -92,19 +138,12 @@ def import_model(
                 f"{len(schema.names)}: {', '.join(schema.names)}"
             )
         sample = Sample({n: sample.columns[n] for n in schema.names}, sample.y, sample.source)
-    onnx_bytes, schema = to_onnx_bytes(estimator, schema, source)
+    onnx_bytes, schema = to_onnx_bytes(estimator, schema, where)
     session = Session(onnx_bytes, schema)
-    parity = check_parity(estimator, session, sample, schema, task, source)
+    parity = check_parity(estimator, session, sample, schema, task, where)
     schema = settle_schema(estimator, session, sample, schema, task)
     sha = hashlib.sha256(onnx_bytes).hexdigest()
     metrics = holdout_metrics(task, estimator, sample, schema) if sample.y is not None else {}
-    existing = store.find_identical(name, sha)
-    if existing is not None:
-        found = store.get(name, existing)
-        return ImportResult(
-            name, existing, False, found.path, sha, task, parity.rows, parity.max_proba_diff,
-            metrics, schema,
-        )  # fmt: skip
     classes = [_plain(c) for c in estimator.classes_] if task == "classifier" else None
     meta = {
         "format": FORMAT,
@@ -118,17 +157,14 @@ def import_model(
         },
         "classes": classes,
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "source": {
-            "path": str(source),
-            "sha256": hashlib.sha256(source.read_bytes()).hexdigest(),
-            "estimator": _describe(estimator),
-        },
+        "source": {**origin, "estimator": _describe(estimator)},
         "parity": {
             "rows": parity.rows,
             "sample": sample.source,
             "max_proba_diff": parity.max_proba_diff,
         },
         "metrics": metrics,
+        "lineage": lineage or {"method": "import", "parent": None},
         # Drift is measured against real rows only; without them the monitor says
         # "not available: no reference sample" instead of warning about random noise.
         "reference": None if synthetic else reference_histograms(sample, schema),
@@ -140,11 +176,34 @@ def import_model(
         if schema.numeric:  # lists of numbers, as every client of an all-numeric model sends
             rows = [[r[n] for n in schema.names] for r in rows]
         holdout = {"X": rows, "y": [_plain(v) for v in sample.y[:k]]}
-    version = store.add(name, onnx_bytes, meta, holdout)
+    return Prepared(
+        name, onnx_bytes, meta, holdout, skops_bytes(estimator), task, parity, metrics, schema
+    )
+
+
+def store_version(store: ModelStore, prepared: Prepared) -> ImportResult:
+    """Write the version (or find the identical one already there): one atomic step."""
+    p = prepared
+    existing = store.find_identical(p.name, p.sha256)
+    created = existing is None
+    version = existing or store.add(p.name, p.onnx_bytes, p.meta, p.holdout, p.source)
     return ImportResult(
-        name, version, True, store.root / name / version, sha, task, parity.rows,
-        parity.max_proba_diff, metrics, schema,
+        p.name, version, created, store.root / p.name / version, p.sha256, p.task,
+        p.parity.rows, p.parity.max_proba_diff, p.metrics, p.schema,
     )  # fmt: skip
+
+
+def skops_bytes(estimator: Any) -> bytes | None:
+    """The estimator as skops bytes (kept for `models update`), or None when skops cannot
+    save one of its types: the version is still served, it just cannot be updated."""
+    import skops.io as sio
+
+    try:
+        with quiet():
+            return bytes(sio.dumps(estimator))
+    # skops raises whatever its per-type savers raise for a type it does not know.
+    except Exception:  # noqa: BLE001
+        return None
 
 
 def _plain(value: Any) -> Any:

@@ -1,4 +1,9 @@
-"""The model store: NAME/VERSION directories of immutable, checksummed ONNX versions."""
+"""The model store: NAME/VERSION directories of immutable, checksummed ONNX versions.
+
+Beside them, on the operator's machine only, NAME/.sources/VERSION.skops keeps the
+scikit-learn estimator each version was converted from (saved with skops, never a pickle):
+what `models update` continues training from. Hosts get the version directories only.
+"""
 
 from __future__ import annotations
 
@@ -24,6 +29,7 @@ from serving.artifacts import (
 )
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+SOURCES = ".sources"  # NAME/.sources/VERSION.skops: never inside a version, never shipped
 
 
 class InvalidModelName(ModelError, UsageError):
@@ -141,14 +147,37 @@ class ModelStore:
                 continue
         return None
 
+    def source(self, name: str, version: str) -> Path | None:
+        """The skops file of the estimator `version` was converted from, if it was kept."""
+        path = (
+            self.root
+            / check_name(name, "model name")
+            / SOURCES
+            / f"{check_name(version, 'version')}.skops"
+        )
+        return path if path.is_file() else None
+
     def add(
-        self, name: str, onnx_bytes: bytes, meta: dict[str, Any], holdout: dict[str, Any] | None
+        self,
+        name: str,
+        onnx_bytes: bytes,
+        meta: dict[str, Any],
+        holdout: dict[str, Any] | None,
+        source: bytes | None = None,
     ) -> str:
-        """Write a new version atomically (temp dir, then rename) and return its number."""
+        """Write a new version atomically (temp dir, then rename) and return its number;
+        `source` (the estimator as skops bytes) goes to NAME/.sources/VERSION.skops once the
+        version has its number (a version without it can be served, not updated)."""
         base = self.root / check_name(name, "model name")
         base.mkdir(parents=True, exist_ok=True)
-        tmp = base / f".incoming-{secrets.token_hex(4)}"
+        token = secrets.token_hex(4)
+        tmp = base / f".incoming-{token}"
         tmp.mkdir()
+        staged = None
+        if source is not None:
+            (base / SOURCES).mkdir(exist_ok=True)
+            staged = base / SOURCES / f".incoming-{token}.skops"
+            staged.write_bytes(source)
         try:
             (tmp / MODEL_FILE).write_bytes(onnx_bytes)
             if holdout is not None:
@@ -160,13 +189,17 @@ class ModelStore:
                 )
                 try:
                     os.rename(tmp, base / version)  # fails if another import took the number
-                    return version
                 except OSError:
                     continue
+                if staged is not None:
+                    os.replace(staged, base / SOURCES / f"{version}.skops")
+                return version
             raise ModelError(f"could not allocate a version number under {base}")
         finally:
             if tmp.exists():
                 shutil.rmtree(tmp)
+            if staged is not None:
+                staged.unlink(missing_ok=True)
 
 
 def _listing(found: StoredVersion, verified: bool | None) -> VersionListing:

@@ -39,6 +39,7 @@ class DesiredCluster:
                     max_rows=app.max_rows,
                     keys_file=layout.keys_file(self.cluster.id),
                     auth_predict=app.auth.predict,
+                    log_features=app.log_features,
                     versions=(
                         VersionSpec(
                             model.version,

@@ -86,6 +86,7 @@ class AppServe:
             max_rows=self.app.max_rows,
             keys_file=self.layout.keys_file(self.cluster.id),
             auth_predict=self.app.auth.predict,
+            log_features=self.app.log_features,
         )
 
     async def wait_gone(self, names: list[str], timeout: float = 120.0) -> None:

@@ -74,6 +74,7 @@ class AppSpec:
     # against it. Empty: no key asked (serving tests only; apply and swaps always set it).
     keys_file: str = ""
     auth_predict: bool = False  # /predict needs the key too
+    log_features: bool = False  # the monitor keeps each row's input (for `models update`)
 
     def version(self, version: str) -> VersionSpec:
         for v in self.versions:
@@ -151,6 +152,7 @@ def applications(spec: AppSpec) -> list[dict[str, Any]]:
                     **({"code": spec.code} if spec.code else {}),
                     **({"keys_file": spec.keys_file} if spec.keys_file else {}),
                     **({"auth_predict": True} if spec.auth_predict else {}),
+                    **({"log_features": True} if spec.log_features else {}),
                 },
                 "deployments": [deployment],
             }

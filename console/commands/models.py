@@ -16,6 +16,7 @@ from rich.text import Text
 
 from cluster.errors import UsageError
 from console import exit_codes
+from console.commands import models_update
 from console.inventory_path import open_inventory
 
 
@@ -65,6 +66,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     ex.add_argument("--name", help="model name in the store (default: the dataset's)")
     ex.add_argument("--json", action="store_true")
+    models_update.add_parser(msub)
     p.set_defaults(run=run)
 
 
@@ -82,6 +84,8 @@ async def run(args: argparse.Namespace, out: Console, err: Console) -> int:
 
     store = ModelStore(store_root(args))
     action = args.models_command
+    if action == "update":
+        return await models_update.run(args, out, err)
     if action == "import":
         return await asyncio.to_thread(_import, store, args, out, err)
     if action == "example":

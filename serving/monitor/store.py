@@ -39,6 +39,9 @@ CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NU
 CREATE TABLE IF NOT EXISTS waiting_labels (
     request_id TEXT PRIMARY KEY, label TEXT NOT NULL, received REAL NOT NULL) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS waiting_labels_received ON waiting_labels(received);
+CREATE TABLE IF NOT EXISTS inputs (
+    request_id TEXT PRIMARY KEY, ts REAL NOT NULL, features TEXT NOT NULL) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS inputs_ts ON inputs(ts);
 """
 _LABELLED_COLUMNS = "request_id, version, role, prediction, proba, label, ts, label_ts"
 
@@ -53,6 +56,9 @@ class PredictionRecord:
     prediction: Any
     proba: list[float] | None
     ts: float
+    # The row's input, in the schema's column order, when the app logs features
+    # (`log_features: true`): what `models update` trains on once the row is labelled.
+    features: list[Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -129,10 +135,15 @@ class MonitorStore:
             )
             for r in records
         ]
+        inputs = [
+            (r.request_id, r.ts, json.dumps(r.features)) for r in records if r.features is not None
+        ]
         with self._tx():
             self._db.executemany(
                 "INSERT OR IGNORE INTO predictions VALUES (?, ?, ?, ?, ?, ?)", rows
             )
+            if inputs:  # one row per request: a shadow's copy has the same input
+                self._db.executemany("INSERT OR IGNORE INTO inputs VALUES (?, ?, ?)", inputs)
 
     def join(self, request_id: str, label: Any, label_ts: float) -> list[Labelled]:
         """Move every version's prediction for `request_id` to `labelled`; [] when unknown."""
@@ -334,7 +345,9 @@ class MonitorStore:
     def counters(self) -> dict[str, int]:
         return dict(self._db.execute("SELECT name, value FROM counters").fetchall())
 
-    def prune(self, *, pending_before: float, max_pending: int, max_labelled: int) -> int:
+    def prune(
+        self, *, pending_before: float, max_pending: int, max_labelled: int, max_inputs: int = 0
+    ) -> int:
         """Drop expired or excess pending predictions and the oldest labelled pairs; returns expired count."""
         with self._tx():
             expired = self._db.execute(
@@ -344,6 +357,7 @@ class MonitorStore:
                 ("predictions", "ts", max_pending),
                 ("labelled", "label_ts", max_labelled),
                 ("rejected", "label_ts", max_labelled),
+                ("inputs", "ts", max_inputs),
             ):
                 (count,) = self._db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()
                 if count > cap:  # drop the oldest rows (ties at the cut go too)

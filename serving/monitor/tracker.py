@@ -43,6 +43,7 @@ class MonitorSettings:
     max_labelled: int = 200_000  # also bounds the time window: older pairs are pruned
     orphan_grace_s: float = 30.0
     max_orphans: int = 100_000  # labels waiting for their prediction (on disk)
+    max_inputs: int = 200_000  # logged request inputs (log_features), oldest dropped first
     drift_threshold: float = 0.2  # PSI above this raises a warning (0.1-0.25 is the usual band)
 
 
@@ -266,6 +267,7 @@ class AccuracyTracker:
             pending_before=now - self.settings.pending_ttl_s,
             max_pending=self.settings.max_pending,
             max_labelled=self.settings.max_labelled,
+            max_inputs=self.settings.max_inputs,
         )
         self.store.bump({"expired": expired, "unknown": self._expire_orphans(now)})
 

@@ -1,0 +1,159 @@
+"""`mlops-tui models update APP`: a new version from the labels production fed back, judged
+against the live one, and with --swap, swapped in behind the app's gates.
+
+Exit codes: 0 stored (and, with --swap, promoted), 5 no candidate good enough (nothing
+stored), 3 the swap's gate failed and it was rolled back, 1 error, 2 invalid input.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from cluster.errors import UsageError
+from console import exit_codes
+from console.durations import duration
+from console.inventory_path import open_inventory
+from console.render.provision import json_line
+
+
+def add_parser(msub: Any) -> None:
+    up = msub.add_parser(
+        "update",
+        help="train a new version from the app's labelled production records (incremental or "
+        "batch), import it only if it is better, optionally swap to it",
+    )
+    up.add_argument("app")
+    up.add_argument("-i", "--inventory", dest="update_inventory", help="inventory")
+    up.add_argument(
+        "--method",
+        choices=("incremental", "batch"),
+        default="incremental",
+        help="incremental: partial_fit on a copy of the live estimator; batch: refit (default incremental)",
+    )
+    up.add_argument(
+        "--since",
+        type=duration,
+        default=86_400.0,
+        help="records labelled in this window (default 24h)",
+    )
+    up.add_argument(
+        "--min-records",
+        type=_positive,
+        default=200,
+        help="fewer labelled records: no update (default 200)",
+    )
+    up.add_argument(
+        "--margin", type=_margin, default=0.01,
+        help="how much worse than the live version on the stored holdout it may be (default 0.01)",
+    )  # fmt: skip
+    up.add_argument("--swap", action="store_true", help="then swap to it behind the app's gates")
+    up.add_argument("--yes", action="store_true")
+    up.add_argument("--json", action="store_true")
+
+
+def _positive(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a positive whole number")
+    return int(text)
+
+
+def _margin(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a number like 0.01") from None
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"--margin {text}: give a share between 0 and 1")
+    return value
+
+
+async def run(args: argparse.Namespace, out: Console, err: Console) -> int:
+    from cluster.models.store import ModelStore
+    from cluster.rollout.events import SwapFinished, SwapOptions, SwapOutcome
+    from cluster.rollout.history import History, history_path
+    from cluster.rollout.swap import swap
+    from cluster.transport import Connections
+    from cluster.updates.gather import GatherProgress
+    from cluster.updates.train import Method
+    from cluster.updates.update import (
+        UpdateFinished,
+        UpdateJudged,
+        UpdateOptions,
+        UpdateStep,
+        update_model,
+    )
+    from console.commands.provision_common import confirmed
+    from console.commands.swap import print_event
+
+    inventory = open_inventory(args.update_inventory or args.inventory, err=err)
+    if args.app not in inventory.apps:
+        raise UsageError(
+            f"no app named '{args.app}' in {inventory.path} (apps: {', '.join(inventory.apps) or 'none'})"
+        )
+    app = inventory.apps[args.app]
+    store = ModelStore(inventory.settings.model_store)
+    options = UpdateOptions(Method(args.method), args.since, args.min_records, args.margin)
+    finished: UpdateFinished | None = None
+    async with Connections(inventory) as connections:
+        async for event in update_model(connections, store, app, options):
+            if isinstance(event, UpdateFinished):
+                finished = event
+            if args.json:
+                json_line(event)
+            elif isinstance(event, UpdateStep):
+                out.print(Text.assemble(("  ✓ ", "green"), f"{event.phase:<7} {event.detail}"))
+            elif isinstance(event, UpdateJudged):
+                out.print(side_by_side(event))
+            elif isinstance(event, UpdateFinished):
+                style = "green" if event.outcome == "stored" else "bold yellow"
+                out.print(Text(f"{event.outcome}: {event.detail}", style))
+            elif isinstance(event, GatherProgress) and event.done and event.note:
+                out.print(Text(f"  - {event.node}: {event.note}", "dim"))
+        if finished is None or finished.outcome != "stored" or not args.swap:
+            if finished is not None and finished.outcome == "not_better":
+                return exit_codes.NOT_BETTER
+            return exit_codes.OK if finished is not None else exit_codes.FAILED
+        assert finished.version is not None
+        what = f"Swap {app.name} to version {finished.version} (its gates judge it)?"
+        if not confirmed(args, err, what):
+            return exit_codes.OK
+        swap_options = SwapOptions(to_version=finished.version, gates=app.gates)
+        ended: SwapFinished | None = None
+        history = History(history_path(inventory.path))
+        async for event in swap(connections, store, app, swap_options, history):
+            ended = event if isinstance(event, SwapFinished) else ended
+            if args.json:
+                json_line(event)
+            else:
+                print_event(out, event)
+    if ended is None:
+        return exit_codes.FAILED
+    if ended.outcome == SwapOutcome.PROMOTED:
+        return exit_codes.OK
+    return exit_codes.GATE_FAILED if ended.outcome.gate_failed else exit_codes.FAILED
+
+
+def side_by_side(judged: Any) -> Table:
+    """The live version and the candidate on the same records, the verdict under it."""
+    table = Table(
+        title=f"{judged.app}: {judged.method} update of v{judged.parent}", title_justify="left"
+    )
+    for column in ("", f"newest {judged.held_out} records", "stored holdout"):
+        table.add_column(column, justify="right")
+
+    def shown(value: float | None) -> str:
+        return "-" if value is None else f"{value:.4f}"
+
+    table.add_row(
+        f"live v{judged.parent} {judged.metric}", shown(judged.live_new), shown(judged.live_holdout)
+    )
+    table.add_row(
+        f"candidate {judged.metric}", shown(judged.candidate_new), shown(judged.candidate_holdout)
+    )
+    table.caption = judged.reason
+    return table
