@@ -64,20 +64,14 @@ class UpdateStep(Event):
 
 @dataclass(frozen=True)
 class UpdateJudged(Event):
-    """The candidate and the live version side by side."""
+    """The candidate and the live version side by side, and the verdict."""
 
     app: str
     method: str
     parent: str
-    metric: str
     trained_on: int
     held_out: int
-    live_new: float
-    candidate_new: float
-    live_holdout: float | None
-    candidate_holdout: float | None
-    accepted: bool
-    reason: str
+    verdict: Verdict
 
 
 @dataclass(frozen=True)
@@ -136,9 +130,7 @@ async def update_model(
     yield UpdateStep(app.name, "train", f"{options.method} on the {n_train} older records; "
                      f"the newest {n_held} held out to judge on")  # fmt: skip
     verdict = await asyncio.to_thread(_judge, estimator, candidate, split.held_out, stored, options)
-    yield UpdateJudged(app.name, str(options.method), parent, verdict.metric, n_train, n_held,
-                       verdict.live_new, verdict.candidate_new, verdict.live_holdout,
-                       verdict.candidate_holdout, verdict.accepted, verdict.reason)  # fmt: skip
+    yield UpdateJudged(app.name, str(options.method), parent, n_train, n_held, verdict)
     if not verdict.accepted:
         yield UpdateFinished(
             app.name, "not_better", parent, None, verdict.reason + "; nothing stored"

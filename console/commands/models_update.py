@@ -74,9 +74,7 @@ def _margin(text: str) -> float:
 
 async def run(args: argparse.Namespace, out: Console, err: Console) -> int:
     from cluster.models.store import ModelStore
-    from cluster.rollout.events import SwapFinished, SwapOptions, SwapOutcome
-    from cluster.rollout.history import History, history_path
-    from cluster.rollout.swap import swap
+    from cluster.rollout.events import SwapOptions
     from cluster.transport import Connections
     from cluster.updates.gather import GatherProgress
     from cluster.updates.train import Method
@@ -88,7 +86,7 @@ async def run(args: argparse.Namespace, out: Console, err: Console) -> int:
         update_model,
     )
     from console.commands.provision_common import confirmed
-    from console.commands.swap import print_event
+    from console.commands.swap import run_swap
 
     inventory = open_inventory(args.update_inventory or args.inventory, err=err)
     if args.app not in inventory.apps:
@@ -123,19 +121,7 @@ async def run(args: argparse.Namespace, out: Console, err: Console) -> int:
         if not confirmed(args, err, what):
             return exit_codes.OK
         swap_options = SwapOptions(to_version=finished.version, gates=app.gates)
-        ended: SwapFinished | None = None
-        history = History(history_path(inventory.path))
-        async for event in swap(connections, store, app, swap_options, history):
-            ended = event if isinstance(event, SwapFinished) else ended
-            if args.json:
-                json_line(event)
-            else:
-                print_event(out, event)
-    if ended is None:
-        return exit_codes.FAILED
-    if ended.outcome == SwapOutcome.PROMOTED:
-        return exit_codes.OK
-    return exit_codes.GATE_FAILED if ended.outcome.gate_failed else exit_codes.FAILED
+        return await run_swap(connections, store, app, swap_options, args.json, out)
 
 
 def side_by_side(judged: Any) -> Table:

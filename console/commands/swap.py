@@ -13,6 +13,7 @@ from rich.text import Text
 
 from cluster.errors import UsageError
 from cluster.gates import GateSyntaxError, parse_gate
+from cluster.inventory import App
 from cluster.models.store import ModelStore
 from cluster.rollout.events import (
     BakeProgress,
@@ -119,15 +120,28 @@ async def run(args: argparse.Namespace, out: Console, err: Console) -> int:
     what = f"Swap {app.name} to version {args.to} ({args.strategy}, gates: {named})?"
     if not confirmed(args, err, what):
         return exit_codes.OK
-    history = History(history_path(inventory.path))
-    finished: SwapFinished | None = None
     async with Connections(inventory) as connections:
-        async for event in swap(connections, store, app, options, history):
-            finished = event if isinstance(event, SwapFinished) else finished
-            if args.json:
-                json_line(event)
-            else:
-                print_event(out, event)
+        return await run_swap(connections, store, app, options, args.json, out)
+
+
+async def run_swap(
+    connections: Connections,
+    store: ModelStore,
+    app: App,
+    options: SwapOptions,
+    as_json: bool,
+    out: Console,
+) -> int:
+    """The swap, its events printed (or as JSON lines), and its exit code: 0 promoted, 3 a
+    gate failed and it was rolled back, 1 anything else."""
+    history = History(history_path(connections.inventory.path))
+    finished: SwapFinished | None = None
+    async for event in swap(connections, store, app, options, history):
+        finished = event if isinstance(event, SwapFinished) else finished
+        if as_json:
+            json_line(event)
+        else:
+            print_event(out, event)
     if finished is None:
         return exit_codes.FAILED
     if finished.outcome == SwapOutcome.PROMOTED:
