@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import random
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from cluster.errors import MlopsError
 from cluster.inventory import App
+from cluster.lease import LeaseHeld, Leases, LeaseSpot
 from cluster.provision.desired import SERVE_HTTP_HOST
 from cluster.provision.layout import Layout
 from cluster.provision.observe import serve_api
@@ -105,18 +109,50 @@ class AppServe:
         """PUT the whole config: this app as `spec`, every other app as deployed right now.
 
         Serve removes what a config leaves out, so the other apps are read just before the
-        PUT (not when this app was read): a concurrent change to another app is kept.
+        PUT, and the read and the PUT hold the cluster's config lock: a swap of another app
+        at the same moment (another operator's, or this one's) cannot write in between and
+        have its change dropped by ours.
         """
         async with serve_api(self.connections, self.cluster, self.layout) as api:
-            others = _other_configs(await api.applications(), self.app.name)
-            config = {
-                "proxy_location": "EveryNode",
-                "http_options": {"host": SERVE_HTTP_HOST, "port": self.cluster.head.ray.serve_http},
-                "applications": [*others, *applications(spec)],
-            }
-            await api.deploy(config)
+            async with config_lock(self.connections, self.cluster):
+                others = _other_configs(await api.applications(), self.app.name)
+                config = {
+                    "proxy_location": "EveryNode",
+                    "http_options": {
+                        "host": SERVE_HTTP_HOST,
+                        "port": self.cluster.head.ray.serve_http,
+                    },
+                    "applications": [*others, *applications(spec)],
+                }
+                await api.deploy(config)
             if wait_for:
                 await api.wait_running(wait_for, timeout=300)
+
+
+CONFIG_LOCK = "_serve-config"  # a lease no app can hold: app names start with a letter or digit
+CONFIG_LOCK_WAIT_S = 60.0  # a write holds it for a GET and a PUT: well under a second
+
+
+@contextlib.asynccontextmanager
+async def config_lock(connections: Connections, cluster: RayCluster) -> AsyncIterator[None]:
+    """The cluster's Serve config, for one read-modify-write: a lease on the head (the same
+    files as the apps' leases), waited for while another write holds it."""
+    spot = LeaseSpot(CONFIG_LOCK, cluster.id, cluster.head)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + CONFIG_LOCK_WAIT_S
+    while True:
+        lock = Leases(connections, [spot], "a Serve config write", ttl_s=CONFIG_LOCK_WAIT_S)
+        try:
+            await lock.__aenter__()
+            break
+        except LeaseHeld:
+            if loop.time() > deadline:
+                raise
+            await asyncio.sleep(0.1 + random.random() * 0.2)
+    try:
+        yield
+    finally:
+        await lock.__aexit__(None, None, None)
 
 
 def _other_configs(details: dict[str, Any], app: str) -> list[dict[str, Any]]:
