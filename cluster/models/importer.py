@@ -118,10 +118,12 @@ def prepare_version(
     origin: dict[str, Any],
     source: Path | str,
     lineage: dict[str, Any] | None = None,
+    kept: bytes | None = None,
 ) -> Prepared:
     """Everything a version is, checked (conversion, parity, schema, metrics), in memory.
     `origin` says where the estimator came from (a file and its sha256); `lineage` where a
-    version trained by `models update` came from (an import is its own origin)."""
+    version trained by `models update` came from (an import is its own origin); `kept`: the
+    estimator already saved as skops bytes (else it is saved here)."""
     where = Path(str(source))
     task = task_of(estimator, where)
     try:
@@ -177,7 +179,15 @@ def prepare_version(
             rows = [[r[n] for n in schema.names] for r in rows]
         holdout = {"X": rows, "y": [_plain(v) for v in sample.y[:k]]}
     return Prepared(
-        name, onnx_bytes, meta, holdout, skops_bytes(estimator), task, parity, metrics, schema
+        name,
+        onnx_bytes,
+        meta,
+        holdout,
+        kept if kept is not None else skops_bytes(estimator),
+        task,
+        parity,
+        metrics,
+        schema,
     )
 
 

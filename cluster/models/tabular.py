@@ -39,6 +39,23 @@ class Sample:
         data = np.asarray(X, dtype=np.float64)
         return cls({n: data[:, j] for j, n in enumerate(names)}, y, source)
 
+    @classmethod
+    def from_rows(
+        cls, rows: list[Any], schema: InputSchema, y: np.ndarray | None, source: str
+    ) -> Sample:
+        """Rows as requests send them (lists in the schema's order, or records), None where
+        missing: a holdout.json, or the inputs the monitor logged."""
+        columns: dict[str, np.ndarray] = {}
+        for j, column in enumerate(schema.columns):
+            values = [r[column.name] if isinstance(r, dict) else r[j] for r in rows]
+            if column.kind is Kind.CATEGORY:
+                columns[column.name] = np.asarray(values, dtype=object)
+            else:
+                columns[column.name] = np.asarray(
+                    [math.nan if v is None else v for v in values], dtype=np.float64
+                )
+        return cls(columns, y, source)
+
     @property
     def names(self) -> list[str]:
         return list(self.columns)

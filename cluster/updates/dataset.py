@@ -14,7 +14,6 @@ from cluster.errors import MlopsError
 from cluster.models.tabular import Sample
 from cluster.updates.gather import LabelledInput
 from serving.artifacts import ModelMeta
-from serving.schema import Kind
 
 
 class UpdateInputError(MlopsError):
@@ -34,7 +33,6 @@ def to_sample(rows: list[LabelledInput], meta: ModelMeta, source: str) -> Sample
     """The records as a Sample in the schema's columns, labels checked against the model."""
     schema = meta.schema
     n = len(schema.columns)
-    values: list[list[Any]] = [[] for _ in range(n)]
     labels: list[Any] = []
     classes = set(meta.classes) if meta.classes is not None else None
     for row in rows:
@@ -55,18 +53,8 @@ def to_sample(rows: list[LabelledInput], meta: ModelMeta, source: str) -> Sample
             isinstance(row.label, int | float) and math.isfinite(row.label)
         ):
             raise UpdateInputError(f"record {row.request_id}: label {row.label!r} is not a number")
-        for j, value in enumerate(row.features):
-            values[j].append(value)
         labels.append(row.label)
-    columns: dict[str, np.ndarray] = {}
-    for j, column in enumerate(schema.columns):
-        if column.kind is Kind.CATEGORY:
-            columns[column.name] = np.asarray(values[j], dtype=object)
-        else:
-            columns[column.name] = np.asarray(
-                [math.nan if v is None else v for v in values[j]], dtype=np.float64
-            )
-    return Sample(columns, np.asarray(labels), source)
+    return Sample.from_rows([r.features for r in rows], schema, np.asarray(labels), source)
 
 
 def split_by_time(

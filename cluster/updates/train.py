@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import copy
 import json
-import math
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -27,7 +26,7 @@ from cluster.models.convert import quiet
 from cluster.models.store import StoredVersion
 from cluster.models.tabular import Sample, fitted_input
 from cluster.updates.dataset import UpdateInputError
-from serving.schema import InputSchema, Kind
+from serving.schema import InputSchema
 
 EPOCHS = 5  # passes of partial_fit over the records (shuffled each time)
 
@@ -101,20 +100,11 @@ def stored_holdout(version: StoredVersion) -> Sample | None:
     if not path.is_file():
         return None
     data = json.loads(path.read_text())
-    schema = version.meta.schema
     rows = data.get("X") or []
     if not rows:
         return None
-    columns: dict[str, np.ndarray] = {}
-    for j, column in enumerate(schema.columns):
-        values = [r[column.name] if isinstance(r, dict) else r[j] for r in rows]
-        if column.kind is Kind.CATEGORY:
-            columns[column.name] = np.asarray(values, dtype=object)
-        else:
-            columns[column.name] = np.asarray(
-                [math.nan if v is None else v for v in values], dtype=np.float64
-            )
-    return Sample(columns, np.asarray(data["y"]), f"{version.name}:{version.version} holdout")
+    source = f"{version.name}:{version.version} holdout"
+    return Sample.from_rows(rows, version.meta.schema, np.asarray(data["y"]), source)
 
 
 @dataclass(frozen=True)

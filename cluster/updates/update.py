@@ -129,7 +129,10 @@ async def update_model(
         candidate = await asyncio.to_thread(batch, estimator, split.train, schema)
     yield UpdateStep(app.name, "train", f"{options.method} on the {n_train} older records; "
                      f"the newest {n_held} held out to judge on")  # fmt: skip
-    verdict = await asyncio.to_thread(_judge, estimator, candidate, split.held_out, stored, options)
+    holdout = stored_holdout(stored)  # judged on, then the new version's own holdout
+    verdict = await asyncio.to_thread(
+        _judge, estimator, candidate, split.held_out, holdout, stored.meta, options
+    )
     yield UpdateJudged(app.name, str(options.method), parent, n_train, n_held, verdict)
     if not verdict.accepted:
         yield UpdateFinished(
@@ -141,7 +144,6 @@ async def update_model(
         "window": [split.window[0], split.window[1]],
         "records": {"trained_on": n_train, "held_out": n_held, "per_node": gathered.per_node},
     }  # fmt: skip
-    holdout = stored_holdout(stored)
     source = f"models update {app.name} ({options.method} from {app.model}:{parent})"
     prepared = await asyncio.to_thread(_prepare, app.model, candidate, holdout, source, lineage)
     result: ImportResult = store_version(store, prepared)  # one atomic write, not interruptible
@@ -155,13 +157,13 @@ def _prepare(name: str, candidate: Any, holdout: Any, source: str, lineage: dict
     if data is None:
         raise MlopsError("skops cannot save the candidate; nothing stored")
     origin = {"path": source, "sha256": hashlib.sha256(data).hexdigest()}
-    return prepare_version(name, candidate, holdout, origin, source, lineage)
+    return prepare_version(name, candidate, holdout, origin, source, lineage, kept=data)
 
 
-def _judge(live: Any, candidate: Any, held: Any, stored: Any, options: UpdateOptions) -> Verdict:
-    meta = stored.meta
+def _judge(
+    live: Any, candidate: Any, held: Any, holdout: Any, meta: Any, options: UpdateOptions
+) -> Verdict:
     schema, task = meta.schema, meta.task
-    holdout = stored_holdout(stored)
     live_new, cand_new = score(live, held, schema, task), score(candidate, held, schema, task)
     live_h = score(live, holdout, schema, task) if holdout is not None else None
     cand_h = score(candidate, holdout, schema, task) if holdout is not None else None
