@@ -154,10 +154,14 @@ def test_models_import_prints_our_lines_only(tmp_path: Path) -> None:
     ):
         done = subprocess.run(
             [sys.executable, "-m", "console.cli", "models", "--store", str(tmp_path / "store"),
-             "import", str(path), "--name", name] + (["--sample", str(csv)] if name == "gbr" else []),
+             "import", str(path), "--name", name]
+            + (["--sample", str(csv), "--train", str(csv)] if name == "gbr" else []),
             capture_output=True, text=True, timeout=120,
         )  # fmt: skip
         assert done.returncode == 0, done.stderr
         assert done.stderr.strip() == "", done.stderr
         assert done.stdout.startswith(f"{name}:1  stored new version"), done.stdout
         assert len(done.stdout.strip().splitlines()) <= 2, done.stdout
+    # --train kept the rows beside the version, for a batch update to refit on.
+    store = ModelStore(tmp_path / "store")
+    assert store.training("gbr", "1") is not None and store.training("hgb", "1") is None

@@ -51,12 +51,15 @@ def example_models() -> list[Any]:
 def make_examples(store: ModelStore, name: str = EXAMPLE_NAME) -> list[ImportResult]:
     import skops.io as sio
 
-    _, X_test, _, y_test, names = example_data()
+    X_train, X_test, y_train, y_test, names = example_data()
     sample = Sample.from_array(X_test, y_test, names, "breast-cancer holdout (30%)")
     results = []
     with tempfile.TemporaryDirectory(prefix="mlops-example-") as tmp:
         for i, model in enumerate(example_models(), start=1):
             path = Path(tmp) / f"v{i}.skops"  # the safe format: no pickle, ever
             sio.dump(model, path)
-            results.append(import_model(store, path, name, sample))
+            # The rows each was fitted on (v3's labels shuffled, as it was), for batch updates.
+            labels = np.random.default_rng(0).permutation(y_train) if i == 3 else y_train
+            training = Sample.from_array(X_train, labels, names, "breast-cancer training")
+            results.append(import_model(store, path, name, sample, training=training))
     return results

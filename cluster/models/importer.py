@@ -80,6 +80,7 @@ class Prepared:
     meta: dict[str, Any]
     holdout: dict[str, Any] | None
     source: bytes | None  # the estimator as skops bytes
+    training: dict[str, Any] | None  # the rows it was fitted on, as holdout.json holds rows
     task: str
     parity: Parity
     metrics: dict[str, float]
@@ -98,9 +99,11 @@ def import_model(
     estimator: Any = None,
     *,
     trust_pickle: bool = False,
+    training: Sample | None = None,
 ) -> ImportResult:
     """Convert, check parity and store; pass `estimator` when the caller already loaded it.
-    A pickle or joblib `source` is loaded only with `trust_pickle` (see load_estimator)."""
+    A pickle or joblib `source` is loaded only with `trust_pickle` (see load_estimator).
+    `training`: the labelled rows it was fitted on, kept for `models update --method batch`."""
     check_name(name, "model name")
     if estimator is None:
         estimator = load_estimator(source, trust_pickle=trust_pickle)
@@ -108,7 +111,8 @@ def import_model(
         "path": str(source),
         "sha256": hashlib.sha256(source.read_bytes()).hexdigest(),
     }
-    return store_version(store, prepare_version(name, estimator, sample, origin, source))
+    prepared = prepare_version(name, estimator, sample, origin, source, training=training)
+    return store_version(store, prepared)
 
 
 def prepare_version(
@@ -119,11 +123,13 @@ def prepare_version(
     source: Path | str,
     lineage: dict[str, Any] | None = None,
     kept: bytes | None = None,
+    training: Sample | None = None,
 ) -> Prepared:
     """Everything a version is, checked (conversion, parity, schema, metrics), in memory.
     `origin` says where the estimator came from (a file and its sha256); `lineage` where a
     version trained by `models update` came from (an import is its own origin); `kept`: the
-    estimator already saved as skops bytes (else it is saved here)."""
+    estimator already saved as skops bytes (else it is saved here); `training`: the rows it
+    was fitted on, if known."""
     where = Path(str(source))
     task = task_of(estimator, where)
     try:
@@ -171,19 +177,19 @@ def prepare_version(
         # "not available: no reference sample" instead of warning about random noise.
         "reference": None if synthetic else reference_histograms(sample, schema),
     }
-    holdout = None
-    if sample.y is not None:
-        k = min(HOLDOUT_ROWS, len(sample))
-        rows: list[Any] = sample.records(schema, k)
-        if schema.numeric:  # lists of numbers, as every client of an all-numeric model sends
-            rows = [[r[n] for n in schema.names] for r in rows]
-        holdout = {"X": rows, "y": [_plain(v) for v in sample.y[:k]]}
+    holdout = rows_json(sample, schema, HOLDOUT_ROWS) if sample.y is not None else None
+    if training is not None and training.names != schema.names:
+        raise ModelError(
+            f"{training.source}: columns {', '.join(training.names)}; the model expects "
+            f"{', '.join(schema.names)}"
+        )
     return Prepared(
         name,
         onnx_bytes,
         meta,
         holdout,
         kept if kept is not None else skops_bytes(estimator),
+        rows_json(training, schema) if training is not None and training.y is not None else None,
         task,
         parity,
         metrics,
@@ -196,7 +202,7 @@ def store_version(store: ModelStore, prepared: Prepared) -> ImportResult:
     p = prepared
     existing = store.find_identical(p.name, p.sha256)
     created = existing is None
-    version = existing or store.add(p.name, p.onnx_bytes, p.meta, p.holdout, p.source)
+    version = existing or store.add(p.name, p.onnx_bytes, p.meta, p.holdout, p.source, p.training)
     return ImportResult(
         p.name, version, created, store.root / p.name / version, p.sha256, p.task,
         p.parity.rows, p.parity.max_proba_diff, p.metrics, p.schema,
@@ -214,6 +220,17 @@ def skops_bytes(estimator: Any) -> bytes | None:
     # skops raises whatever its per-type savers raise for a type it does not know.
     except Exception:  # noqa: BLE001
         return None
+
+
+def rows_json(sample: Sample, schema: InputSchema, limit: int | None = None) -> dict[str, Any]:
+    """Labelled rows as holdout.json holds them: records, or lists of numbers for an
+    all-numeric model (as every client of one sends), and their labels."""
+    assert sample.y is not None
+    k = len(sample) if limit is None else min(limit, len(sample))
+    rows: list[Any] = sample.records(schema, k)
+    if schema.numeric:
+        rows = [[r[n] for n in schema.names] for r in rows]
+    return {"X": rows, "y": [_plain(v) for v in sample.y[:k]]}
 
 
 def _plain(value: Any) -> Any:

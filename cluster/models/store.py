@@ -2,7 +2,9 @@
 
 Beside them, on the operator's machine only, NAME/.sources/VERSION.skops keeps the
 scikit-learn estimator each version was converted from (saved with skops, never a pickle):
-what `models update` continues training from. Hosts get the version directories only.
+what `models update` continues training from; NAME/.sources/VERSION.train.json, when known,
+the rows it was fitted on (what `models update --method batch` refits on, with the new
+records). Hosts get the version directories only.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from serving.artifacts import (
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 SOURCES = ".sources"  # NAME/.sources/VERSION.skops: never inside a version, never shipped
+KEPT = {"source": ".skops", "training": ".train.json"}  # what .sources holds per version
 
 
 class InvalidModelName(ModelError, UsageError):
@@ -149,12 +152,15 @@ class ModelStore:
 
     def source(self, name: str, version: str) -> Path | None:
         """The skops file of the estimator `version` was converted from, if it was kept."""
-        path = (
-            self.root
-            / check_name(name, "model name")
-            / SOURCES
-            / f"{check_name(version, 'version')}.skops"
-        )
+        return self._kept(name, version, "source")
+
+    def training(self, name: str, version: str) -> Path | None:
+        """The rows `version` was fitted on (JSON: X and y, as holdout.json), if known."""
+        return self._kept(name, version, "training")
+
+    def _kept(self, name: str, version: str, what: str) -> Path | None:
+        base = self.root / check_name(name, "model name") / SOURCES
+        path = base / f"{check_name(version, 'version')}{KEPT[what]}"
         return path if path.is_file() else None
 
     def add(
@@ -164,20 +170,27 @@ class ModelStore:
         meta: dict[str, Any],
         holdout: dict[str, Any] | None,
         source: bytes | None = None,
+        training: dict[str, Any] | None = None,
     ) -> str:
         """Write a new version atomically (temp dir, then rename) and return its number;
-        `source` (the estimator as skops bytes) goes to NAME/.sources/VERSION.skops once the
-        version has its number (a version without it can be served, not updated)."""
+        `source` (the estimator as skops bytes) and `training` (its rows) go to
+        NAME/.sources/ once the version has its number (a version without them can be
+        served, not updated)."""
         base = self.root / check_name(name, "model name")
         base.mkdir(parents=True, exist_ok=True)
         token = secrets.token_hex(4)
         tmp = base / f".incoming-{token}"
         tmp.mkdir()
-        staged = None
-        if source is not None:
+        staged: dict[str, Path] = {}
+        for what, data in (("source", source), ("training", training)):
+            if data is None:
+                continue
             (base / SOURCES).mkdir(exist_ok=True)
-            staged = base / SOURCES / f".incoming-{token}.skops"
-            staged.write_bytes(source)
+            staged[what] = base / SOURCES / f".incoming-{token}{KEPT[what]}"
+            if isinstance(data, bytes):
+                staged[what].write_bytes(data)
+            else:
+                staged[what].write_text(json.dumps(data))
         try:
             (tmp / MODEL_FILE).write_bytes(onnx_bytes)
             if holdout is not None:
@@ -191,15 +204,15 @@ class ModelStore:
                     os.rename(tmp, base / version)  # fails if another import took the number
                 except OSError:
                     continue
-                if staged is not None:
-                    os.replace(staged, base / SOURCES / f"{version}.skops")
+                for what, path in staged.items():
+                    os.replace(path, base / SOURCES / f"{version}{KEPT[what]}")
                 return version
             raise ModelError(f"could not allocate a version number under {base}")
         finally:
             if tmp.exists():
                 shutil.rmtree(tmp)
-            if staged is not None:
-                staged.unlink(missing_ok=True)
+            for path in staged.values():
+                path.unlink(missing_ok=True)
 
 
 def _listing(found: StoredVersion, verified: bool | None) -> VersionListing:

@@ -63,6 +63,11 @@ class Sample:
     def __len__(self) -> int:
         return len(next(iter(self.columns.values()))) if self.columns else 0
 
+    def take(self, rows: np.ndarray) -> Sample:
+        """These rows (indices), in that order."""
+        y = self.y[rows] if self.y is not None else None
+        return Sample({k: v[rows] for k, v in self.columns.items()}, y, self.source)
+
     def head(self, rows: int) -> Sample:
         y = self.y[:rows] if self.y is not None else None
         return Sample({k: v[:rows] for k, v in self.columns.items()}, y, self.source)

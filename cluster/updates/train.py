@@ -28,7 +28,10 @@ from cluster.models.tabular import Sample, fitted_input
 from cluster.updates.dataset import UpdateInputError
 from serving.schema import InputSchema
 
-EPOCHS = 5  # passes of partial_fit over the records (shuffled each time)
+EPOCHS = 1  # passes of partial_fit over the records: more forgets what the holdout holds
+# Rehearsal: each pass also replays this many of the version's own training rows per new
+# record (when the store kept them), so the model learns the new without forgetting the old.
+REHEARSAL = 2
 
 
 class Method(StrEnum):
@@ -38,8 +41,11 @@ class Method(StrEnum):
     BATCH = "batch"
 
 
-def incremental(parent: Any, train: Sample, schema: InputSchema, seed: int = 0) -> Any:
-    """A copy of `parent` that has also learnt from `train` with partial_fit."""
+def incremental(
+    parent: Any, train: Sample, schema: InputSchema, seed: int = 0, base: Sample | None = None
+) -> Any:
+    """A copy of `parent` that has also learnt from `train` with partial_fit, interleaved
+    with a random share of `base` (the rows it was fitted on) when given."""
     final = parent.steps[-1][1] if hasattr(parent, "steps") else parent
     if not hasattr(final, "partial_fit"):
         raise UpdateInputError(
@@ -47,19 +53,27 @@ def incremental(parent: Any, train: Sample, schema: InputSchema, seed: int = 0) 
             "use --method batch"
         )
     model = copy.deepcopy(parent)
-    X = fitted_input(model, train, schema)
-    y = np.asarray(train.y)
     rng = np.random.default_rng(seed)
     with quiet():
-        if hasattr(model, "steps"):
-            for _, step in model.steps[:-1]:
-                if step in (None, "passthrough"):
-                    continue
-                if hasattr(step, "partial_fit"):
-                    step.partial_fit(X)
-                X = step.transform(X)
+        steps = model.steps[:-1] if hasattr(model, "steps") else []
+        X = fitted_input(model, train, schema)
+        for _, step in steps:  # the steps that can learn (a scaler) learn the new rows once
+            if step in (None, "passthrough"):
+                continue
+            if hasattr(step, "partial_fit"):
+                step.partial_fit(X)
+            X = step.transform(X)
         final = model.steps[-1][1] if hasattr(model, "steps") else model
         for _ in range(EPOCHS):
+            data = train
+            if base is not None and len(base):
+                k = min(len(base), REHEARSAL * len(train))
+                data = concat(train, base.take(rng.choice(len(base), k, replace=False)))
+            X = fitted_input(model, data, schema)
+            for _, step in steps:
+                if step not in (None, "passthrough"):
+                    X = step.transform(X)
+            y = np.asarray(data.y)
             order = rng.permutation(len(y))
             final.partial_fit(_rows(X, order), y[order])
     return model
@@ -96,14 +110,18 @@ def score(estimator: Any, sample: Sample, schema: InputSchema, task: str) -> dic
 
 def stored_holdout(version: StoredVersion) -> Sample | None:
     """The version's holdout.json as a Sample (lists of numbers or records), or None."""
-    path = Path(version.path) / "holdout.json"
-    if not path.is_file():
+    return stored_rows(Path(version.path) / "holdout.json", version, "holdout")
+
+
+def stored_rows(path: Path | None, version: StoredVersion, what: str) -> Sample | None:
+    """Labelled rows kept as holdout.json keeps them (X and y), or None without any."""
+    if path is None or not path.is_file():
         return None
     data = json.loads(path.read_text())
     rows = data.get("X") or []
     if not rows:
         return None
-    source = f"{version.name}:{version.version} holdout"
+    source = f"{version.name}:{version.version} {what}"
     return Sample.from_rows(rows, version.meta.schema, np.asarray(data["y"]), source)
 
 

@@ -31,14 +31,17 @@ from cluster.transport import Connections
 from cluster.updates.dataset import split_by_time
 from cluster.updates.gather import Gathered, GatherProgress, gather
 from cluster.updates.train import (
+    REHEARSAL,
     Method,
     Verdict,
     batch,
+    concat,
     incremental,
     judge,
     primary_metric,
     score,
     stored_holdout,
+    stored_rows,
 )
 
 
@@ -51,6 +54,7 @@ class UpdateOptions:
     min_records: int = 200
     margin: float = 0.01
     held_out_share: float = 0.2
+    parent: str | None = None  # the version to update from; None: the one the app serves
 
 
 @dataclass(frozen=True)
@@ -99,7 +103,7 @@ async def update_model(
     connections: Connections, store: ModelStore, app: App, options: UpdateOptions
 ) -> AsyncIterator[Event]:
     """The update's events, UpdateFinished last (MlopsError for what stops it early)."""
-    parent = await live_version(connections, app)
+    parent = options.parent or await live_version(connections, app)
     stored = store.get(app.model, parent)
     kept = store.source(app.model, parent)
     if kept is None:
@@ -108,7 +112,8 @@ async def update_model(
             "estimators were kept, or skops could not save it): import it again to update it"
         )
     estimator = await asyncio.to_thread(load_estimator, kept)
-    yield UpdateStep(app.name, "live", f"{app.name} serves {app.model}:{parent} "
+    how = "serves" if options.parent is None else "is updated from"
+    yield UpdateStep(app.name, "live", f"{app.name} {how} {app.model}:{parent} "
                      f"({type(estimator).__name__}); method {options.method}")  # fmt: skip
     since = time.time() - options.since_s
     gathered = Gathered()
@@ -123,12 +128,27 @@ async def update_model(
     split = split_by_time(gathered.rows, stored.meta, options.held_out_share, options.min_records)
     schema = stored.meta.schema
     n_train, n_held = len(split.train), len(split.held_out)
+    # The rows the live version was fitted on, when the store has them: batch refits on them
+    # too, and the candidate's own training data is them plus the new records either way.
+    base = await asyncio.to_thread(
+        stored_rows, store.training(app.model, parent), stored, "training data"
+    )
     if options.method is Method.INCREMENTAL:
-        candidate = await asyncio.to_thread(incremental, estimator, split.train, schema)
+        candidate = await asyncio.to_thread(incremental, estimator, split.train, schema, 0, base)
+        how = f"incremental (partial_fit) on the {n_train} older records" + (
+            f", rehearsing {min(len(base), REHEARSAL * n_train)} of the rows "
+            f"{app.model}:{parent} was fitted on"
+            if base is not None
+            else ""
+        )
     else:
-        candidate = await asyncio.to_thread(batch, estimator, split.train, schema)
-    yield UpdateStep(app.name, "train", f"{options.method} on the {n_train} older records; "
-                     f"the newest {n_held} held out to judge on")  # fmt: skip
+        candidate = await asyncio.to_thread(batch, estimator, split.train, schema, base)
+        how = f"batch (refit) on the {n_train} older records" + (
+            f" and the {len(base)} rows {app.model}:{parent} was fitted on"
+            if base is not None
+            else f" alone ({app.model}:{parent}'s training data was not kept)"
+        )
+    yield UpdateStep(app.name, "train", f"{how}; the newest {n_held} held out to judge on")
     holdout = stored_holdout(stored)  # judged on, then the new version's own holdout
     verdict = await asyncio.to_thread(
         _judge, estimator, candidate, split.held_out, holdout, stored.meta, options
@@ -142,22 +162,30 @@ async def update_model(
     lineage = {
         "method": str(options.method), "parent": parent,
         "window": [split.window[0], split.window[1]],
-        "records": {"trained_on": n_train, "held_out": n_held, "per_node": gathered.per_node},
+        "records": {"trained_on": n_train, "held_out": n_held, "per_node": gathered.per_node,
+                    "parent_rows": len(base) if base else 0},
     }  # fmt: skip
     source = f"models update {app.name} ({options.method} from {app.model}:{parent})"
-    prepared = await asyncio.to_thread(_prepare, app.model, candidate, holdout, source, lineage)
+    training = concat(base, split.train) if base is not None else split.train
+    prepared = await asyncio.to_thread(
+        _prepare, app.model, candidate, holdout, source, lineage, training
+    )
     result: ImportResult = store_version(store, prepared)  # one atomic write, not interruptible
     yield UpdateStep(app.name, "store", f"{app.model}:{result.version} "
                      f"({'new' if result.created else 'identical to an existing version'})")  # fmt: skip
     yield UpdateFinished(app.name, "stored", parent, result.version, verdict.reason)
 
 
-def _prepare(name: str, candidate: Any, holdout: Any, source: str, lineage: dict[str, Any]) -> Any:
+def _prepare(
+    name: str, candidate: Any, holdout: Any, source: str, lineage: dict[str, Any], training: Any
+) -> Any:
     data = skops_bytes(candidate)
     if data is None:
         raise MlopsError("skops cannot save the candidate; nothing stored")
     origin = {"path": source, "sha256": hashlib.sha256(data).hexdigest()}
-    return prepare_version(name, candidate, holdout, origin, source, lineage, kept=data)
+    return prepare_version(
+        name, candidate, holdout, origin, source, lineage, kept=data, training=training
+    )
 
 
 def _judge(

@@ -45,6 +45,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "with (an empty cell is a missing value; a label/target column gives holdout metrics)",
     )
     imp.add_argument(
+        "--train",
+        metavar="CSV",
+        help="the labelled rows it was fitted on, read as --sample is: kept beside the version "
+        "(never shipped) so that `models update --method batch` refits on them too",
+    )
+    imp.add_argument(
         "--trust-pickle",
         action="store_true",
         help="load a joblib or pickle file: loading one runs any code it holds, on this machine, "
@@ -107,14 +113,18 @@ def _import(store: Any, args: argparse.Namespace, out: Console, err: Console) ->
     with err.status(f"importing {source}: convert, check parity, store", spinner="dots"):
         # Once: loading is the slow (and, for a pickle, risky) part.
         estimator = load_estimator(source, trust_pickle=args.trust_pickle)
-        sample = None
-        if args.sample:
+        sample = training = None
+        if args.sample or args.train:
             try:
                 schema = infer_schema(estimator)
             except ModelError as exc:
                 raise ModelError(f"{source}: {exc}") from None
-            sample = read_sample_csv(Path(args.sample), schema)
-        result = import_model(store, source, args.name, sample, estimator)
+            sample = read_sample_csv(Path(args.sample), schema) if args.sample else None
+            training = read_sample_csv(Path(args.train), schema) if args.train else None
+            if training is not None and training.y is None:
+                raise ModelError(f"{args.train}: no label column (label, target or y): "
+                                 "training rows need their labels")  # fmt: skip
+        result = import_model(store, source, args.name, sample, estimator, training=training)
     _report([result], args, out)
     return exit_codes.OK
 

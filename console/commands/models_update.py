@@ -11,8 +11,6 @@ import argparse
 from typing import Any
 
 from rich.console import Console
-from rich.table import Table
-from rich.text import Text
 
 from cluster.errors import UsageError
 from console import exit_codes
@@ -51,6 +49,11 @@ def add_parser(msub: Any) -> None:
         "--margin", type=_margin, default=0.01,
         help="how much worse than the live version on the stored holdout it may be (default 0.01)",
     )  # fmt: skip
+    up.add_argument(
+        "--from", dest="parent", metavar="VERSION",
+        help="update from this stored version instead of the one the app serves (the app's "
+        "cluster need not answer; it is judged against that version)",
+    )  # fmt: skip
     up.add_argument("--swap", action="store_true", help="then swap to it behind the app's gates")
     up.add_argument("--yes", action="store_true")
     up.add_argument("--json", action="store_true")
@@ -73,20 +76,14 @@ def _margin(text: str) -> float:
 
 
 async def run(args: argparse.Namespace, out: Console, err: Console) -> int:
-    from cluster.models.store import ModelStore
+    from cluster.models.store import ModelStore, check_name
     from cluster.rollout.events import SwapOptions
     from cluster.transport import Connections
-    from cluster.updates.gather import GatherProgress
     from cluster.updates.train import Method
-    from cluster.updates.update import (
-        UpdateFinished,
-        UpdateJudged,
-        UpdateOptions,
-        UpdateStep,
-        update_model,
-    )
+    from cluster.updates.update import UpdateFinished, UpdateOptions, update_model
     from console.commands.provision_common import confirmed
     from console.commands.swap import run_swap
+    from console.render.update import print_update_event
 
     inventory = open_inventory(args.update_inventory or args.inventory, err=err)
     if args.app not in inventory.apps:
@@ -95,7 +92,11 @@ async def run(args: argparse.Namespace, out: Console, err: Console) -> int:
         )
     app = inventory.apps[args.app]
     store = ModelStore(inventory.settings.model_store)
-    options = UpdateOptions(Method(args.method), args.since, args.min_records, args.margin)
+    if args.parent is not None:
+        check_name(args.parent, "version")
+    options = UpdateOptions(
+        Method(args.method), args.since, args.min_records, args.margin, parent=args.parent
+    )
     finished: UpdateFinished | None = None
     async with Connections(inventory) as connections:
         async for event in update_model(connections, store, app, options):
@@ -103,15 +104,8 @@ async def run(args: argparse.Namespace, out: Console, err: Console) -> int:
                 finished = event
             if args.json:
                 json_line(event)
-            elif isinstance(event, UpdateStep):
-                out.print(Text.assemble(("  ✓ ", "green"), f"{event.phase:<7} {event.detail}"))
-            elif isinstance(event, UpdateJudged):
-                out.print(side_by_side(event))
-            elif isinstance(event, UpdateFinished):
-                style = "green" if event.outcome == "stored" else "bold yellow"
-                out.print(Text(f"{event.outcome}: {event.detail}", style))
-            elif isinstance(event, GatherProgress) and event.done and event.note:
-                out.print(Text(f"  - {event.node}: {event.note}", "dim"))
+            else:
+                print_update_event(out, event)
         if finished is None or finished.outcome != "stored" or not args.swap:
             if finished is not None and finished.outcome == "not_better":
                 return exit_codes.NOT_BETTER
@@ -122,24 +116,3 @@ async def run(args: argparse.Namespace, out: Console, err: Console) -> int:
             return exit_codes.OK
         swap_options = SwapOptions(to_version=finished.version, gates=app.gates)
         return await run_swap(connections, store, app, swap_options, args.json, out)
-
-
-def side_by_side(judged: Any) -> Table:
-    """The live version and the candidate on the same records, the verdict under it."""
-    table = Table(
-        title=f"{judged.app}: {judged.method} update of v{judged.parent}", title_justify="left"
-    )
-    for column in ("", f"newest {judged.held_out} records", "stored holdout"):
-        table.add_column(column, justify="right")
-
-    def shown(value: float | None) -> str:
-        return "-" if value is None else f"{value:.4f}"
-
-    table.add_row(
-        f"live v{judged.parent} {judged.metric}", shown(judged.live_new), shown(judged.live_holdout)
-    )
-    table.add_row(
-        f"candidate {judged.metric}", shown(judged.candidate_new), shown(judged.candidate_holdout)
-    )
-    table.caption = judged.reason
-    return table
