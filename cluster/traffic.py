@@ -52,6 +52,9 @@ class LabelledTraffic:
     label_delay: float = 1.0
     stats: TrafficStats = field(default_factory=TrafficStats)
     key: str | None = field(default=None, repr=False)  # the app's key: labels need it
+    # The drift switch: after `drift_after_s`, these rows and labels instead (the world changed).
+    drifted: tuple[list[Any], list[Any]] | None = None
+    drift_after_s: float = 0.0
 
     async def run(self, stop: asyncio.Event) -> TrafficStats:
         """Until `stop` is set; the labels still due are sent before returning."""
@@ -67,7 +70,11 @@ class LabelledTraffic:
             feeder = asyncio.create_task(self._feed(client, due, answered_all))
             pairs = itertools.cycle(zip(self.rows, self.labels, strict=True))
             next_at = loop.time()
+            drift_at = next_at + self.drift_after_s if self.drifted else None
             while not stop.is_set():
+                if drift_at is not None and loop.time() >= drift_at and self.drifted:
+                    pairs = itertools.cycle(zip(*self.drifted, strict=True))
+                    drift_at = None
                 row, label = next(pairs)
                 task = asyncio.create_task(self._predict(client, row, label, due))
                 in_flight.add(task)

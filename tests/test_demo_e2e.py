@@ -1,6 +1,7 @@
 """`mlops-tui demo --headless` on the example inventory's local target, for real: Ray, Serve,
 labelled traffic, v1 -> v2 promoted, v2 -> v3 refused and rolled back, the churn example
-answering records all along, then destroyed."""
+answering records all along; with --drift, its traffic comes from after a price rise, and an
+incremental update from the labels fed back is judged better and swapped in; then destroyed."""
 
 from __future__ import annotations
 
@@ -42,7 +43,7 @@ def test_the_headless_demo_plays_its_story(tmp_path: Path, example_store: ModelS
     assert exe is not None
     try:
         done = subprocess.run(
-            [exe, "demo", "-i", str(inventory), "--headless", "--duration", "20s"],
+            [exe, "demo", "-i", str(inventory), "--headless", "--duration", "20s", "--drift"],
             capture_output=True, text=True, timeout=600, cwd=tmp_path,
         )  # fmt: skip
     finally:
@@ -58,9 +59,17 @@ def test_the_headless_demo_plays_its_story(tmp_path: Path, example_store: ModelS
     # Beside the story, the churn example took records with categories and missing values.
     assert re.search(
         r"churn-local \(records with categories and missing values\): (\d+) sent, \1 answered "
-        r"\(v1: \d+\), 0 failed; [1-9]\d* labels fed back",
+        r"\(v1: \d+, v3: \d+\), 0 failed; [1-9]\d* labels fed back",
         summary,
     ), summary
+    # The drift lowered churn v1's accuracy; the update from its labels won it back.
+    update = re.search(
+        r"churn-local update \(incremental\): v1 -> v3: promoted; accuracy on the newest "
+        r"(\d+) records: live v1 ([\d.]+), candidate ([\d.]+)",
+        summary,
+    )
+    assert update, summary
+    assert int(update[1]) >= 50 and float(update[3]) > float(update[2]) + 0.05, update[0]
     assert "v1 -> v2: promoted" in summary
     assert "v2 -> v3: rolled_back" in summary
     assert "why: holdout gates failed: accuracy>=blue-0.02@50: 0.5556 fails >= " in summary

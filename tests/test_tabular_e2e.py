@@ -3,15 +3,23 @@ the three models people actually train (a ColumnTransformer pipeline with a one-
 HistGradientBoosting and an imputing pipeline, both fitted with 5% missing values) import,
 deploy, answer record-shaped requests with scikit-learn's own predictions, refuse each kind
 of bad record with a 400 naming the column, and swap blue/green under load without a failed
-request (the three swaps at once: different apps on one cluster)."""
+request (the three swaps at once: different apps on one cluster).
+
+The churn example (an SGD pipeline that logs its inputs) closes the update loop: labelled
+traffic from after a price rise its v1 never saw lowers its live accuracy; `models update
+--method batch --swap` trains a better version on those records and its own training data,
+and swaps it in; an update whose candidate is not better (exit 5), and one stopped with
+Ctrl-C, leave the model store byte for byte as it was."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import io
 import json
 import shutil
+import signal
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -22,12 +30,14 @@ import numpy as np
 import pytest
 
 from cluster.inventory import load_inventory
+from cluster.models.churn import drifted_sample, make_churn_examples
 from cluster.models.importer import import_model
 from cluster.models.store import ModelStore
 from cluster.models.tabular import infer_schema, read_sample_csv
 from cluster.rollout.events import Strategy, SwapFinished, SwapOptions, SwapOutcome
 from cluster.rollout.history import History, history_path
 from cluster.rollout.swap import swap
+from cluster.telemetry.frame import MonitorSummary
 from cluster.transport import Connections
 from console.cli import main
 from tests.support.leaks import run_temp_dir
@@ -74,6 +84,7 @@ class Local:
                 csv = write_sample(test, y_test, self.root / f"{app}-{version}.csv")
                 sample = read_sample_csv(csv, infer_schema(model))
                 assert import_model(self.store, source, app, sample).version == str(version)
+        make_churn_examples(self.store)  # churn 1 (good, SGD), 2 (bad)
 
     def write(self) -> None:
         ray = ", ".join(f"{k}: {v}" for k, v in self.ports.items())
@@ -82,6 +93,10 @@ class Local:
             f"    num_cpus: 0.1\n    route: /{app}\n"
             + ("    log_features: true\n" if app == "people-ct" else "")
             for app in MODELS
+        )
+        apps += (
+            "  churn:\n    target: local\n    model: churn:1\n    replicas: 1\n"
+            "    num_cpus: 0.1\n    route: /churn\n    log_features: true\n"
         )
         self.path.write_text(
             f"defaults:\n  remote_dir: {self.remote}\n  model_store: {self.store.root}\n"
@@ -93,6 +108,20 @@ class Local:
 
     def url(self, app: str, path: str = "/predict") -> str:
         return f"http://{ADDRESS}:{self.ports['serve_port']}/{app}{path}"
+
+    def key(self, app: str) -> dict[str, str]:
+        """The app's key (labels and the monitor need it), as a header."""
+        ring = json.loads((self.remote / "auth" / "local.keys").read_text())
+        return {"Authorization": f"Bearer {ring['apps'][app][0]['key']}"}
+
+    def snapshot(self) -> dict[str, str]:
+        """Every file and directory of the model store, with its bytes' sha256."""
+        return {
+            str(p.relative_to(self.store.root)): hashlib.sha256(p.read_bytes()).hexdigest()
+            if p.is_file()
+            else "dir"
+            for p in sorted(self.store.root.rglob("*"))
+        }
 
     def holdout(self, app: str, version: str = "1") -> list[Any]:
         rows: list[Any] = json.loads(
@@ -188,45 +217,125 @@ async def swap_to_2(local: Local, app: str) -> SwapOutcome | None:
     return finished.outcome if finished is not None else None
 
 
-async def labelled_update(client: httpx.AsyncClient, local: Local) -> None:
-    """people-ct logs its inputs: its holdout, sent as records and labelled, comes back through
-    `models update` (gathered from the node, judged against the live version). Whatever the
-    verdict, the store holds a new version only when it says `stored`."""
-    from cluster.updates.train import Method
-    from cluster.updates.update import UpdateFinished, UpdateJudged, UpdateOptions, update_model
-
-    rows = local.holdout("people-ct")
-    labels = json.loads((local.store.root / "people-ct" / "1" / "holdout.json").read_text())["y"]
-    ring = json.loads((local.remote / "auth" / "local.keys").read_text())
-    auth = {"Authorization": f"Bearer {ring['apps']['people-ct'][0]['key']}"}
+async def labelled(
+    client: httpx.AsyncClient, local: Local, app: str, rows: list[Any], labels: list[Any] | None
+) -> list[Any]:
+    """Rows to the app in requests of 100, each answer labelled with `labels` (with None: with
+    what the app answered, as if it were always right); the predictions."""
+    predictions: list[Any] = []
     for start in range(0, len(rows), 100):
-        answer = (await predict(client, local.url("people-ct"), rows[start : start + 100])).json()
-        feedback = [{"request_id": rid, "label": y} for rid, y in
-                    zip(answer["request_ids"], labels[start : start + 100], strict=True)]  # fmt: skip
-        response = await client.post(
-            local.url("people-ct", "/feedback"), json=feedback, headers=auth
-        )
+        response = await predict(client, local.url(app), rows[start : start + 100])
         assert response.status_code == 200, response.text
-    before = sorted(p.name for p in (local.store.root / "people-ct").iterdir())
-    inventory = load_inventory(local.path)
-    events = []
-    async with Connections(inventory) as connections:
-        options = UpdateOptions(Method.BATCH, since_s=3600, min_records=100, margin=0.05)
-        async for event in update_model(
-            connections, local.store, inventory.apps["people-ct"], options
-        ):
-            events.append(event)
-    [judged] = [e for e in events if isinstance(e, UpdateJudged)]
-    assert judged.trained_on + judged.held_out == len(rows), judged  # every labelled record
-    finished = events[-1]
-    assert isinstance(finished, UpdateFinished), finished
-    after = sorted(p.name for p in (local.store.root / "people-ct").iterdir())
-    if finished.outcome == "stored":
-        assert finished.version == "3" and after == sorted([*before, "3"]), (after, finished)
-        lineage = local.store.get("people-ct", "3").meta.raw["lineage"]
-        assert lineage["method"] == "batch" and lineage["parent"] == "1", lineage
-    else:
-        assert finished.outcome == "not_better" and after == before, finished
+        answer = response.json()
+        predictions += answer["predictions"]
+        truth = answer["predictions"] if labels is None else labels[start : start + 100]
+        feedback = [{"request_id": rid, "label": y} for rid, y in
+                    zip(answer["request_ids"], truth, strict=True)]  # fmt: skip
+        response = await client.post(local.url(app, "/feedback"), json=feedback,
+                                     headers=local.key(app))  # fmt: skip
+        assert response.status_code == 200, response.text
+    return predictions
+
+
+async def labelled_update(client: httpx.AsyncClient, local: Local) -> None:
+    """people-ct logs its inputs; its holdout comes back labelled with what v1 answered (v1
+    is right on every one): no candidate can be better, so `models update` stores nothing,
+    exits 5, and the model store is byte for byte as it was."""
+    rows = local.holdout("people-ct")
+    await labelled(client, local, "people-ct", rows, None)
+    before = local.snapshot()
+    code, events = await run_cli(
+        "models", "update", "people-ct", "-i", str(local.path), "--method", "batch",
+        "--min-records", "100", "--json",
+    )  # fmt: skip
+    assert code == 5, events[-3:]
+    [judged] = [e for e in events if e["event"] == "update_judged"]
+    assert judged["trained_on"] + judged["held_out"] == len(rows), judged  # every record
+    assert judged["verdict"]["live_new"] == 1.0 and not judged["verdict"]["accepted"], judged
+    assert events[-1]["outcome"] == "not_better", events[-1]
+    assert "nothing stored" in events[-1]["detail"], events[-1]
+    assert local.snapshot() == before
+
+
+async def test_drifted_labels_lower_accuracy_and_a_batch_update_wins_it_back(local: Local) -> None:
+    code, events = await run_cli("apply", "-i", str(local.path), "--yes", "--json")
+    assert code == 0, events[-3:]  # nothing to do after the test before (alone: deploys)
+    schema = local.store.get("churn", "1").meta.schema
+    drifted, fresh = drifted_sample(1200, seed=11), drifted_sample(600, seed=12)
+    assert drifted.y is not None and fresh.y is not None
+    fresh_rows = fresh.records(schema, len(fresh))
+    async with httpx.AsyncClient(timeout=30) as client:
+        await labelled(client, local, "churn", drifted.records(schema, 1200), drifted.y.tolist())
+        old = accuracy(await answers(client, local, fresh_rows), fresh.y)
+        response = await client.get(local.url("churn", "/__monitor"), headers=local.key("churn"))
+        assert response.status_code == 200, response.text
+        live = MonitorSummary.from_json(response.json()).versions["1"].last_n
+    holdout = local.store.get("churn", "1").meta.raw["metrics"]["accuracy"]
+    # The price rise: v1's live accuracy fell well below what its holdout promised.
+    assert live.n >= 1000 and live.accuracy is not None, live
+    assert live.accuracy < holdout - 0.05, (live.accuracy, holdout)
+
+    # Ctrl-C once the candidate is judged (it is being converted): nothing stored.
+    before = local.snapshot()
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "console.cli", "models", "update", "churn", "-i", str(local.path),
+        "--method", "batch", "--json",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    assert proc.stdout is not None and proc.stderr is not None
+    seen = []
+    async for line in proc.stdout:
+        seen.append(json.loads(line))
+        if seen[-1]["event"] == "update_judged":
+            assert seen[-1]["verdict"]["accepted"], seen[-1]
+            proc.send_signal(signal.SIGINT)
+    err = (await proc.stderr.read()).decode()
+    assert await asyncio.wait_for(proc.wait(), 60) == 130, (seen[-2:], err[-2000:])
+    assert "Traceback" not in err and not any(e["event"] == "update_finished" for e in seen)
+    assert local.snapshot() == before
+
+    code, events = await run_cli(
+        "models", "update", "churn", "-i", str(local.path), "--method", "batch", "--swap",
+        "--yes", "--json",
+    )  # fmt: skip
+    assert code == 0, events[-3:]
+    [judged] = [e for e in events if e["event"] == "update_judged"]
+    verdict = judged["verdict"]
+    assert judged["trained_on"] + judged["held_out"] == 1200, judged
+    assert verdict["candidate_new"] > verdict["live_new"] + 0.05, verdict
+    assert verdict["candidate_holdout"] >= verdict["live_holdout"] - 0.01, verdict
+    stored = [e for e in events if e["event"] == "update_finished"]
+    assert stored[0]["outcome"] == "stored" and stored[0]["version"] == "3", stored
+    assert events[-1]["event"] == "swap_finished" and events[-1]["outcome"] == "promoted"
+    lineage = local.store.get("churn", "3").meta.raw["lineage"]
+    assert lineage["method"] == "batch" and lineage["parent"] == "1", lineage
+    assert lineage["records"]["parent_rows"] == 2100, lineage  # refit on v1's own rows too
+    assert local.store.training("churn", "3") is not None  # and kept for the next update
+    async with httpx.AsyncClient(timeout=30) as client:
+        new = accuracy(await answers(client, local, fresh_rows, version="3"), fresh.y)
+    print(
+        f"\nUPDATE churn after the price rise: v1 {old:.3f}, v3 (batch) {new:.3f} on "
+        f"{len(fresh_rows)} fresh customers; v1's holdout {holdout:.3f}, live {live.accuracy:.3f}"
+    )
+    assert new > old + 0.05, (old, new)
+
+
+async def answers(
+    client: httpx.AsyncClient, local: Local, rows: list[Any], version: str = "1"
+) -> list[Any]:
+    """The app's predictions for `rows` (no labels fed back), all from `version`."""
+    predictions = []
+    for start in range(0, len(rows), 100):
+        response = await predict(client, local.url("churn"), rows[start : start + 100])
+        assert response.status_code == 200 and response.json()["version"] == version, response.text[
+            :300
+        ]
+        predictions += response.json()["predictions"]
+    return predictions
+
+
+def accuracy(predictions: list[Any], truth: Any) -> float:
+    return float(np.mean(np.asarray(predictions) == np.asarray(truth)))
 
 
 async def refusals(client: httpx.AsyncClient, local: Local) -> None:

@@ -125,3 +125,68 @@ def test_models_update_refuses_bad_arguments(
     assert "no app named 'nope'" in capsys.readouterr().err
     assert main(["models", "update", "churn", "-i", str(inventory), "--margin", "2"]) == 2
     assert "--margin 2: give a share between 0 and 1" in capsys.readouterr().err
+
+
+def test_the_churn_example_drifts_and_both_methods_win_it_back(tmp_path: Path) -> None:
+    """The demo's story in numbers: after the price rise churn v1 is worse than its holdout
+    said; incremental (its SGD learns on) and batch (a refit on v1's own kept rows and the new
+    records) are each better on newer customers and within the default margin on the
+    holdout. The store kept v1's training rows for exactly that."""
+    from cluster.models.churn import churn_sample, drifted_sample, make_churn_examples
+    from cluster.updates.train import concat, stored_rows
+
+    store = ModelStore(tmp_path)
+    make_churn_examples(store)
+    v1 = store.get("churn", "1")
+    schema = v1.meta.schema
+    estimator = load(store.source("churn", "1"))
+    base = stored_rows(store.training("churn", "1"), v1, "training data")
+    assert base is not None and len(base) == 2100 and base.names == schema.names
+    holdout, world = churn_sample(), drifted_sample(1500, seed=11)
+    train = Sample({k: v[:1200] for k, v in world.columns.items()}, world.y[:1200], "older")  # type: ignore[index]
+    newest = Sample({k: v[1200:] for k, v in world.columns.items()}, world.y[1200:], "newest")  # type: ignore[index]
+
+    def accuracy(model: object, sample: Sample) -> float:
+        return score(model, sample, schema, "classifier")["accuracy"]
+
+    assert accuracy(estimator, newest) < v1.meta.raw["metrics"]["accuracy"] - 0.05
+    for candidate in (
+        incremental(estimator, train, schema, 0, base),
+        batch(estimator, train, schema, base),
+    ):
+        verdict = judge(
+            "accuracy",
+            {"accuracy": accuracy(estimator, newest)},
+            {"accuracy": accuracy(candidate, newest)},
+            {"accuracy": accuracy(estimator, holdout)},
+            {"accuracy": accuracy(candidate, holdout)},
+            0.01,
+        )
+        assert verdict.accepted and verdict.candidate_new > verdict.live_new + 0.05, verdict
+    assert len(concat(base, train)) == 3300
+
+
+def load(path: Path | None) -> object:
+    from cluster.models.convert import load_estimator
+
+    assert path is not None
+    return load_estimator(path)
+
+
+def test_the_verdict_prints_side_by_side_for_a_person() -> None:
+    """`models update` without --json: the two versions' figures in one table, then why."""
+    from rich.console import Console
+
+    from cluster.updates.train import Verdict
+    from cluster.updates.update import UpdateFinished, UpdateJudged
+    from console.render.update import print_update_event
+
+    out = Console(width=100, record=True, color_system=None)
+    verdict = Verdict("accuracy", 0.6857, 0.8143, 0.746, 0.742, True, "better on the newest")
+    print_update_event(out, UpdateJudged("churn", "incremental", "1", 560, 140, verdict))
+    print_update_event(out, UpdateFinished("churn", "stored", "1", "3", "better on the newest"))
+    text = out.export_text()
+    assert "churn: incremental update of v1" in text and "newest 140 records" in text, text
+    assert "live v1 accuracy" in text and "0.6857" in text and "0.7460" in text, text
+    assert "candidate accuracy" in text and "0.8143" in text and "0.7420" in text, text
+    assert "stored: better on the newest" in text, text

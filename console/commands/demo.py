@@ -7,8 +7,13 @@ target serving the churn example (numbers, categories, missing values) takes rec
 traffic with labels all along; in the console, its bad v2 is there to be refused. Either way the
 traffic stops and the target is destroyed at the end, whatever happened.
 
+With --drift, the churn traffic comes from after a price rise its v1 never saw (headless:
+from the start; in the console: after DRIFT_AFTER_S), so its live accuracy falls below its
+holdout figure; the headless story then runs `models update --method incremental --swap` on
+it, and the console's App screen proposes the same update (key u).
+
 Exit 0 only when the story played out: v2 promoted, v3 refused by its gates and rolled back,
-and not one request failed.
+(with --drift: the churn update promoted) and not one request failed.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ import os
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.text import Text
@@ -45,10 +51,14 @@ from console.durations import duration
 from console.inventory_path import open_inventory
 from console.render.provision import print_plan, print_step
 
+if TYPE_CHECKING:  # numpy and scikit-learn load only when the update runs
+    from cluster.updates.update import UpdateFinished, UpdateJudged
+
 EXAMPLE = "inventory.example.yaml"
 DEMO_MODEL = "breast-cancer"
 CHURN_MODEL = "churn"
 DEFAULT_GATES = ("accuracy>=blue-0.02",)
+DRIFT_AFTER_S = 20.0  # in the console: long enough to see the accuracy before it falls
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -68,6 +78,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--duration", type=duration, default=60.0, help="traffic for at least this long (60s)"
     )
     p.add_argument("--rate", type=float, default=20.0, help="predictions a second (default 20)")
+    p.add_argument(
+        "--drift",
+        action="store_true",
+        help="the churn traffic drifts (a price rise its v1 never saw): its accuracy falls, "
+        "and an incremental update is proposed and swapped in",
+    )
     p.set_defaults(run=run)
 
 
@@ -84,21 +100,32 @@ async def run(args: argparse.Namespace, out: Console, err: Console) -> int:
     if not await _apply(inventory, store, args.target, out):
         await _destroy(inventory, args.target, out)
         return exit_codes.FAILED
+    if args.drift and not any(a.log_features for a in churn):
+        raise UsageError(
+            f"--drift updates the churn app from its logged inputs: give one of the apps "
+            f"serving {CHURN_MODEL} in {inventory.path} `log_features: true`"
+        )
     stats = TrafficStats()
     side = {a.name: TrafficStats() for a in churn}  # record-shaped traffic beside the story
     outcomes: list[SwapFinished] = []
     reasons: dict[str, str] = {}  # version -> why its gates failed
+    updated: list[UpdateOutcome] = []
     try:
         async with contextlib.AsyncExitStack() as traffic:
             await traffic.enter_async_context(_traffic(inventory, app, store, args.rate, stats))
+            drift = (0.0 if headless else DRIFT_AFTER_S) if args.drift else None
             for other in churn:
+                rate = args.rate if drift is not None else args.rate / 4
                 await traffic.enter_async_context(
-                    _traffic(inventory, other, store, args.rate / 4, side[other.name])
+                    _traffic(inventory, other, store, rate, side[other.name], drift)
                 )
             if headless:
                 outcomes = await _story(
                     inventory, app, store, args.duration, args.rate, out, reasons
                 )
+                if args.drift:
+                    target = next(a for a in churn if a.log_features)
+                    updated.append(await _update_story(inventory, target, store, out))
             else:
                 from console.tui.app import MlopsApp  # Textual only for the interactive demo
 
@@ -109,9 +136,12 @@ async def run(args: argparse.Namespace, out: Console, err: Console) -> int:
     _summary(out, stats, outcomes, reasons, headless)
     for name, figures in side.items():
         _side_summary(out, name, figures)
+    for outcome in updated:
+        out.print(outcome.line())
     if not headless:
         return exit_codes.OK
     played = [o.outcome for o in outcomes] == [SwapOutcome.PROMOTED, SwapOutcome.ROLLED_BACK]
+    played = played and all(u.promoted for u in updated)
     clean = all(s.failed == 0 and s.answered for s in (stats, *side.values()))
     return exit_codes.OK if played and clean else exit_codes.FAILED
 
@@ -174,12 +204,26 @@ async def _destroy(inventory: Inventory, target: str, out: Console) -> None:
 
 @contextlib.asynccontextmanager
 async def _traffic(
-    inventory: Inventory, app: App, store: ModelStore, rate: float, stats: TrafficStats
+    inventory: Inventory,
+    app: App,
+    store: ModelStore,
+    rate: float,
+    stats: TrafficStats,
+    drift_after_s: float | None = None,
 ) -> AsyncIterator[None]:
-    """Held-out rows to the app, their labels a second later, until the block ends."""
+    """Held-out rows to the app, their labels a second later, until the block ends; with
+    `drift_after_s`, churn customers after the price rise from then on."""
     labelled = holdout(store.get(app.model, app.model_version or None))
     if labelled is None:
         raise UsageError(f"{app.model}:1 has no holdout to send")
+    drifted = None
+    if drift_after_s is not None:
+        from cluster.models.churn import drifted_sample
+
+        schema = store.get(app.model, app.model_version or None).meta.schema
+        sample = await asyncio.to_thread(drifted_sample)
+        assert sample.y is not None
+        drifted = (sample.records(schema, len(sample)), sample.y.tolist())
     cluster = clusters_of(inventory, inventory.targets[app.target])[0]
     head = cluster.head
     async with Connections(inventory) as connections:
@@ -188,8 +232,9 @@ async def _traffic(
         async with transport.forward(head.address, head.ray.serve_http) as (host, port):
             url = f"http://{host}:{port}{app.route}"
             generator = LabelledTraffic(
-                url, labelled["X"], labelled["y"], rate=rate, stats=stats, key=key
-            )
+                url, labelled["X"], labelled["y"], rate=rate, stats=stats, key=key,
+                drifted=drifted, drift_after_s=drift_after_s or 0.0,
+            )  # fmt: skip
             stop = asyncio.Event()
             task = asyncio.create_task(generator.run(stop))
             try:
@@ -241,6 +286,76 @@ async def _story(
         out.print(Text(f"\n== traffic goes on for {left:.0f} s more", "bold"))
         await asyncio.sleep(left)
     return outcomes
+
+
+@dataclasses.dataclass
+class UpdateOutcome:
+    """How the churn update went: the verdict's figures, and the swap's outcome."""
+
+    app: str
+    judged: UpdateJudged | None = None
+    finished: UpdateFinished | None = None
+    swapped: SwapFinished | None = None
+
+    @property
+    def promoted(self) -> bool:
+        return self.swapped is not None and self.swapped.outcome == SwapOutcome.PROMOTED
+
+    def line(self) -> Text:
+        j, f = self.judged, self.finished
+        if j is None or f is None:
+            return Text(f"{self.app} update: did not finish", "bold red")
+        v = j.verdict
+        figures = (f"{v.metric} on the newest {j.held_out} records: live v{j.parent} "
+                   f"{v.live_new:.4f}, candidate {v.candidate_new:.4f}")  # fmt: skip
+        if f.version is None:
+            return Text(f"{self.app} update ({j.method}): {f.outcome}; {figures}", "yellow")
+        outcome = self.swapped.outcome if self.swapped else "not swapped"
+        style = "green" if self.promoted else "yellow"
+        return Text(
+            f"{self.app} update ({j.method}): v{j.parent} -> v{f.version}: {outcome}; {figures}",
+            style,
+        )
+
+
+async def _update_story(
+    inventory: Inventory, app: App, store: ModelStore, out: Console
+) -> UpdateOutcome:
+    """The churn app's accuracy fell with the drift: an incremental update from its labelled
+    records, judged, stored, then swapped in behind its gates."""
+    from cluster.updates.train import Method
+    from cluster.updates.update import UpdateFinished, UpdateJudged, UpdateOptions, update_model
+    from console.render.update import print_update_event
+
+    outcome = UpdateOutcome(app.name)
+    out.print(Text(f"\n== {app.name}: the price rise lowered its accuracy; update it "
+                   "(incremental, from the labels fed back), then swap", "bold"))  # fmt: skip
+    # --margin 0.02: the holdout's own tolerance in the default gate (accuracy>=blue-0.02).
+    options = UpdateOptions(Method.INCREMENTAL, since_s=3600.0, margin=0.02)
+    async with Connections(inventory) as connections:
+        try:
+            async for event in update_model(connections, store, app, options):
+                print_update_event(out, event)
+                if isinstance(event, UpdateJudged):
+                    outcome.judged = event
+                elif isinstance(event, UpdateFinished):
+                    outcome.finished = event
+        except MlopsError as exc:
+            out.print(Text(f"update failed: {exc}", "bold red"))
+            return outcome
+        if outcome.finished is None or outcome.finished.version is None:
+            return outcome
+        history = History(history_path(inventory.path))
+        # No bake: its holdout gate judges it before any traffic moves (the demo's time is
+        # short; `models update --swap` bakes as long as any swap).
+        to = SwapOptions(
+            to_version=outcome.finished.version, gates=app.gates, bake_s=0.0, retire_after_s=0.0
+        )
+        async for event in swap(connections, store, app, to, history):
+            print_event(out, event)
+            if isinstance(event, SwapFinished):
+                outcome.swapped = event
+    return outcome
 
 
 def _side_summary(out: Console, name: str, stats: TrafficStats) -> None:
