@@ -25,7 +25,15 @@ from cluster.rollout.events import SwapFinished, SwapOptions, SwapOutcome
 from cluster.rollout.history import History, history_path
 from cluster.transport import Connections
 from console.tui.commands import PlacesProvider
-from console.tui.feeds import Checker, FleetHistory, FleetSource, live_checker, live_source
+from console.tui.feeds import (
+    Checker,
+    FleetHistory,
+    FleetSource,
+    Updater,
+    live_checker,
+    live_source,
+    live_updater,
+)
 from console.tui.messages import FleetUpdated
 from console.tui.screens.confirm import ConfirmScreen
 from console.tui.screens.overview import OverviewScreen
@@ -37,8 +45,8 @@ if TYPE_CHECKING:
 
 
 class MlopsApp(App[None]):
-    """The console; `source` and `checker` replace the live fleet feed and host probes
-    (recorded frames and results in tests)."""
+    """The console; `source`, `checker` and `updater` replace the live fleet feed, host
+    probes and model updates (recorded frames, results and events in tests)."""
 
     CSS_PATH = "app.tcss"
     TITLE = "mlops-tui"
@@ -56,6 +64,7 @@ class MlopsApp(App[None]):
         read_only: bool = False,
         source: FleetSource | None = None,
         checker: Checker | None = None,
+        updater: Updater | None = None,
         start: tuple[str, str] | None = None,
     ) -> None:
         super().__init__()
@@ -63,6 +72,7 @@ class MlopsApp(App[None]):
         self.read_only = read_only
         self.source = source or live_source(inventory)
         self.checker = checker or live_checker
+        self.updater = updater or live_updater(inventory)
         self.start = start
         self.fleet = FleetHistory()
         self.swaps: dict[str, SwapRun] = {}
@@ -126,6 +136,7 @@ class MlopsApp(App[None]):
         from console.tui.screens.models import ModelsScreen
         from console.tui.screens.plan import PlanScreen
         from console.tui.screens.rollout import RolloutScreen
+        from console.tui.screens.update import UpdateScreen
 
         if place == "app":
             return AppLiveScreen(argument)
@@ -141,6 +152,8 @@ class MlopsApp(App[None]):
             return LogsScreen(argument)
         if place == "plan":
             return PlanScreen(argument)
+        if place == "update":
+            return UpdateScreen(argument)
         raise ValueError(f"no screen for {place!r}")
 
     def refusal(self, targets: list[str]) -> str | None:

@@ -1,6 +1,6 @@
 """Where `:` and the command palette can go: parsing, completion, palette hits.
 
-`:apps`, `:app NAME`, `:rollout APP`, `:hosts`, `:models`, `:history [APP]`, `:logs NODE`,
+`:apps`, `:app NAME`, `:rollout APP`, `:update APP`, `:hosts`, `:models`, `:history [APP]`, `:logs NODE`,
 `:plan [TARGET]`, `:q`. Names complete with Tab (or →), as in k9s.
 """
 
@@ -32,6 +32,7 @@ PLACES = (
     Place("apps", "", "every app at a glance (the start screen)"),
     Place("app", "app", "one app, live: latency, traffic, replicas, accuracy, drift"),
     Place("rollout", "app", "swap an app to another version behind its gates"),
+    Place("update", "app", "train a better version from the app's live labels, then swap"),
     Place("hosts", "", "every host: reachable, OS, Python, Ray"),
     Place("models", "", "the model store: versions, holdout metrics, sha256"),
     Place("history", "app?", "every swap, step, gate and outcome, newest first"),

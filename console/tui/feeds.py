@@ -10,15 +10,21 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from cluster.check import CheckEvent, check_hosts
+from cluster.events import Event
 from cluster.fleet import AppRow, FleetSnapshot, FleetWatch
-from cluster.inventory import Inventory
+from cluster.inventory import App, Inventory
 from cluster.telemetry.frame import TelemetryFrame
 from cluster.transport import Connections
 
 FleetSource = Callable[[], AsyncIterator[FleetSnapshot]]
 Checker = Callable[[Inventory], AsyncIterator[CheckEvent]]
+Updater = Callable[[App, "UpdateOptions"], AsyncIterator[Event]]
+if TYPE_CHECKING:
+    from cluster.updates.update import UpdateOptions
+
 KEEP_FRAMES = 300  # five minutes at one frame a second
 
 
@@ -40,6 +46,21 @@ async def live_checker(inventory: Inventory) -> AsyncIterator[CheckEvent]:
     async with Connections(inventory) as connections:
         async for event in check_hosts(connections, list(inventory.hosts.values())):
             yield event
+
+
+def live_updater(inventory: Inventory) -> Updater:
+    """`models update` for the update screen: the app's records over SSH, the local store."""
+
+    async def update(app: App, options: UpdateOptions) -> AsyncIterator[Event]:
+        from cluster.models.store import ModelStore  # scikit-learn only once an update runs
+        from cluster.updates.update import update_model
+
+        store = ModelStore(inventory.settings.model_store)
+        async with Connections(inventory) as connections:
+            async for event in update_model(connections, store, app, options):
+                yield event
+
+    return update
 
 
 @dataclass

@@ -122,7 +122,11 @@ def _quality(version: str, accuracy: float, n: int, drifting: bool) -> VersionQu
 
 
 def snapshot(
-    inventory: Inventory, tick: int, replicas: int = 2, edge_replicas: int = 1
+    inventory: Inventory,
+    tick: int,
+    replicas: int = 2,
+    edge_replicas: int = 1,
+    live_accuracy: float = 0.962,
 ) -> FleetSnapshot:
     """The fleet at `tick` (one second each): `cancer` runs a 10% canary of v2 beside v1, one
     edge host of `shelf` is stale, drift shows on v2; each edge host runs `edge_replicas`."""
@@ -134,7 +138,7 @@ def snapshot(
     v2 = _stats("2", tick, _wave(tick, 60, 4, 9, 0.5), replicas, _wave(tick, 45, 7, 11, 1.0), 0.002)
     monitor = MonitorSummary(
         {
-            "1": _quality("1", 0.962, 300 + 4 * tick, False),
+            "1": _quality("1", live_accuracy, 300 + 4 * tick, False),
             "2": _quality("2", 0.981, 30 + tick, True),
         },
         {"feedback": 10 * tick, "joined": max(10 * tick - 3, 0), "waiting": min(3, 10 * tick)},
@@ -205,12 +209,14 @@ def replay(  # type: ignore[no-untyped-def]
     interval: float = 0.0,
     replicas: int = 2,
     edge_replicas: int = 1,
+    live_accuracy: float = 0.962,
 ):
-    """A FleetSource: `ticks` snapshots, `interval` seconds apart (0: as fast as the app reads)."""
+    """A FleetSource: `ticks` snapshots, `interval` seconds apart (0: as fast as the app reads);
+    `live_accuracy`: cancer v1's on live labels (its holdout's is 0.924)."""
 
     async def source() -> AsyncIterator[FleetSnapshot]:
         for tick in range(ticks):
-            yield snapshot(inventory, tick, replicas, edge_replicas)
+            yield snapshot(inventory, tick, replicas, edge_replicas, live_accuracy)
             await asyncio.sleep(interval)
         await asyncio.Event().wait()  # then nothing new, like a quiet fleet
 

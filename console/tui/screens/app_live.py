@@ -1,4 +1,6 @@
-"""One app, live: per-version charts, replica load, drift and node freshness."""
+"""One app, live: per-version charts, replica load, drift and node freshness; when the live
+version scores worse on live labels than its holdout promised, a line says so and `u`
+proposes an update from those labels."""
 
 from __future__ import annotations
 
@@ -8,7 +10,10 @@ from textual.binding import Binding
 from textual.containers import VerticalScroll
 
 from cluster.fleet import AppRow
+from cluster.models.errors import ModelError
+from cluster.models.store import ModelStore
 from cluster.telemetry.frame import TelemetryFrame
+from cluster.updates.advice import Decay, decay
 from console.render.provision import traffic_text
 from console.tui.feeds import FleetHistory
 from console.tui.screens.traffic import TrafficScreen
@@ -37,16 +42,21 @@ class AppLiveScreen(TrafficScreen):
     BINDINGS = [
         Binding("s", "rollout", "Swap"),
         Binding("l", "logs", "Logs"),
+        Binding("u", "update", "Update"),
         Binding("t", "history", "History", show=False),
     ]
+    MUTATING = TrafficScreen.MUTATING | {"update"}
 
     def __init__(self, app_name: str) -> None:
         super().__init__(app_name)
         self.title = f"App {app_name}"
+        self.holdout: dict[str, dict[str, object]] = {}  # version -> its holdout metrics
+        self.decay: Decay | None = None
 
     def compose_body(self) -> ComposeResult:
         with VerticalScroll(id="app-live"):
             yield LiveText(id="app-heading")
+            yield LiveText(id="app-advice")
             yield VersionCharts(id="charts")
             yield ReplicaBars(id="replicas")
             yield DriftPanel(id="drift")
@@ -74,6 +84,24 @@ class AppLiveScreen(TrafficScreen):
         if frame is not None:
             heading.append(f" · window {frame.window_s:g}s", "dim")
         self.query_one("#app-heading", LiveText).show_text(heading)
+        quality = frame.quality(blue) if frame is not None and blue else None
+        self.decay = (
+            decay(blue, quality.task, quality.last_n, self._holdout(blue))
+            if quality is not None and blue
+            else None
+        )
+        advice = self.query_one("#app-advice", LiveText)
+        if advice.display != (self.decay is not None):
+            advice.display = self.decay is not None
+        if self.decay is not None:
+            advice.show_text(
+                Text.assemble(
+                    ("▼ ", "bold yellow"),
+                    (self.decay.text(), "yellow"),
+                    ("\nu", "bold"),
+                    ": train an update from these labels",
+                )
+            )
         with self.app.batch_update():
             self.query_one(VersionCharts).show(frames, blue, green)
             self.query_one(ReplicaBars).show(
@@ -84,6 +112,21 @@ class AppLiveScreen(TrafficScreen):
                 [(v, frame.quality(v) if frame is not None else None) for v in versions]
             )
             self.query_one(NodeStrip).show(frame)
+
+    def _holdout(self, version: str) -> dict[str, object]:
+        """The version's holdout metrics from the store's meta.json (read once)."""
+        if version not in self.holdout:
+            store = ModelStore(self.console.inventory.settings.model_store)
+            model = self.console.inventory.apps[self.app_name].model
+            try:
+                metrics = store.get(model, version, check=False).meta.raw.get("metrics")
+            except ModelError:
+                metrics = None
+            self.holdout[version] = metrics if isinstance(metrics, dict) else {}
+        return self.holdout[version]
+
+    def action_update(self) -> None:
+        self.console.jump("update", self.app_name)
 
     def action_rollout(self) -> None:
         self.console.jump("rollout", self.app_name)
