@@ -48,6 +48,7 @@ bench: $(STAMP) test-tools
 	$(BIN)/python bench/telemetry.py
 	$(BIN)/python bench/swap.py
 	$(BIN)/python bench/console.py
+	$(BIN)/python bench/update.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -227,10 +227,15 @@ def rows_json(sample: Sample, schema: InputSchema, limit: int | None = None) -> 
     all-numeric model (as every client of one sends), and their labels."""
     assert sample.y is not None
     k = len(sample) if limit is None else min(limit, len(sample))
-    rows: list[Any] = sample.records(schema, k)
-    if schema.numeric:
-        rows = [[r[n] for n in schema.names] for r in rows]
-    return {"X": rows, "y": [_plain(v) for v in sample.y[:k]]}
+    rows: list[Any]
+    if schema.numeric:  # one array to lists: no dict per row (100,000 rows of updates)
+        matrix = np.column_stack([sample.columns[n][:k] for n in schema.names])
+        rows = matrix.tolist()
+        if np.isnan(matrix).any():
+            rows = [[None if v != v else v for v in row] for row in rows]
+    else:
+        rows = sample.records(schema, k)
+    return {"X": rows, "y": np.asarray(sample.y[:k]).tolist()}
 
 
 def _plain(value: Any) -> Any:

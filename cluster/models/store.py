@@ -190,7 +190,8 @@ class ModelStore:
             if isinstance(data, bytes):
                 staged[what].write_bytes(data)
             else:
-                staged[what].write_text(json.dumps(data))
+                with staged[what].open("w") as fh:  # in chunks: no string of the whole file
+                    json.dump(data, fh)
         try:
             (tmp / MODEL_FILE).write_bytes(onnx_bytes)
             if holdout is not None:

@@ -116,7 +116,7 @@ async def update_model(
     yield UpdateStep(app.name, "live", f"{app.name} {how} {app.model}:{parent} "
                      f"({type(estimator).__name__}); method {options.method}")  # fmt: skip
     since = time.time() - options.since_s
-    gathered = Gathered()
+    gathered, item = Gathered(), None
     async for item in gather(connections, app, since):
         if isinstance(item, GatherProgress):
             yield item
@@ -126,6 +126,8 @@ async def update_model(
     yield UpdateStep(app.name, "gather", f"{len(gathered.rows)} labelled records ({nodes}; "
                      f"{gathered.duplicates} duplicates dropped)")  # fmt: skip
     split = split_by_time(gathered.rows, stored.meta, options.held_out_share, options.min_records)
+    per_node = gathered.per_node
+    del gathered, item  # the records as read (a list per row): the split's columns hold them now
     schema = stored.meta.schema
     n_train, n_held = len(split.train), len(split.held_out)
     # The rows the live version was fitted on, when the store has them: batch refits on them
@@ -162,7 +164,7 @@ async def update_model(
     lineage = {
         "method": str(options.method), "parent": parent,
         "window": [split.window[0], split.window[1]],
-        "records": {"trained_on": n_train, "held_out": n_held, "per_node": gathered.per_node,
+        "records": {"trained_on": n_train, "held_out": n_held, "per_node": per_node,
                     "parent_rows": len(base) if base else 0},
     }  # fmt: skip
     source = f"models update {app.name} ({options.method} from {app.model}:{parent})"
