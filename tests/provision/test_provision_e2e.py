@@ -53,6 +53,9 @@ from tests.support.ray_node import descendants, processes_under
 from tests.support.sshd import SshdFleet, extra_host, ssh_inventory_yaml
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+# Between a load worker's requests: 4 workers still send 100+ requests a second through every
+# swap, but leave the 2 cores to Ray (unthrottled, they starved it: a deploy took 36 s, not 9).
+LOAD_PAUSE_S = 0.02
 LATENCY_BOUNDS = [float(b) for b in LATENCY_BUCKETS_MS.split(",")]
 
 
@@ -164,14 +167,19 @@ def plant_leftovers(deployment: Deployment) -> list[Path]:
 
 
 def background_load(
-    deployment: Deployment, stop: asyncio.Event, concurrency: int = 4, **kw: Any
+    deployment: Deployment,
+    stop: asyncio.Event,
+    concurrency: int = 4,
+    pause_s: float = LOAD_PAUSE_S,
+    **kw: Any,
 ) -> asyncio.Task[LoadResult]:
     """Single-row predictions through node1's proxy until `stop`, every response counted."""
     url = deployment.url("node1", "/cancer/predict")
     body = {"instances": [[0.5] * 30]}
     return asyncio.create_task(
-        run_load(url, body, concurrency=concurrency, stop=stop, max_seconds=600, **kw)
-    )
+        run_load(url, body, concurrency=concurrency, stop=stop, max_seconds=600,
+                 pause_s=pause_s, **kw)
+    )  # fmt: skip
 
 
 @contextlib.contextmanager
@@ -1196,7 +1204,7 @@ async def test_edge_hosts_lost_mid_swap_go_back_as_max_failures_says_and_the_swa
     stop = asyncio.Event()
     loads = [
         asyncio.create_task(run_load(deployment.url(n, "/shelf/predict"), {"instances": [[0.5] * 30]},
-                                     concurrency=1, stop=stop, max_seconds=600))
+                                     concurrency=1, stop=stop, max_seconds=600, pause_s=LOAD_PAUSE_S))
         for n in ("node3", "node4")
     ]  # fmt: skip
     seen: list[dict] = []  # type: ignore[type-arg]
@@ -1307,7 +1315,7 @@ async def test_an_operators_session_fails_no_request_and_prints_no_secret(
     load = background_load(deployment, stop, concurrency=4, result=progress)
     shelf = [
         asyncio.create_task(run_load(deployment.url(n, "/shelf/predict"), {"instances": [[0.5] * 30]},
-                                     concurrency=1, stop=stop, max_seconds=600))
+                                     concurrency=1, stop=stop, max_seconds=600, pause_s=LOAD_PAUSE_S))
         for n in deployment.shops
     ]  # fmt: skip
     try:
