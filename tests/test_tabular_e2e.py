@@ -5,11 +5,12 @@ deploy, answer record-shaped requests with scikit-learn's own predictions, refus
 of bad record with a 400 naming the column, and swap blue/green under load without a failed
 request (the three swaps at once: different apps on one cluster).
 
-The churn example (an SGD pipeline that logs its inputs) closes the update loop: labelled
-traffic from after a price rise its v1 never saw lowers its live accuracy; `models update
---method batch --swap` trains a better version on those records and its own training data,
-and swaps it in; an update whose candidate is not better (exit 5), and one stopped with
-Ctrl-C, leave the model store byte for byte as it was."""
+The churn example (an SGD pipeline that logs its inputs), served by two apps, closes the
+update loop: labelled traffic from after a price rise its v1 never saw lowers its live
+accuracy; `models update --method batch --swap` on one and `--method incremental --swap` on
+the other (at once) each train a version better on fresh customers and swap it in; an update
+whose candidate is not better (exit 5), and one stopped with Ctrl-C, leave the model store
+byte for byte as it was."""
 
 from __future__ import annotations
 
@@ -54,6 +55,7 @@ from tests.support.tabular import (
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 ADDRESS = "127.0.0.2"  # the local host's default address on Linux
+CHURN_APPS = {"churn": "batch", "churn-inc": "incremental"}  # app -> its update's method
 # app -> (v1, v2): the second a slightly different fit of the same model, to swap to.
 MODELS: dict[str, tuple[Callable[[], Any], Callable[[], Any]]] = {
     "people-ct": (column_transformer_model, lambda: column_transformer_model(C=0.5)),
@@ -94,9 +96,10 @@ class Local:
             + ("    log_features: true\n" if app == "people-ct" else "")
             for app in MODELS
         )
-        apps += (
-            "  churn:\n    target: local\n    model: churn:1\n    replicas: 1\n"
-            "    num_cpus: 0.1\n    route: /churn\n    log_features: true\n"
+        apps += "".join(  # the churn example twice: one updated by each method
+            f"  {name}:\n    target: local\n    model: churn:1\n    replicas: 1\n"
+            f"    num_cpus: 0.1\n    route: /{name}\n    log_features: true\n"
+            for name in CHURN_APPS
         )
         self.path.write_text(
             f"defaults:\n  remote_dir: {self.remote}\n  model_store: {self.store.root}\n"
@@ -257,7 +260,9 @@ async def labelled_update(client: httpx.AsyncClient, local: Local) -> None:
     assert local.snapshot() == before
 
 
-async def test_drifted_labels_lower_accuracy_and_a_batch_update_wins_it_back(local: Local) -> None:
+async def test_drifted_labels_lower_accuracy_and_updates_of_both_kinds_win_it_back(
+    local: Local,
+) -> None:
     code, events = await run_cli("apply", "-i", str(local.path), "--yes", "--json")
     assert code == 0, events[-3:]  # nothing to do after the test before (alone: deploys)
     schema = local.store.get("churn", "1").meta.schema
@@ -265,8 +270,9 @@ async def test_drifted_labels_lower_accuracy_and_a_batch_update_wins_it_back(loc
     assert drifted.y is not None and fresh.y is not None
     fresh_rows = fresh.records(schema, len(fresh))
     async with httpx.AsyncClient(timeout=30) as client:
-        await labelled(client, local, "churn", drifted.records(schema, 1200), drifted.y.tolist())
-        old = accuracy(await answers(client, local, fresh_rows), fresh.y)
+        for app in CHURN_APPS:
+            await labelled(client, local, app, drifted.records(schema, 1200), drifted.y.tolist())
+        old = accuracy(await answers(client, local, "churn", fresh_rows, "1"), fresh.y)
         response = await client.get(local.url("churn", "/__monitor"), headers=local.key("churn"))
         assert response.status_code == 200, response.text
         live = MonitorSummary.from_json(response.json()).versions["1"].last_n
@@ -277,11 +283,7 @@ async def test_drifted_labels_lower_accuracy_and_a_batch_update_wins_it_back(loc
 
     # Ctrl-C once the candidate is judged (it is being converted): nothing stored.
     before = local.snapshot()
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "console.cli", "models", "update", "churn", "-i", str(local.path),
-        "--method", "batch", "--json",
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
+    proc = await update_process(local, "churn", "batch")
     assert proc.stdout is not None and proc.stderr is not None
     seen = []
     async for line in proc.stdout:
@@ -294,42 +296,63 @@ async def test_drifted_labels_lower_accuracy_and_a_batch_update_wins_it_back(loc
     assert "Traceback" not in err and not any(e["event"] == "update_finished" for e in seen)
     assert local.snapshot() == before
 
-    code, events = await run_cli(
-        "models", "update", "churn", "-i", str(local.path), "--method", "batch", "--swap",
-        "--yes", "--json",
+    # Both kinds at once, each with --swap: batch in this process, incremental in its own.
+    swap = ("--swap", "--bake", "0s", "--retire-after", "0s", "--yes")  # judged by its gate
+    proc = await update_process(local, "churn-inc", "incremental", *swap)
+    (code, batch_events), (inc_out, inc_err) = await asyncio.gather(
+        run_cli("models", "update", "churn", "-i", str(local.path), "--method", "batch",
+                *swap, "--json"),
+        proc.communicate(),
     )  # fmt: skip
-    assert code == 0, events[-3:]
-    [judged] = [e for e in events if e["event"] == "update_judged"]
-    verdict = judged["verdict"]
-    assert judged["trained_on"] + judged["held_out"] == 1200, judged
-    assert verdict["candidate_new"] > verdict["live_new"] + 0.05, verdict
-    assert verdict["candidate_holdout"] >= verdict["live_holdout"] - 0.01, verdict
-    stored = [e for e in events if e["event"] == "update_finished"]
-    assert stored[0]["outcome"] == "stored" and stored[0]["version"] == "3", stored
-    assert events[-1]["event"] == "swap_finished" and events[-1]["outcome"] == "promoted"
-    lineage = local.store.get("churn", "3").meta.raw["lineage"]
-    assert lineage["method"] == "batch" and lineage["parent"] == "1", lineage
-    assert lineage["records"]["parent_rows"] == 2100, lineage  # refit on v1's own rows too
-    assert local.store.training("churn", "3") is not None  # and kept for the next update
-    async with httpx.AsyncClient(timeout=30) as client:
-        new = accuracy(await answers(client, local, fresh_rows, version="3"), fresh.y)
+    assert code == 0, batch_events[-3:]
+    assert proc.returncode == 0, inc_err.decode()[-2000:]
+    inc_events = [json.loads(line) for line in inc_out.decode().splitlines()]
+    said = []
+    for app, events in (("churn", batch_events), ("churn-inc", inc_events)):
+        method = CHURN_APPS[app]
+        [judged] = [e for e in events if e["event"] == "update_judged"]
+        verdict = judged["verdict"]
+        assert judged["trained_on"] + judged["held_out"] == 1200, judged
+        assert verdict["candidate_new"] > verdict["live_new"] + 0.05, (app, verdict)
+        assert verdict["candidate_holdout"] >= verdict["live_holdout"] - 0.01, (app, verdict)
+        [stored] = [e for e in events if e["event"] == "update_finished"]
+        assert stored["outcome"] == "stored", stored
+        version = stored["version"]
+        assert events[-1]["event"] == "swap_finished" and events[-1]["outcome"] == "promoted"
+        lineage = local.store.get("churn", version).meta.raw["lineage"]
+        assert lineage["method"] == method and lineage["parent"] == "1", lineage
+        assert lineage["records"]["parent_rows"] == 2100, lineage  # v1's own rows, used too
+        assert local.store.training("churn", version) is not None  # kept for the next one
+        async with httpx.AsyncClient(timeout=30) as client:
+            new = accuracy(await answers(client, local, app, fresh_rows, version), fresh.y)
+        said.append(f"v{version} ({method}) {new:.3f}")
+        assert new > old + 0.05, (app, old, new)
     print(
-        f"\nUPDATE churn after the price rise: v1 {old:.3f}, v3 (batch) {new:.3f} on "
-        f"{len(fresh_rows)} fresh customers; v1's holdout {holdout:.3f}, live {live.accuracy:.3f}"
+        f"\nUPDATE churn after the price rise, on {len(fresh_rows)} fresh customers: v1 "
+        f"{old:.3f}, {', '.join(said)}; v1's holdout {holdout:.3f}, live {live.accuracy:.3f}"
     )
-    assert new > old + 0.05, (old, new)
+
+
+async def update_process(
+    local: Local, app: str, method: str, *more: str
+) -> asyncio.subprocess.Process:
+    """`models update APP --method METHOD --json` as its own process."""
+    return await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "console.cli", "models", "update", app, "-i", str(local.path),
+        "--method", method, *more, "--json",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
 
 
 async def answers(
-    client: httpx.AsyncClient, local: Local, rows: list[Any], version: str = "1"
+    client: httpx.AsyncClient, local: Local, app: str, rows: list[Any], version: str
 ) -> list[Any]:
     """The app's predictions for `rows` (no labels fed back), all from `version`."""
     predictions = []
     for start in range(0, len(rows), 100):
-        response = await predict(client, local.url("churn"), rows[start : start + 100])
-        assert response.status_code == 200 and response.json()["version"] == version, response.text[
-            :300
-        ]
+        response = await predict(client, local.url(app), rows[start : start + 100])
+        assert response.status_code == 200, response.text[:300]
+        assert response.json()["version"] == version, response.text[:300]
         predictions += response.json()["predictions"]
     return predictions
 

@@ -14,7 +14,7 @@ from rich.console import Console
 
 from cluster.errors import UsageError
 from console import exit_codes
-from console.durations import duration
+from console.durations import duration, duration_or_zero
 from console.inventory_path import open_inventory
 from console.render.provision import json_line
 
@@ -55,6 +55,16 @@ def add_parser(msub: Any) -> None:
         "cluster need not answer; it is judged against that version)",
     )  # fmt: skip
     up.add_argument("--swap", action="store_true", help="then swap to it behind the app's gates")
+    up.add_argument(
+        "--bake",
+        type=duration_or_zero,
+        default=30.0,
+        help="with --swap: gate evaluation time after the shift (default 30s, as swap)",
+    )
+    up.add_argument(
+        "--retire-after", type=duration_or_zero, default=30.0,
+        help="with --swap: the old replicas stay idle this long after promotion (default 30s)",
+    )  # fmt: skip
     up.add_argument("--yes", action="store_true")
     up.add_argument("--json", action="store_true")
 
@@ -114,5 +124,8 @@ async def run(args: argparse.Namespace, out: Console, err: Console) -> int:
         what = f"Swap {app.name} to version {finished.version} (its gates judge it)?"
         if not confirmed(args, err, what):
             return exit_codes.OK
-        swap_options = SwapOptions(to_version=finished.version, gates=app.gates)
+        swap_options = SwapOptions(
+            to_version=finished.version, gates=app.gates, bake_s=args.bake,
+            retire_after_s=args.retire_after,
+        )  # fmt: skip
         return await run_swap(connections, store, app, swap_options, args.json, out)
