@@ -4,18 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import random
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from cluster.errors import MlopsError
 from cluster.inventory import App
-from cluster.lease import LeaseHeld, Leases, LeaseSpot
 from cluster.provision.desired import SERVE_HTTP_HOST
 from cluster.provision.layout import Layout
 from cluster.provision.observe import serve_api
 from cluster.provision.topology import RayCluster
+from cluster.remote import script
 from cluster.serve.config import AppSpec, VersionSpec, applications, owner_of, version_of
 from cluster.transport import Connections
 
@@ -129,30 +128,37 @@ class AppServe:
                 await api.wait_running(wait_for, timeout=300)
 
 
-CONFIG_LOCK = "_serve-config"  # a lease no app can hold: app names start with a letter or digit
 CONFIG_LOCK_WAIT_S = 60.0  # a write holds it for a GET and a PUT: well under a second
+
+
+class ConfigBusy(MlopsError):
+    """Another write of the cluster's Serve config held its lock past the wait."""
 
 
 @contextlib.asynccontextmanager
 async def config_lock(connections: Connections, cluster: RayCluster) -> AsyncIterator[None]:
-    """The cluster's Serve config, for one read-modify-write: a lease on the head (the same
-    files as the apps' leases), waited for while another write holds it."""
-    spot = LeaseSpot(CONFIG_LOCK, cluster.id, cluster.head)
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + CONFIG_LOCK_WAIT_S
-    while True:
-        lock = Leases(connections, [spot], "a Serve config write", ttl_s=CONFIG_LOCK_WAIT_S)
+    """The cluster's Serve config, for one read-modify-write: an flock on the head, held by
+    one small process for as long as this block runs (see cluster/remote/config_lock.py),
+    waited for while another write holds it. One command per write, and a console that dies
+    releases it with its connection."""
+    head = cluster.head
+    transport = await connections.get(head.name)
+    argv = [head.script_python, "-c", script("config_lock"), head.remote_dir, cluster.id,
+            repr(CONFIG_LOCK_WAIT_S)]  # fmt: skip
+    async with transport.stream(argv) as out:
         try:
-            await lock.__aenter__()
-            break
-        except LeaseHeld:
-            if loop.time() > deadline:
-                raise
-            await asyncio.sleep(0.1 + random.random() * 0.2)
-    try:
+            started = await asyncio.wait_for(out.read_until(b"\n"), transport.command_timeout)
+            said = await asyncio.wait_for(out.read_until(b"\n"), CONFIG_LOCK_WAIT_S + 10)
+        except TimeoutError:
+            raise MlopsError(
+                f"{head.name}: no answer about the Serve config lock of {cluster.id}"
+            ) from None
+        if started.strip() != b"started" or said.strip() != b"held":
+            raise ConfigBusy(
+                f"{cluster.id}: another write of the Serve config held its lock for "
+                f"{CONFIG_LOCK_WAIT_S:g}s (on {head.name}); try again"
+            )
         yield
-    finally:
-        await lock.__aexit__(None, None, None)
 
 
 def _other_configs(details: dict[str, Any], app: str) -> list[dict[str, Any]]:
