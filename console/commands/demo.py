@@ -213,14 +213,15 @@ async def _traffic(
 ) -> AsyncIterator[None]:
     """Held-out rows to the app, their labels a second later, until the block ends; with
     `drift_after_s`, churn customers after the price rise from then on."""
-    labelled = holdout(store.get(app.model, app.model_version or None))
+    version = store.get(app.model, app.model_version or None)  # its sha256 checked once
+    labelled = holdout(version)
     if labelled is None:
         raise UsageError(f"{app.model}:1 has no holdout to send")
     drifted = None
     if drift_after_s is not None:
         from cluster.models.churn import drifted_sample
 
-        schema = store.get(app.model, app.model_version or None).meta.schema
+        schema = version.meta.schema
         sample = await asyncio.to_thread(drifted_sample)
         assert sample.y is not None
         drifted = (sample.records(schema, len(sample)), sample.y.tolist())
