@@ -56,13 +56,14 @@ def incremental(
     rng = np.random.default_rng(seed)
     with quiet():
         steps = model.steps[:-1] if hasattr(model, "steps") else []
-        X = fitted_input(model, train, schema)
-        for _, step in steps:  # the steps that can learn (a scaler) learn the new rows once
-            if step in (None, "passthrough"):
-                continue
-            if hasattr(step, "partial_fit"):
-                step.partial_fit(X)
-            X = step.transform(X)
+        if any(hasattr(step, "partial_fit") for _, step in steps):
+            X = fitted_input(model, train, schema)
+            for _, step in steps:  # the steps that can learn (a scaler) learn the new rows once
+                if step in (None, "passthrough"):
+                    continue
+                if hasattr(step, "partial_fit"):
+                    step.partial_fit(X)
+                X = step.transform(X)
         final = model.steps[-1][1] if hasattr(model, "steps") else model
         for _ in range(EPOCHS):
             data = train

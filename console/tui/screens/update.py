@@ -51,7 +51,6 @@ class UpdateScreen(ConsoleScreen):
         self.title = f"Update {app_name}"
         self.worker: Worker[None] | None = None
         self.lines: list[Text] = []
-        self.judged: UpdateJudged | None = None
         self.finished: UpdateFinished | None = None
 
     def targets_in_view(self) -> list[str]:
@@ -85,7 +84,7 @@ class UpdateScreen(ConsoleScreen):
         if self.running:
             self.notify("the update is running (x stops it)", severity="warning")
             return
-        self.lines, self.judged, self.finished = [], None, None
+        self.lines, self.finished = [], None
         self.query_one("#update-verdict", Static).update("")
         self._show_steps()
         self.query_one("#update-keys", Static).update(
@@ -121,7 +120,6 @@ class UpdateScreen(ConsoleScreen):
             note = f" ({event.note})" if event.note else ""
             self._line(Text(f"  {event.node}: {event.rows} records{note}", "dim"))
         elif isinstance(event, UpdateJudged):
-            self.judged = event
             self.query_one("#update-verdict", Static).update(side_by_side(event))
         elif isinstance(event, UpdateFinished):
             self.finished = event
