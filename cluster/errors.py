@@ -20,7 +20,8 @@ class Problem:
     message: str
 
     def __str__(self) -> str:
-        where = f"{self.file}:{self.line}:{self.column}"
+        # Column 0: a format without columns worth pointing at (INI), so file:line.
+        where = f"{self.file}:{self.line}" + (f":{self.column}" if self.column else "")
         return (
             f"{where}: {self.field}: {self.message}" if self.field else f"{where}: {self.message}"
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -91,7 +92,8 @@ def test_ansible_errors_name_the_ansible_file(tmp_path: Path) -> None:
     assert f"{h}:5:3: all.childs: unknown key 'childs' (did you mean 'children'?)" in msgs
     assert f"{h}:4:21: h1.ansible_port: expected a whole number, got 'seven'" in msgs
     assert any(
-        m.startswith(f"{h}:7:23: h1.ansible_password: inline secrets are refused") for m in msgs
+        m.startswith(f"{h}:7:23: all.vars.ansible_password: inline secrets are refused")
+        for m in msgs
     )
     assert any("duplicate host 'h1'" in m for m in msgs)
     assert not any("hunter2" in m for m in msgs)
@@ -142,7 +144,9 @@ def test_settings_from_ansible_name_the_variable_and_file(tmp_path: Path) -> Non
     )
     (tmp_path / "i.yaml").write_text("ansible_inventory: h.yml\n")
     host = load_inventory(tmp_path / "i.yaml", env={}).hosts["h1"]
-    assert host.origin("key_file") == f"h1.ansible_ssh_private_key_file in {tmp_path / 'h.yml'}"
+    assert (
+        host.origin("key_file") == f"all.vars.ansible_ssh_private_key_file in {tmp_path / 'h.yml'}"
+    )
 
 
 def test_groups_aliased_many_times_load_quickly(tmp_path: Path) -> None:
@@ -182,3 +186,150 @@ def test_group_depth_is_the_longest_path_from_all(tmp_path: Path) -> None:
     )
     (tmp_path / "i.yaml").write_text("ansible_inventory: h.yml\n")
     assert load_inventory(tmp_path / "i.yaml", env={}).hosts["h1"].user == "deep"
+
+
+def _problems(tmp_path: Path, files: dict[str, str], inventory: str) -> list[str]:
+    for name, text in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    (tmp_path / "i.yaml").write_text(inventory)
+    with pytest.raises(InventoryError) as info:
+        load_inventory(tmp_path / "i.yaml", env={})
+    return [str(p) for p in info.value.problems]
+
+
+def test_ini_errors_name_file_and_line(tmp_path: Path) -> None:
+    hosts = (
+        "[web]\n"  # 1
+        "web1 ansible_port\n"  # 2: no =
+        "web[1:x]\n"  # 3: bad range
+        "web2 ansible_user='unclosed\n"  # 4
+        "[web:hosts]\n"  # 5: fine ([g:hosts] is [g])
+        "[web:things]\n"  # 6
+        "[lost:vars]\n"  # 7: never declared
+        "x=1\n"  # 8
+        "[web:children]\n"  # 9
+        "nowhere\n"  # 10: never declared
+        "[db ]\n"  # 11
+        "[db:vars]\n"  # 12
+        "ansible_port=70000\n"  # 13
+        "[db]\n"  # 14
+        "db1 ansible_host=\"{{ lookup('env', 'DB') }}\"\n"  # 15
+    )
+    msgs = _problems(tmp_path, {"hosts": hosts}, "ansible_inventory: hosts\n")
+    h = str(tmp_path / "hosts")
+    assert msgs == [
+        f"{h}:2: web1: expected key=value host variable, got 'ansible_port'",
+        f"{h}:3: web[1:x]: host range [1:x] must run between two numbers or two letters",
+        f"{h}:4: web: cannot read host line 'web2 ansible_user='unclosed': No closing quotation",
+        f"{h}:6: section [web:things] has unknown type 'things'; expected "
+        "[group], [group:vars] or [group:children]",
+        f"{h}:7: lost:vars: section [lost:vars] is for a group that is not declared anywhere",
+        f"{h}:10: web:children: section [web:children] names group 'nowhere', which is not "
+        "declared anywhere",
+        f"{h}:11: invalid section '[db ]': no spaces, and [group], [group:vars] or "
+        "[group:children]",
+        f"{h}:13: db:vars.ansible_port: must be between 1 and 65535, got 70000",
+        f"{h}:15: db1.ansible_host: Jinja templates are not evaluated here; write the value "
+        "itself (or an environment reference like ${VAR})",
+    ]
+
+
+def test_a_host_both_in_ansible_and_in_hosts_names_both_places(tmp_path: Path) -> None:
+    msgs = _problems(
+        tmp_path,
+        {"hosts.ini": "[web]\nweb1 ansible_host=127.0.0.45\nweb2\n"},
+        "hosts:\n  web2: 127.0.0.46\nansible_inventory: hosts.ini\n",
+    )
+    i, h = tmp_path / "i.yaml", tmp_path / "hosts.ini"
+    assert msgs == [
+        f"{h}:3: web2: duplicate host 'web2': defined here (in the Ansible inventory) and at "
+        f"{i}:2:3 (in hosts:); keep one"
+    ]
+
+
+def test_ini_hosts_serve_targets_and_jump_through_a_bastion(tmp_path: Path) -> None:
+    (tmp_path / "hosts").write_text(
+        "bastion ansible_host=127.0.0.47 ansible_user=jump ansible_port=2200\n"
+        "[shops]\nshop[1:2]\nshop3 ansible_host=10.0.0.3\n"
+        "[shops:vars]\nansible_ssh_common_args='-o ProxyJump=jump@127.0.0.47:2200'\n"
+        "[old]\nkiosk ansible_host=10.0.1.1 "
+        "ansible_ssh_common_args='-o ProxyCommand=\"ssh -W %h:%p -q jump@bastion -p 2200\"'\n"
+    )
+    (tmp_path / "i.yaml").write_text(
+        "ansible_inventory: hosts\n"
+        "targets:\n  shops:\n    topology: edge\n    hosts: [shop1, shop3]\n"
+    )
+    inv = load_inventory(tmp_path / "i.yaml", env={})
+    assert inv.targets["shops"].hosts == ("shop1", "shop3")
+    assert inv.hosts["shop3"].via == "bastion"
+    assert inv.hosts["kiosk"].via == "bastion"
+    assert inv.hosts["shop3"].origin("via").startswith("shops:vars.ansible_ssh_common_args in ")
+
+
+@pytest.mark.parametrize(
+    ("args", "via"),
+    [
+        ("-J bastion", "bastion"),
+        ("-Jjump@bastion", "bastion"),
+        ("-o ProxyJump=jump@127.0.0.48", "bastion"),
+        ("-o 'ProxyJump bastion'", "bastion"),
+        ("-oProxyJump=bastion:22 -o StrictHostKeyChecking=no", "bastion"),
+        ("-o ProxyCommand='ssh -W %h:%p -q jump@bastion'", "bastion"),
+        ("-o ServerAliveInterval=30", None),
+        ("-o ProxyJump=none", None),
+    ],
+)
+def test_jump_hosts_from_ssh_common_args(tmp_path: Path, args: str, via: str | None) -> None:
+    (tmp_path / "h.yml").write_text(
+        "all:\n  hosts:\n    bastion: {ansible_host: 127.0.0.48, ansible_user: jump}\n"
+        f"    app: {{ansible_host: 10.1.0.5, ansible_ssh_common_args: {json.dumps(args)}}}\n"
+    )
+    (tmp_path / "i.yaml").write_text("ansible_inventory: h.yml\n")
+    assert load_inventory(tmp_path / "i.yaml", env={}).hosts["app"].via == via
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ("-J a,bastion", "'a,bastion' jumps through several hosts; give each jump host its own"),
+        ("-J ops@bastion", "the jump host is given user ops but bastion has user jump"),
+        ("-J bastion:2222", "the jump host is given port 2222 but bastion has port 22"),
+        ("-o ProxyCommand='nc -X 5 %h %p'", "ProxyCommand 'nc -X 5 %h %p' is not `ssh -W"),
+        ("-J elsewhere", "jump host 'elsewhere' is not a host"),
+        ("-J 'bastion", "cannot read the ssh arguments: No closing quotation"),
+    ],
+)
+def test_jumps_we_cannot_follow_are_located_errors(tmp_path: Path, args: str, message: str) -> None:
+    msgs = _problems(
+        tmp_path,
+        {
+            "h.yml": "all:\n  hosts:\n    bastion: {ansible_host: 127.0.0.48, ansible_user: jump}\n"
+            f"    app: {{ansible_host: 10.1.0.5, ansible_ssh_common_args: {json.dumps(args)}}}\n"
+        },
+        "ansible_inventory: h.yml\n",
+    )
+    assert len(msgs) == 1 and message in msgs[0], msgs
+    assert msgs[0].startswith(f"{tmp_path / 'h.yml'}:4:")
+    assert ": app.ansible_ssh_common_args: " in msgs[0]
+
+
+def test_a_dynamic_inventory_config_says_how_to_export_it(tmp_path: Path) -> None:
+    msgs = _problems(
+        tmp_path, {"aws_ec2.yml": "plugin: amazon.aws.aws_ec2\nregions: [eu-west-1]\n"},
+        "ansible_inventory: aws_ec2.yml\n",
+    )  # fmt: skip
+    assert msgs == [
+        f"{tmp_path / 'aws_ec2.yml'}:1:1: plugin: this is a dynamic inventory plugin's "
+        "configuration, not an inventory; export its hosts with "
+        "`ansible-inventory -i FILE --list -y > hosts.yml`"
+    ]
+
+
+def test_a_lone_host_name_stands_for_a_mapping_and_files_can_be_listed(tmp_path: Path) -> None:
+    (tmp_path / "a.yml").write_text("web:\n  hosts: web1\n  vars: {ansible_user: w}\n")
+    (tmp_path / "b.ini").write_text("[db]\ndb1 ansible_host=127.0.0.49\n")
+    (tmp_path / "i.yaml").write_text("ansible_inventory: [a.yml, b.ini]\n")
+    inv = load_inventory(tmp_path / "i.yaml", env={})
+    assert (inv.hosts["web1"].user, inv.hosts["db1"].address) == ("w", "127.0.0.49")
+    assert inv.hosts["web1"].groups == ("web",)

@@ -150,30 +150,12 @@ def _read_hosts(
                 read_fields(reader, spec, host_pairs, path, base)
             specs.append(spec)
     if "ansible_inventory" in top:
-        specs.extend(_read_ansible_file(reader, top["ansible_inventory"][1], base))
-    return specs
-
-
-def _read_ansible_file(reader: Reader, node: yaml.Node, base: Path) -> list[HostSpec]:
-    path = reader.path(node, "ansible_inventory", base)
-    if path is None:
-        return []
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        reader.fail(node, "ansible_inventory", f"cannot read {path}: {exc}")
-        return []
-    sub = Reader(str(path), reader.env)
-    root = sub.compose(text)
-    specs = read_ansible(sub, root, path.parent) if root is not None else []
-    reader.problems.extend(sub.problems)
-    if root is None and not sub.problems:
-        # Nothing in that file to point at: the place to look is the line naming it.
-        reader.fail(node, "ansible_inventory", f"the Ansible inventory {path} is empty")
+        specs.extend(read_ansible(reader, top["ansible_inventory"][1], base))
     return specs
 
 
 def _resolve_hosts(reader: Reader, specs: list[HostSpec], defaults: HostSpec) -> dict[str, Host]:
+    file = reader.file
     hosts: dict[str, Host] = {}
     refs: dict[str, dict[str, str]] = {}
     # The same private address behind two different jump hosts is two machines.
@@ -182,13 +164,20 @@ def _resolve_hosts(reader: Reader, specs: list[HostSpec], defaults: HostSpec) ->
         host = resolve(spec, defaults)
         if spec.name in hosts:
             first = hosts[spec.name].loc
+            here = "in hosts:" if spec.loc.file == file else "in the Ansible inventory"
+            there = (
+                "in hosts:"
+                if first is not None and first.file == file
+                else "in the Ansible inventory"
+            )
             reader.problems.append(
                 Problem(
                     spec.loc.file,
                     spec.loc.line,
                     spec.loc.column,
-                    f"hosts.{spec.name}",
-                    f"duplicate host '{spec.name}' (first defined at {first})",
+                    spec.name if spec.loc.file != file else f"hosts.{spec.name}",
+                    f"duplicate host '{spec.name}': defined here ({here}) and at {first} "
+                    f"({there}); keep one",
                 )
             )
             continue
@@ -245,7 +234,7 @@ def _check_via(
     if host.via is None or host.loc is None:
         return
     loc = host.loc
-    path = f"hosts.{host.name}.via"
+    path = host.origin("via").split(" in ", 1)[0]  # "app.ansible_ssh_common_args in FILE"
 
     def fail(msg: str) -> None:
         reader.problems.append(Problem(loc.file, loc.line, loc.column, path, msg))
