@@ -57,7 +57,7 @@ def read_ini_source(reader: Reader, text: str, graph: Graph) -> None:
             if state not in ("hosts", "children", "vars"):
                 fail(f"section [{group}:{state}] has unknown type '{state}'; "
                      "expected [group], [group:vars] or [group:children]")  # fmt: skip
-                group, state = group, "skip"
+                state = "skip"
                 continue
             if group not in graph.groups:
                 if state == "vars":
