@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test test-tools lint check-types bench clean
+.PHONY: demo test test-tools lint check-types bench bench-peers clean
 
 # (Re)install whenever pyproject.toml changes.
 $(STAMP): pyproject.toml
@@ -49,6 +49,13 @@ bench: $(STAMP) test-tools
 	$(BIN)/python bench/swap.py
 	$(BIN)/python bench/console.py
 	$(BIN)/python bench/update.py
+
+# Ours against MLServer, BentoML and FastAPI + onnxruntime (each installed on first use into
+# its own venv under ~/.cache/mlops-tui/bench-peers, never into the project's).
+bench-peers: $(STAMP) test-tools
+	@command -v wrk >/dev/null || { echo "installing wrk (the serving benchmark's load generator)"; \
+		export DEBIAN_FRONTEND=noninteractive; apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
+	$(BIN)/python bench/serving_peers.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

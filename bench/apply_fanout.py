@@ -89,6 +89,21 @@ async def destroy_all(path: Path) -> None:
                 )
 
 
+def conclusion(ratio: float, cores: int) -> str:
+    """The verdict on the 1.5x goal, from this run's ratio rather than from a machine assumed."""
+    if ratio <= 1.5:
+        return (
+            f"The goal of 1.5x is met here ({ratio:.2f}x): with {cores} CPUs the hosts' own work "
+            "runs side by side, and the console's fan-out (all hosts of a batch at once) adds "
+            "next to nothing.\n"
+        )
+    return (
+        f"So the console's fan-out (all hosts of a batch at once) costs next to nothing, but the "
+        f"goal of 1.5x is not met on this machine ({ratio:.2f}x): its {cores} CPUs carry every "
+        "test host's Ray, which real hosts would each run on their own CPUs.\n"
+    )
+
+
 def main() -> None:
     with (
         tempfile.TemporaryDirectory(prefix="bench-apply-") as tmp_name,
@@ -153,8 +168,7 @@ def main() -> None:
         f"the console does; it took {t[('from nothing', 4)]:.0f} s, "
         f"{t[('from nothing', 4)] / (fresh4 / cores) - 1:.0%} above that floor, and the model "
         f"update {t[('model update', 4)] / (c[('model update', 4)] / cores) - 1:.0%} above its own. "
-        "So the console's fan-out (all hosts of a batch at once) costs next to nothing, but the "
-        "goal of 1.5x is not met on this machine: it would take hosts with CPUs of their own.\n"
+        + conclusion(t[("from nothing", 4)] / t[("from nothing", 1)], cores)
     )
     write_section("apply_fanout", body)
     print(body)

@@ -14,7 +14,8 @@ HEADER = (
     "# Benchmarks\n\n"
     "Every figure comes from `make bench` (scripts in `bench/`), with the compared variants "
     "measured side by side in one run on the same machine. Ratios matter more than absolute "
-    "numbers: this machine has 2 cores shared by the load, the servers and the clients.\n"
+    "numbers: each section names the machine it was measured on, whose CPUs are shared by the "
+    "load, the servers and the clients.\n"
 )
 
 

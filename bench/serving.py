@@ -236,12 +236,12 @@ def render(results: dict) -> str:  # type: ignore[type-arg]
     def rps(key: tuple) -> float:  # type: ignore[type-arg]
         r = results.get(key)
         value = r if isinstance(r, float) else (r.requests_per_s if r else float("nan"))
-        return value if value > 0 else float("nan")  # nothing answered: no ratio to claim
+        return value if value > 0 else float("nan")  # nothing measured: no ratio to claim
 
     lines = [
         "## Serving (`bench/serving.py`)",
         "",
-        f"Measured {machine()}. wrk on the same 2 cores as the servers; {SECONDS:g} s per cell after a 1 s warm-up, "
+        f"Measured {machine()}. wrk on the same {os.cpu_count()} CPUs as the servers; {SECONDS:g} s per cell after a 1 s warm-up, "
         f"best of {ROUNDS} round-robin rounds; "
         "single-row and 64-row JSON requests of breast-cancer rows; 2 replicas for every Serve variant. "
         "`inproc` is JSON decode + validation + onnxruntime + JSON encode in one thread, no HTTP. "
@@ -263,81 +263,55 @@ def render(results: dict) -> str:  # type: ignore[type-arg]
             lines.append(
                 f"| {name} | {forest} | {rows} | {conns} | {r.requests_per_s:,.1f} | {r.requests_per_s * rows:,.0f} | {r.p50_ms:.2f} | {r.p99_ms:.2f} | {r.errors} |"
             )
-    goals = [
-        (
-            "ours >= 0.9x plain Serve + onnxruntime (100 trees, 1 row, c16)",
-            rps(("ours", 100, 1, 16)) / rps(("serve-onnx", 100, 1, 16)),
-            0.9,
-        ),
-        (
-            "ours >= 0.9x plain Serve + onnxruntime (500 trees, 1 row, c16)",
-            rps(("ours", 500, 1, 16)) / rps(("serve-onnx", 500, 1, 16)),
-            0.9,
-        ),
-        (
-            "ours >= Flask, 100 trees (1 row, c16)",
-            rps(("ours", 100, 1, 16)) / rps(("flask", 100, 1, 16)),
-            1.0,
-        ),
-        (
-            "ours >= Flask, 100 trees (1 row, c1)",
-            rps(("ours", 100, 1, 1)) / rps(("flask", 100, 1, 1)),
-            1.0,
-        ),
-        (
-            "ours >= 3x Flask, 500 trees (1 row, c16)",
-            rps(("ours", 500, 1, 16)) / rps(("flask", 500, 1, 16)),
-            3.0,
-        ),
-        (
-            "ours: 64-row rows/s >= 30x single-row (100 trees, c16)",
-            64 * rps(("ours", 100, 64, 16)) / rps(("ours", 100, 1, 16)),
-            30.0,
-        ),
-        (
-            "monitor on >= 0.9x monitor off (100 trees, 1 row, c16)",
-            rps(("ours", 100, 1, 16)) / rps(("ours-nomon", 100, 1, 16)),
-            0.9,
-        ),
-        (
-            "monitor on >= 0.9x monitor off, worst of every forest/rows/concurrency cell",
-            min(
-                rps(("ours", t, r, c)) / rps(("ours-nomon", t, r, c))
-                for t in FORESTS
-                for r in (1, 64)
-                for c in (1, 16)
-            ),
-            0.9,
-        ),
-        (
-            "ours >= 3x Flask, 500 trees (1 row, c1: Flask barely answers at c16)",
-            rps(("ours", 500, 1, 1)) / rps(("flask", 500, 1, 1)),
-            3.0,
-        ),
-        (
-            "churn records vs breast-cancer lists, ours (1 row, c16; 100 trees)",
-            rps(("ours-churn", CHURN, 1, 16)) / rps(("ours", 100, 1, 16)),
-            None,
-        ),
-        (
-            "churn records vs breast-cancer lists, ours (64 rows, c16; 100 trees)",
-            rps(("ours-churn", CHURN, 64, 16)) / rps(("ours", 100, 64, 16)),
-            None,
-        ),
-        (
-            "50% canary phase vs steady state (100 trees, 1 row, c16)",
-            rps(("ours-canary", 100, 1, 16)) / rps(("ours", 100, 1, 16)),
-            None,
-        ),
-    ]
+
+    def ratio(num: tuple, den: tuple, factor: float = 1.0) -> tuple[float, bool]:  # type: ignore[type-arg]
+        """num / den; when den answered nothing in its cell, a lower bound (True)."""
+        d = results.get(den)
+        if isinstance(d, WrkResult) and d.requests == 0:
+            # Not one answer in SECONDS: its rate is under 1/SECONDS.
+            return factor * rps(num) * SECONDS, True
+        return factor * rps(num) / rps(den), False
+
+    def worst(pairs: list[tuple[tuple, tuple]]) -> tuple[float, bool]:  # type: ignore[type-arg]
+        return min((ratio(n, d) for n, d in pairs), key=lambda r: r[0])
+
+    goals: list[tuple[str, tuple[float, bool], float | None]] = [
+        ("ours >= 0.9x plain Serve + onnxruntime (100 trees, 1 row, c16)",
+         ratio(("ours", 100, 1, 16), ("serve-onnx", 100, 1, 16)), 0.9),
+        ("ours >= 0.9x plain Serve + onnxruntime (500 trees, 1 row, c16)",
+         ratio(("ours", 500, 1, 16), ("serve-onnx", 500, 1, 16)), 0.9),
+        ("ours >= Flask, 100 trees (1 row, c16)",
+         ratio(("ours", 100, 1, 16), ("flask", 100, 1, 16)), 1.0),
+        ("ours >= Flask, 100 trees (1 row, c1)",
+         ratio(("ours", 100, 1, 1), ("flask", 100, 1, 1)), 1.0),
+        ("ours >= 3x Flask, 500 trees (1 row, c16)",
+         ratio(("ours", 500, 1, 16), ("flask", 500, 1, 16)), 3.0),
+        ("ours: 64-row rows/s >= 30x single-row (100 trees, c16)",
+         ratio(("ours", 100, 64, 16), ("ours", 100, 1, 16), 64), 30.0),
+        ("monitor on >= 0.9x monitor off (100 trees, 1 row, c16)",
+         ratio(("ours", 100, 1, 16), ("ours-nomon", 100, 1, 16)), 0.9),
+        ("monitor on >= 0.9x monitor off, worst of every forest/rows/concurrency cell",
+         worst([(("ours", t, r, c), ("ours-nomon", t, r, c))
+                for t in FORESTS for r in (1, 64) for c in (1, 16)]), 0.9),
+        ("ours >= 3x Flask, 500 trees (1 row, c1)",
+         ratio(("ours", 500, 1, 1), ("flask", 500, 1, 1)), 3.0),
+        ("churn records vs breast-cancer lists, ours (1 row, c16; 100 trees)",
+         ratio(("ours-churn", CHURN, 1, 16), ("ours", 100, 1, 16)), None),
+        ("churn records vs breast-cancer lists, ours (64 rows, c16; 100 trees)",
+         ratio(("ours-churn", CHURN, 64, 16), ("ours", 100, 64, 16)), None),
+        ("50% canary phase vs steady state (100 trees, 1 row, c16)",
+         ratio(("ours-canary", 100, 1, 16), ("ours", 100, 1, 16)), None),
+    ]  # fmt: skip
     lines += ["", "| goal | measured ratio | target | met |", "|---|---|---|---|"]
-    for text, ratio, target in goals:
-        met = (
-            "" if target is None else ("yes" if ratio >= target else "**no**")
-        )  # nan compares false
-        lines.append(
-            f"| {text} | {ratio:.2f}x | {'' if target is None else f'{target:g}x'} | {met} |"
+    for text, (value, lower_bound), target in goals:
+        # A lower bound meets a target it already exceeds; nan (nothing measured) never does.
+        met = "" if target is None else ("yes" if value >= target else "**no**")
+        shown = (
+            f">= {value:.1f}x (the baseline answered nothing in {SECONDS:g} s)"
+            if lower_bound
+            else f"{value:.2f}x"
         )
+        lines.append(f"| {text} | {shown} | {'' if target is None else f'{target:g}x'} | {met} |")
     return "\n".join(lines) + "\n"
 
 

@@ -320,7 +320,7 @@ def main() -> None:
         "cost about 1 ms of CPU in httpx) and parses it with prometheus_client, once per distinct "
         "series. Monitors are asked with httpx through a kept-open forward; past 20 clusters, in "
         "turn.\n\n"
-        "The replay servers, the digests (and sshd) share this machine's 2 cores with the "
+        f"The replay servers, the digests (and sshd) share this machine's {os.cpu_count()} CPUs with the "
         "collector, so its figures are if anything high.\n\n"
         + (
             f"**The goal, as issue 5's benchmark defines it (pages replayed from loopback), is "

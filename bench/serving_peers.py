@@ -1,0 +1,226 @@
+"""Ours against the stacks a user would pick instead, one run, same model, rows and machine.
+
+Peers (bench/peers/, each from its own venv, set up as its documentation shows):
+  mlserver     Seldon's MLServer, scikit-learn runtime, V2 protocol, 2 parallel workers
+  bentoml      BentoML new-style service around the joblib model, 2 workers
+  fastapi-w2   FastAPI + onnxruntime under uvicorn, one worker per core (2)
+  fastapi-w1   the same, one worker
+  ours         this project's serving path on Ray Serve, 2 replicas, monitor on
+
+Every peer's labels for 64 holdout rows must equal ours before anything is timed. Cells:
+100- and 500-tree forests x 1 or 64 rows x concurrency 1 or 16, driven by wrk, best of
+BENCH_ROUNDS round-robin rounds. Then the 21 bad requests of bench/bad_inputs.py go to each.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import httpx
+
+from bench import bad_inputs
+from bench.peer_servers import (
+    Mishandled,
+    Peer,
+    probe_bad_inputs,
+    start_bentoml,
+    start_fastapi,
+    start_mlserver,
+    wait_ready,
+)
+from bench.report import machine, write_section
+from bench.serving import FORESTS, REPLICAS, deploy, train
+from bench.wrk import WrkResult, require_wrk, run_wrk
+from cluster.models.examples import example_data
+from cluster.models.store import ModelStore
+from cluster.serve.config import AppSpec, VersionSpec, applications
+from tests.support.ray_node import start_head
+
+SECONDS = float(os.environ.get("BENCH_SECONDS", "3"))
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "2"))
+ROWS = (1, 64)
+CONNS = (1, 16)
+ORDER = ("ours", "mlserver", "bentoml", "fastapi-w2", "fastapi-w1")
+
+Cell = tuple[str, int, int, int]  # variant, trees, rows, connections
+
+
+def our_apps(store: ModelStore, state: Path) -> list[dict]:  # type: ignore[type-arg]
+    apps = []
+    for trees in FORESTS:
+        spec = AppSpec(
+            f"ours{trees}", f"/ours{trees}", str(state), "1",
+            (VersionSpec("1", str(store.root / f"rf{trees}" / "1"), REPLICAS, 0.0),),
+        )  # fmt: skip
+        apps += applications(spec)
+    return apps
+
+
+def check_same_labels(peers: list[Peer], rows: list[list[float]]) -> list[int]:
+    """Every peer's labels for `rows`, which must all equal the first's (ours)."""
+    want: list[int] | None = None
+    for peer in peers:
+        r = httpx.post(peer.url, content=peer.body(rows), timeout=30,
+                       headers={"Content-Type": "application/json"})  # fmt: skip
+        r.raise_for_status()
+        got = peer.labels(r.json())
+        if want is None:
+            want = got
+        elif got != want:
+            diff = sum(a != b for a, b in zip(got, want, strict=True))
+            raise SystemExit(f"{peer.name} disagrees with ours on {diff} of {len(rows)} rows")
+    assert want is not None
+    return want
+
+
+def main() -> None:
+    require_wrk()
+    _, X_test, _, _, _ = example_data()
+    holdout = X_test[:64].astype(float).tolist()
+    results: dict[Cell, WrkResult] = {}
+    mishandled: dict[str, list[Mishandled]] = {}
+    with tempfile.TemporaryDirectory(prefix="bench-peers-") as tmp_name:
+        tmp = Path(tmp_name)
+        store = ModelStore(tmp / "models")
+        pickles = train(tmp, store)
+        head = start_head(num_cpus=2)
+        try:
+            asyncio.run(deploy(head, our_apps(store, tmp / "state")))
+            for trees in FORESTS:
+                onnx = store.root / f"rf{trees}" / "1" / "model.onnx"
+                peers = [
+                    Peer("ours", f"{head.serve_url}/ours{trees}/predict", bad_inputs.instances)
+                ]
+                try:
+                    peers += [
+                        start_mlserver(pickles[trees], tmp, trees),
+                        start_bentoml(pickles[trees], tmp, trees),
+                        start_fastapi(onnx, tmp, trees, workers=2),
+                        start_fastapi(onnx, tmp, trees, workers=1),
+                    ]
+                    for peer in peers:
+                        wait_ready(peer, holdout[:1])
+                    check_same_labels(peers, holdout)
+                    print(
+                        f"rf{trees}: every peer gives ours' labels on 64 holdout rows", flush=True
+                    )
+                    bodies = {
+                        (p.name, rows): p.body(holdout[:rows]) for p in peers for rows in ROWS
+                    }
+                    for _ in range(ROUNDS):
+                        for peer in peers:
+                            for rows in ROWS:
+                                for conns in CONNS:
+                                    _measure(
+                                        results, peer, trees, rows, conns, bodies[(peer.name, rows)]
+                                    )
+                    if trees == FORESTS[0]:
+                        for peer in peers:
+                            mishandled[peer.name] = probe_bad_inputs(peer)
+                            print(f"{peer.name}: {len(mishandled[peer.name])} of "
+                                  f"{len(bad_inputs.BAD)} bad requests mishandled", flush=True)  # fmt: skip
+                finally:
+                    for peer in peers:
+                        peer.stop()
+        finally:
+            head.stop()
+    write_section("peers", render(results, mishandled))
+
+
+def _measure(
+    results: dict[Cell, WrkResult], peer: Peer, trees: int, rows: int, conns: int, body: str
+) -> None:
+    run_wrk(peer.url, body, connections=conns, seconds=1)  # warm-up
+    r = run_wrk(peer.url, body, connections=conns, seconds=SECONDS)
+    key = (peer.name, trees, rows, conns)
+    best = results.get(key)
+    if best is None or r.requests_per_s > best.requests_per_s:
+        results[key] = r
+    print(f"{peer.name:11} rf{trees:<4} rows={rows:<3} c={conns:<3} {r.requests_per_s:9.1f} req/s"
+          f"  p50 {r.p50_ms:7.2f} ms  p99 {r.p99_ms:7.2f} ms  errors {r.errors}", flush=True)  # fmt: skip
+
+
+def ratio_text(ours: WrkResult | None, peer: WrkResult | None) -> str:
+    """ours / peer; a peer that answered nothing gives a lower bound, never `nan`."""
+    if ours is None or peer is None:
+        return "-"
+    if peer.requests == 0:
+        # Under one answer in SECONDS: its rate is below 1/SECONDS.
+        return f">= {ours.requests_per_s * SECONDS:.1f}x (it answered nothing in {SECONDS:g} s)"
+    return f"{ours.requests_per_s / peer.requests_per_s:.2f}x"
+
+
+def render(results: dict[Cell, WrkResult], mishandled: dict[str, list[Mishandled]]) -> str:
+    peers = [p for p in ORDER if p != "ours" and any(k[0] == p for k in results)]
+    lines = [
+        "## Serving against its peers (`bench/serving_peers.py`, `make bench-peers`)",
+        "",
+        f"Measured {machine()}. Same breast-cancer forests (100 and 500 trees), same rows "
+        f"(1 or 64 per request), same wrk load; {SECONDS:g} s per cell after a 1 s warm-up, best "
+        f"of {ROUNDS} round-robin rounds; servers and wrk share this machine's CPUs. Two "
+        "replicas or workers wherever the peer has the notion. Each peer runs from its own venv "
+        "(bench/peers/*/requirements.txt), set up as its documentation shows; every peer's labels "
+        "on 64 holdout rows equal ours before timing. Ours runs with its monitor on and answers "
+        "probabilities too; so do the peers (MLServer is asked for predict and predict_proba).",
+        "",
+        "| forest | rows | conc | " + " | ".join(["ours", *peers]) + " |",
+        "|---|---|---|" + "---|" * (1 + len(peers)),
+    ]
+    for trees in FORESTS:
+        for rows in ROWS:
+            for conns in CONNS:
+                cells = []
+                for name in ["ours", *peers]:
+                    r = results.get((name, trees, rows, conns))
+                    cells.append("-" if r is None else f"{r.requests_per_s:,.0f} req/s, p99 {r.p99_ms:.1f} ms"
+                                 + (f", {r.errors} errors" if r.errors else ""))  # fmt: skip
+                lines.append(f"| {trees} | {rows} | {conns} | " + " | ".join(cells) + " |")
+    lines += ["", "Ours / peer, requests per second:", "",
+              "| forest | rows | conc | " + " | ".join(peers) + " | ours / best peer |",
+              "|---|---|---|" + "---|" * (len(peers) + 1)]  # fmt: skip
+    single_ok, batch_ok = True, True
+    for trees in FORESTS:
+        for rows in ROWS:
+            for conns in CONNS:
+                ours = results.get(("ours", trees, rows, conns))
+                others = [results.get((p, trees, rows, conns)) for p in peers]
+                best = max(
+                    (o for o in others if o is not None),
+                    key=lambda o: o.requests_per_s,
+                    default=None,
+                )
+                vs_best = ratio_text(ours, best)
+                if ours is not None and best is not None and best.requests:
+                    ratio = ours.requests_per_s / best.requests_per_s
+                    if rows == 1 and ratio < 1.0:
+                        single_ok = False
+                    if rows > 1 and ratio < 0.9:
+                        batch_ok = False
+                lines.append(f"| {trees} | {rows} | {conns} | "
+                             + " | ".join(ratio_text(ours, o) for o in others) + f" | {vs_best} |")  # fmt: skip
+    lines += ["", f"Bad requests ({len(bad_inputs.BAD)}, bench/bad_inputs.py) mishandled: a 5xx, "
+              "a 200 with predictions, or no answer. Ours refuses each with a 4xx naming the problem.", "",
+              "| server | mishandled | which |", "|---|---|---|"]  # fmt: skip
+    for name in ["ours", *peers]:
+        if name not in mishandled:
+            continue
+        bad = mishandled[name]
+        which = "; ".join(f"{m.bad}: {m.what}" for m in bad) or "-"
+        lines.append(f"| {name} | {len(bad)} of {len(bad_inputs.BAD)} | {which} |")
+    ours_bad = len(mishandled.get("ours", []))
+    lines += ["", "| goal | met |", "|---|---|",
+              f"| ours >= every peer in every single-row cell | {'yes' if single_ok else '**no**'} |",
+              f"| ours >= 0.9x the best peer in every 64-row cell | {'yes' if batch_ok else '**no**'} |",
+              f"| ours mishandles 0 bad requests | {'yes' if ours_bad == 0 else f'**no** ({ours_bad})'} |"]  # fmt: skip
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    main()
