@@ -45,6 +45,14 @@ from tests.support.ray_node import start_head
 
 SECONDS = float(os.environ.get("BENCH_SECONDS", "3"))
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "2"))
+# BENCH_VARIANTS=ours,ours-nomon measures only those (for a quick look; the report wants all).
+VARIANTS = {v for v in os.environ.get("BENCH_VARIANTS", "").split(",") if v}
+
+
+def wanted(variant: str) -> bool:
+    return not VARIANTS or variant in VARIANTS
+
+
 FORESTS = (100, 500)
 REPLICAS = 2
 
@@ -106,6 +114,8 @@ def serve_apps(store: ModelStore, pickles: dict[int, Path], state_dir: Path) -> 
     for trees in FORESTS:
         model_dir = str(store.root / f"rf{trees}" / "1")
         for monitor, suffix in ((True, ""), (False, "-nomon")):
+            if not wanted(f"ours{suffix}"):
+                continue
             spec = AppSpec(
                 f"ours{trees}{suffix}", f"/ours{trees}{suffix}", str(state_dir), "1",
                 (VersionSpec("1", model_dir, REPLICAS, 0.0),), monitor=monitor,
@@ -115,6 +125,8 @@ def serve_apps(store: ModelStore, pickles: dict[int, Path], state_dir: Path) -> 
             ("sklearn", str(pickles[trees])),
             ("onnx", str(store.root / f"rf{trees}" / "1" / "model.onnx")),
         ):
+            if not wanted(f"serve-{kind}"):
+                continue
             apps.append({
                 "name": f"serve-{kind}{trees}", "route_prefix": f"/serve-{kind}{trees}",
                 "import_path": f"bench.baselines.plain_serve:{kind}_app", "args": {"path": path},
@@ -124,13 +136,14 @@ def serve_apps(store: ModelStore, pickles: dict[int, Path], state_dir: Path) -> 
         "ours-churn", "/ours-churn", str(state_dir), "1",
         (VersionSpec("1", str(store.root / "churn" / "1"), REPLICAS, 0.0),),
     )  # fmt: skip
-    apps += applications(churn)
+    if wanted("ours-churn"):
+        apps += applications(churn)
     model_dir = str(store.root / "rf100" / "1")
     canary = AppSpec(
         "ours100-canary", "/ours100-canary", str(state_dir), "1",
         (VersionSpec("1", model_dir, REPLICAS, 0.0), VersionSpec("2", model_dir, REPLICAS, 0.0)), canary=("2", 0.5),
     )  # fmt: skip
-    return apps + applications(canary)
+    return apps + (applications(canary) if wanted("ours-canary") else [])
 
 
 async def deploy(head, apps: list[dict]) -> None:  # type: ignore[no-untyped-def, type-arg]
@@ -185,9 +198,11 @@ def main() -> None:
         records = churn_bodies(store)
         for trees in FORESTS:
             for rows in (1, 64):
-                results[("inproc", trees, rows, 1)] = inproc(store, trees, body[rows], SECONDS)
+                if wanted("inproc"):
+                    results[("inproc", trees, rows, 1)] = inproc(store, trees, body[rows], SECONDS)
         for rows in (1, 64):
-            results[("inproc", CHURN, rows, 1)] = inproc(store, CHURN, records[rows], SECONDS)
+            if wanted("inproc"):
+                results[("inproc", CHURN, rows, 1)] = inproc(store, CHURN, records[rows], SECONDS)
         os.environ["PYTHONPATH"] = str(ROOT)  # Ray workers import bench.baselines
         head = start_head(num_cpus=2)
         flasks = []
@@ -195,8 +210,9 @@ def main() -> None:
             asyncio.run(deploy(head, serve_apps(store, pickles, tmp / "state")))
             urls = {}
             for trees in FORESTS:
-                proc, urls[("flask", trees)] = start_flask(pickles[trees])
-                flasks.append(proc)
+                if wanted("flask"):
+                    proc, urls[("flask", trees)] = start_flask(pickles[trees])
+                    flasks.append(proc)
                 for name in ("serve-sklearn", "serve-onnx", "ours", "ours-nomon"):
                     prefix = {"ours": f"/ours{trees}", "ours-nomon": f"/ours{trees}-nomon"}.get(
                         name, f"/{name}{trees}"
@@ -206,13 +222,17 @@ def main() -> None:
                     )
             urls[("ours-canary", 100)] = f"{head.serve_url}/ours100-canary/predict"
             urls[("ours-churn", CHURN)] = f"{head.serve_url}/ours-churn/predict"
-            cells = [
-                (name, trees, rows, conns, url)
-                for (name, trees), url in urls.items()
-                for rows in (1, 64)
-                for conns in (1, 16)
-                if name != "ours-canary" or (rows, conns) == (1, 16)
-            ]
+            # Variants of one cell run back to back, so a ratio compares moments close in time.
+            cells = sorted(
+                (
+                    (name, trees, rows, conns, url)
+                    for (name, trees), url in urls.items()
+                    for rows in (1, 64)
+                    for conns in (1, 16)
+                    if (name != "ours-canary" or (rows, conns) == (1, 16)) and wanted(name)
+                ),
+                key=lambda c: (c[1], c[2], c[3], c[0]),
+            )
             # Every cell ROUNDS times, round-robin, keeping the best: interference from the
             # rest of the machine only ever slows a run down, and it hits all variants alike.
             for _ in range(ROUNDS):
@@ -229,7 +249,10 @@ def main() -> None:
             for proc in flasks:
                 proc.kill()
             head.stop()
-    write_section("serving", render(results))
+    if VARIANTS:  # a partial run is for a look, never the report
+        print(render(results))
+    else:
+        write_section("serving", render(results))
 
 
 def render(results: dict) -> str:  # type: ignore[type-arg]

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import secrets
 import time
 from pathlib import Path
 from typing import Any
@@ -30,6 +29,7 @@ from serving.drift import FeatureBins
 from serving.instances import Batch, InstanceParser
 from serving.labels import LabelChecker, LabelError
 from serving.onnx_model import OnnxModel, Prediction
+from serving.request_ids import new_ids
 from serving.traffic import Traffic, TrafficConfigError
 from serving.validation import BadRequest, parse_json
 
@@ -332,9 +332,7 @@ class ModelServer:
         result: Prediction = await self._infer(rows)
         if self._monitor is not None:
             self._bins.add(rows)  # live feature distribution, for drift: only the monitor reads it
-        # 128 random bits each: an id is what /feedback labels, so none may be guessed from
-        # another (a counter would give every other client's ids away).
-        ids = request_ids or [secrets.token_hex(16) for _ in range(len(rows))]
+        ids = request_ids or new_ids(len(rows))
         body: dict[str, Any] = {
             "predictions": result.labels,
             "version": self.version,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -232,10 +233,13 @@ async def test_request_ids_are_unguessable_and_bounded(store: ModelStore, monito
         for _ in range(3):
             status, body = await call(server, "POST", "/predict", {"instances": [ROW, ROW]})
             ids += body["request_ids"]
-        assert len(set(ids)) == 6 and all(len(i) == 32 for i in ids)
-        assert all(int(i, 16) >= 0 for i in ids)  # 128 bits in hex
-        # No two share a prefix the way "replica-counter" ids did.
-        assert len({i[:8] for i in ids}) == 6
+        # The time (14 hex digits, for the monitor's index), then 128 random bits.
+        assert len(set(ids)) == 6 and all(len(i) == 46 for i in ids)
+        assert all(int(i, 16) >= 0 for i in ids)
+        times = [int(i[:14], 16) for i in ids]
+        assert times == sorted(times) and abs(times[-1] / 1e6 - time.time()) < 60
+        # The random parts share nothing the way "replica-counter" ids did.
+        assert len({i[14:22] for i in ids}) == 6
         long_id = {"request_id": "a" * 129, "label": 1}
         status, answer = await call(server, "POST", "/feedback", long_id)
         assert status == 400 and "longer than 128 characters" in answer["error"]
