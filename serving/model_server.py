@@ -12,6 +12,7 @@ import asyncio
 import json
 import logging
 import time
+from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -99,6 +100,7 @@ class ModelServer:
         self._dropped = 0  # records the buffer could not keep, told to the monitor next flush
         self._bins = FeatureBins(self.model.meta.raw.get("reference"))
         self._flusher: asyncio.Task[None] | None = None
+        self._stopping = False  # set once Serve's graceful stop has asked for the last flush
         self._registered = False
         self._summary: tuple[float, Any] | None = None  # (when, answer) of the last /monitor
         self._summary_lock = asyncio.Lock()
@@ -404,10 +406,25 @@ class ModelServer:
             log.warning("%s v%s: the monitor is away; %d prediction records dropped so far",
                         self.app, self.version, self._dropped)  # fmt: skip
 
-    async def __del__(self) -> None:
-        """Serve's graceful stop (a retired version, a scale-down): what is buffered goes to
-        the monitor first, or is logged as lost."""
-        if self._monitor is None or not (self._buffer or self._dropped):
+    def __del__(self) -> Coroutine[Any, Any, None] | None:
+        """Serve's graceful stop (a retired version, a scale-down): Serve awaits the flush this
+        returns, so what is buffered goes to the monitor first, or is logged as lost.
+
+        Not `async def`: the garbage collector calls `__del__` too, later, and a coroutine it
+        cannot await would only be a warning. Outside a replica, and on that second call,
+        there is nothing to return.
+        """
+        if getattr(self, "_stopping", True) or self._monitor is None:
+            return None
+        try:
+            serve.get_replica_context()
+        except RayServeException:
+            return None  # not a Serve replica (a unit test): nowhere to send anything
+        self._stopping = True
+        return self._last_flush()
+
+    async def _last_flush(self) -> None:
+        if not (self._buffer or self._dropped):
             return
         try:
             await self._flush(strict=True)

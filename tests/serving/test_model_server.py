@@ -105,9 +105,23 @@ def hanging() -> FakeHandle:
     return FakeHandle(call)
 
 
+_made: list[Any] = []
+
+
 def make_server(store: ModelStore, model: str = "cancer", **kw: Any) -> Any:
     cls = model_server.ModelServer.func_or_class  # the class under @serve.deployment
-    return cls(app="m", version="1", model_dir=str(store.root / model / "1"), monitor=False, **kw)
+    server = cls(app="m", version="1", model_dir=str(store.root / model / "1"), monitor=False, **kw)
+    _made.append(server)
+    return server
+
+
+@pytest.fixture(autouse=True)
+def no_graceful_stop_after_the_test() -> Iterator[None]:
+    """Serve asks a replica for its last flush (`__del__`) and awaits it; here nobody would,
+    so once a test is over its servers are marked as already stopped."""
+    yield
+    while _made:
+        _made.pop()._stopping = True
 
 
 @pytest.fixture
