@@ -93,9 +93,10 @@ def app_row(
     served = frame.versions.get(live) if live else None
     if served is None and frame.versions:  # Serve state not read yet: the busiest version
         served = max(frame.versions.values(), key=lambda s: s.requests)
-    healthy = sum(s.healthy_replicas for s in frame.versions.values())
-    total = sum(s.replicas for s in frame.versions.values())
-    if not total and deployed:
+    reported = [s for s in frame.versions.values() if s.replicas is not None]
+    healthy = sum(s.healthy_replicas or 0 for s in reported)
+    total = sum(s.replicas or 0 for s in reported)
+    if not reported and deployed:  # no health gauges yet: Serve's own count
         healthy = sum(d.replicas_running for d in deployed)
         total = sum(d.replicas_wanted for d in deployed)
     accuracy, labelled = version_accuracy(frame, served.version if served else live)

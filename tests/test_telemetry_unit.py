@@ -88,6 +88,35 @@ def test_rates_balance_and_errors_over_the_window() -> None:
     assert "monitor" not in stats
 
 
+def test_replicas_are_unknown_until_their_health_gauges_arrive() -> None:
+    """Ray exports the health gauges seconds after the counters: until then the count is
+    unknown (null, shown as "-"), never "0 of 0 healthy" as if nothing ran."""
+    from rich.console import Console
+
+    from cluster.telemetry.frame import NodeHealth, TelemetryFrame
+    from console.render.telemetry import frame_view
+
+    def without_gauges(text: str) -> str:
+        return "\n".join(line for line in text.splitlines() if "replica_healthy" not in line)
+
+    window = NodeWindow(keep=5)
+    window.add(Scrape(99.0, parse_index(without_gauges(page({"a": 5, "b": 5}, [1.0] * 10)))))
+    window.add(Scrape(100.0, parse_index(without_gauges(page({"a": 10, "b": 10}, [1.0] * 20)))))
+    s = version_stats("m", {"n1": window}, window_s=30, now=100.0)["2"]
+    assert (s.healthy_replicas, s.replicas) == (None, None)
+    frame = TelemetryFrame("m", 0.0, 10, {"2": s}, {"n1": NodeHealth.OK}, None)
+    assert frame.to_dict()["versions"]["2"]["replicas"] is None
+    console = Console(record=True, width=200)
+    console.print(frame_view(frame))
+    lines = console.export_text().splitlines()
+    header = [c.strip() for c in next(ln for ln in lines if "replicas" in ln).split("┃")]
+    row = [c.strip() for c in next(ln for ln in lines if ln.startswith("│ 2 ")).split("│")]
+    assert row[header.index("replicas")] == "-"
+    window.add(Scrape(101.0, parse_index(page({"a": 11, "b": 10}, [1.0] * 21))))
+    s = version_stats("m", {"n1": window}, window_s=30, now=101.0)["2"]
+    assert (s.healthy_replicas, s.replicas) == (2, 2)
+
+
 def test_a_counter_reset_counts_from_zero() -> None:
     window = NodeWindow(keep=5)
     window.add(Scrape(0.0, parse_index(page({"a": 500}, [1.0] * 5))))

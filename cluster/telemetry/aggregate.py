@@ -39,8 +39,10 @@ class VersionStats:
     imbalance_cv: float | None = None
     queued: float = 0.0
     ongoing: float = 0.0
-    healthy_replicas: int = 0
-    replicas: int = 0
+    # None until Serve's replica health gauges arrive (Ray exports them a while after the
+    # counters): unknown, never "0 healthy", which would tell an operator nothing runs.
+    healthy_replicas: int | None = None
+    replicas: int | None = None
     restarts: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
@@ -148,8 +150,8 @@ def version_stats(
                 _get(stats, version).ongoing += value
             else:  # HEALTHY
                 one = _get(stats, version)
-                one.replicas += 1
-                one.healthy_replicas += int(value >= 1)
+                one.replicas = (one.replicas or 0) + 1
+                one.healthy_replicas = (one.healthy_replicas or 0) + int(value >= 1)
     for version in set(requests) | set(per_replica) | set(buckets) | set(proc_buckets) | set(stats):
         s = _get(stats, version)
         dt = span_s.get(version) or window_s

@@ -71,7 +71,7 @@ def frame_view(frame: TelemetryFrame) -> Group:
             ms(s.p50_ms if s else None),
             ms(s.p95_ms if s else None),
             ms(s.p99_ms if s else None),
-            f"{s.healthy_replicas}/{s.replicas}" if s else "0/0",
+            f"{s.healthy_replicas}/{s.replicas}" if s and s.replicas is not None else "-",
             num(s.imbalance_max_mean if s else None, ".2f"),
             f"{s.queued:.0f}" if s else "0",
             num(m.accuracy),

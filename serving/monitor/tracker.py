@@ -45,6 +45,9 @@ class MonitorSettings:
     max_orphans: int = 100_000  # labels waiting for their prediction (on disk)
     max_inputs: int = 200_000  # logged request inputs (log_features), oldest dropped first
     drift_threshold: float = 0.2  # PSI above this raises a warning (0.1-0.25 is the usual band)
+    # PSI from a handful of rows says nothing (15 copies of one row gave 7 to 8 on every
+    # feature): below this many rows in the window, no drift figure is given at all.
+    drift_min_rows: int = 200
 
 
 class AccuracyTracker:
@@ -171,10 +174,13 @@ class AccuracyTracker:
             return None, f"not available: live bins do not match the reference ({exc})"
         if not per_feature:
             return None, "not available: no live rows binned"
+        rows = int(total[0].sum())
+        if rows < self.settings.drift_min_rows:
+            return None, f"not enough rows ({rows} of {self.settings.drift_min_rows})"
         worst = max(per_feature, key=lambda k: per_feature[k])
         over = sorted(k for k, v in per_feature.items() if v > self.settings.drift_threshold)
         drift = {
-            "rows": int(total[0].sum()),
+            "rows": rows,
             "max_psi": per_feature[worst],
             "worst_feature": worst,
             "threshold": self.settings.drift_threshold,

@@ -1338,6 +1338,15 @@ async def test_an_operators_session_fails_no_request_and_prints_no_secret(
             allowed = {"tail": (0, 1), "plan": (0, 4)}.get(argv[0], (0,))
             assert proc.returncode in allowed, (argv, err[-2000:])
             said += [out, err]
+            if argv[0] == "tail":
+                # From the first frame on, a replica count not yet reported by Serve's gauges
+                # is unknown (null), never "0 of 0 healthy"; the live version's 2+ replicas.
+                frames = [json.loads(line) for line in out.splitlines()]
+                for frame in frames:
+                    for version, stats in frame["versions"].items():
+                        assert stats["replicas"] is None or stats["replicas"] >= 1, frame
+                        if version == "2" and stats["healthy_replicas"] is not None:
+                            assert stats["healthy_replicas"] >= 1, frame
             if argv[0] == "apply":
                 applied = [json.loads(line) for line in out.splitlines()]
             if argv[0] == "swap":

@@ -102,7 +102,7 @@ def test_categories_drift_by_frequency_with_unseen_and_missing_buckets(tmp_path:
             np.asarray(texts, dtype=object).reshape(-1, 1),
         )
 
-    t = AccuracyTracker(tmp_path / "m.sqlite", MonitorSettings(window_s=60))
+    t = AccuracyTracker(tmp_path / "m.sqlite", MonitorSettings(window_s=60, drift_min_rows=100))
     t.register("1", "classifier", [0, 1], reference)
     bins = FeatureBins(reference)
     bins.add(live(["lyon"] * 50 + ["nice"] * 30 + ["paris"] * 20, RNG.normal(size=100)))
@@ -121,3 +121,20 @@ def test_categories_drift_by_frequency_with_unseen_and_missing_buckets(tmp_path:
         "live"
     ] == pytest.approx(np.isnan(shifted).mean())
     assert drift["warning"] and set(drift["drifting"]) == {"city", "x"}
+
+
+def test_no_drift_figure_from_a_handful_of_rows(tmp_path: Path) -> None:
+    """15 copies of one row once gave PSI 7 to 8 on every feature: below the minimum there is
+    no figure and no warning, and the status says how many rows there are of how many."""
+    t = AccuracyTracker(tmp_path / "m.sqlite", MonitorSettings(window_s=60))
+    t.register("1", "classifier", [0, 1], REFERENCE)
+    bins = FeatureBins(REFERENCE)
+    bins.add(rows(np.repeat(TRAIN[:1], 15, axis=0)))
+    t.add_bins("1", bins.take() or [], now=1000.0)
+    version = t.summary(now=1001.0)["versions"]["1"]
+    assert version["drift"] is None
+    assert version["drift_status"] == "not enough rows (15 of 200)"
+    bins.add(rows(TRAIN[:185]))
+    t.add_bins("1", bins.take() or [], now=1002.0)
+    version = t.summary(now=1003.0)["versions"]["1"]
+    assert version["drift"]["rows"] == 200 and version["drift_status"] == "ok"

@@ -17,7 +17,7 @@ def replica_text(stats: VersionStats | None, version: str) -> Text:
     total = stats.replica_requests_total or 1.0
     text = Text()
     text.append(f"replicas v{version}", "bold")
-    if stats.replicas:
+    if stats.replicas is not None:
         text.append(f" {stats.healthy_replicas}/{stats.replicas} up")
     else:  # Ray reports the health gauges a while after the counters
         text.append(" health not reported yet", "dim")
