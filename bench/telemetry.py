@@ -318,8 +318,9 @@ def main() -> None:
         f"({per_node_ms / 10:.2f}% of one core; measured on the local hosts). The collector reads "
         "each digest from the node's connection (no HTTP request per node per second: that alone "
         "cost about 1 ms of CPU in httpx) and parses it with prometheus_client, once per distinct "
-        "series. Monitors are asked with httpx through a kept-open forward; past 20 clusters, in "
-        "turn.\n\n"
+        "series. Each node's digest also asks its app's monitor and writes the answer beside the "
+        "metrics, so the collector makes no HTTP request at all; past 50 clusters a second, the "
+        "digests ask every few intervals, in turn.\n\n"
         f"The replay servers, the digests (and sshd) share this machine's {os.cpu_count()} CPUs with the "
         "collector, so its figures are if anything high.\n\n"
         + (
@@ -327,9 +328,8 @@ def main() -> None:
             f"{'met' if share < 0.10 else 'not met'}: {share:.1%}.** "
             f"Over SSH the collector used {ssh_share:.1%} "
             f"({'under' if ssh_share < 0.10 else 'over'} the line; runs on this machine vary by about a point"
-            "): asyncssh's work per packet, and the monitors' asks through forwards, about 0.1% "
-            "of a core for each ask a second (20 a second here). Carrying the monitors' answers in "
-            "the digest stream would remove the latter; that is not built.\n"
+            "): asyncssh's work per packet and parsing what arrives; the monitors' answers come "
+            "inside the digest streams, so no HTTP request is made per node.\n"
         )
     )
     write_section("telemetry", body)

@@ -143,3 +143,65 @@ async def test_digests_of_one_node_share_one_fetch_per_interval() -> None:
                 assert not any(b.startswith(b"# ERROR") for b in blocks), blocks
     ticks = {round(t * 2) for t in served}  # the half-second ticks that saw a request
     assert len(served) <= len(ticks) + 2, f"{len(served)} fetches in {len(ticks)} ticks"
+
+
+@asynccontextmanager
+async def monitor_server(key: list[str]) -> AsyncIterator[str]:
+    """A monitor's route on a loopback port: its summary for `Bearer key[0]`, else a 401."""
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while head := await reader.readuntil(b"\r\n\r\n"):
+                ok = f"authorization: bearer {key[0]}".encode() in head.lower()
+                body = (
+                    b'{"versions": {"1": {"last_n": {"n": 7, "accuracy": 0.75}}}, "window_n": 50}'
+                    if ok
+                    else b'{"error": "no key"}'
+                )
+                status = b"200 OK" if ok else b"401 Unauthorized"
+                writer.write(
+                    b"HTTP/1.1 %s\r\nContent-Length: %d\r\n\r\n%s" % (status, len(body), body)
+                )
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        yield f"http://127.0.0.1:{port}/app/__monitor"
+    finally:
+        server.close()
+
+
+async def test_the_digest_carries_the_monitors_answers_and_takes_a_new_key() -> None:
+    """No HTTP request per node per second from the console: the head's digest asks its
+    monitor and writes the answer beside the metrics; the key comes on stdin, and a rotated
+    one is sent again after the monitor says 401."""
+    from cluster.telemetry.monitors import MonitorAnswers, MonitorAsk
+
+    key = ["k3y-one-7f"]
+    async with page_server() as (url, _), monitor_server(key) as monitor_url:
+        argv = [sys.executable, "-c", script("metrics_digest"), url, "0.3", "--every=1",
+                monitor_url]  # fmt: skip
+        header = b'["Bearer k3y-one-7f"]\n'
+        assert b"k3y-one-7f" not in " ".join(argv).encode()  # the key is never on the command line
+        answers = MonitorAnswers(asks=[MonitorAsk.__new__(MonitorAsk)])
+        async with local().stream(argv, header) as stream:
+            block = (await stream.read_until(DIGEST_END)).decode()
+            assert parse_index(block)  # the metrics are all there still
+            answers.read(block, time.time())
+            summary = answers.latest[0][1]
+            assert summary is not None and summary.versions["1"].last_n.accuracy == 0.75
+            key[0] = "k3y-two-9c"  # rotated
+            for _ in range(5):
+                answers.read((await stream.read_until(DIGEST_END)).decode(), time.time())
+                if answers.unauthorized:
+                    break
+            assert answers.unauthorized and answers.latest[0][1] is None
+            stream.send(b'["Bearer k3y-two-9c"]\n')
+            for _ in range(5):
+                answers.read((await stream.read_until(DIGEST_END)).decode(), time.time())
+                if answers.latest[0][1] is not None:
+                    break
+            assert answers.latest[0][1] is not None

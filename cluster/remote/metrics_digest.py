@@ -14,7 +14,15 @@ once). Exits when stdin closes: the SSH channel or the collector went away. Dige
 node (a console and a swap following it at once) ask at the same wall-clock moments and share
 one fetch of the page through a private file, so Ray renders it once per interval.
 
-Usage: python -c SRC METRICS_URL INTERVAL_S
+With MONITOR_URLs (an app's monitor on this node, one per app), each interval also asks each
+monitor and writes its answer on one line, `# MONITOR i JSON` (or `# MONITOR i ERROR reason`),
+before the `# EOF`: the console then makes no HTTP request per node per second. Their
+`Authorization` headers come as a JSON list on stdin's first line, never in argv; a later
+line replaces them (a key was rotated).
+
+Usage: python -c SRC METRICS_URL INTERVAL_S [--every=N MONITOR_URL ...]
+(--every=N: the monitors are asked every Nth interval, so a big fleet's answers, which the one
+console parses, arrive at a bounded rate.)
 A failed fetch writes `# ERROR reason` before its `# EOF`.
 """
 
@@ -22,8 +30,10 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
+import json
 import math
 import os
+import random
 import stat
 import sys
 import tempfile
@@ -48,6 +58,7 @@ KEEP = {
 }
 COUNTER_SUFFIXES = ("_total", "_bucket")
 END = "# EOF\n"
+MONITOR = "# MONITOR "
 SHARE_AGE = 0.3  # of an interval: a page another digest of this node fetched this recently is used
 SHARED_ERROR = "#! "  # a shared page that is a failed fetch's error
 SERIES_MAX = 200_000  # distinct series remembered before the caches start over
@@ -193,13 +204,52 @@ def _share(path: str, text: str) -> None:
     os.replace(tmp, path)
 
 
-def _exit_when_stdin_closes() -> None:
-    sys.stdin.buffer.read()
+def ask_monitors(urls: list[str], headers: list[str], timeout: float) -> str:
+    """One `# MONITOR` line per monitor: its answer (JSON on one line), or why there is none."""
+    lines = []
+    for i, url in enumerate(urls):
+        auth = headers[i] if i < len(headers) else ""
+        request = urllib.request.Request(url, headers={"Authorization": auth} if auth else {})
+        try:
+            with urllib.request.urlopen(request, timeout=timeout) as response:
+                body = response.read().decode("utf-8", "replace")
+            lines.append("%s%d %s\n" % (MONITOR, i, body.replace("\n", " ").strip()))
+        except urllib.error.HTTPError as exc:
+            lines.append("%s%d ERROR %d %s\n" % (MONITOR, i, exc.code, exc.reason))
+        except (OSError, ValueError) as exc:  # URLError is an OSError
+            lines.append("%s%d ERROR %s\n" % (MONITOR, i, exc))
+    return "".join(lines)
+
+
+def parse_headers(line: bytes) -> list[str]:
+    """The monitors' Authorization headers from one line of stdin (a JSON list)."""
+    try:
+        headers = json.loads(line)
+    except ValueError:
+        return []
+    return [h if isinstance(h, str) else "" for h in headers] if isinstance(headers, list) else []
+
+
+def _follow_stdin(headers: list[list[str]]) -> None:
+    """Each line replaces the headers; the end of stdin (the stream was left) ends us."""
+    for line in sys.stdin.buffer:
+        headers[0] = parse_headers(line)
     os._exit(0)
 
 
-def main(url: str, interval: float) -> None:
-    threading.Thread(target=_exit_when_stdin_closes, daemon=True).start()
+def main(url: str, interval: float, monitors: list[str]) -> None:
+    every = 1
+    if monitors and monitors[0].startswith("--every="):
+        every = max(1, int(monitors[0][len("--every=") :]))
+        monitors = monitors[1:]
+    tick = random.randrange(every)  # the nodes of a fleet ask in turn, not all at once
+    headers: list[list[str]] = [[]]
+    if monitors:
+        first = sys.stdin.buffer.readline()
+        if not first:
+            os._exit(0)  # the collector went away before saying
+        headers[0] = parse_headers(first)
+    threading.Thread(target=_follow_stdin, args=(headers,), daemon=True).start()
     digest = Digest()
     cache = page_cache(url)
     while True:
@@ -208,6 +258,9 @@ def main(url: str, interval: float) -> None:
             out = render(digest.feed(page))
         except (OSError, ValueError, urllib.error.URLError) as exc:
             out = "# ERROR %s: %s\n%s" % (url, exc, END)
+        if monitors and tick % every == 0:  # even when Ray's page failed: its own server
+            out = out[: -len(END)] + ask_monitors(monitors, headers[0], interval * 0.5) + END
+        tick += 1
         try:
             sys.stdout.write(out)
             sys.stdout.flush()
@@ -220,4 +273,4 @@ def main(url: str, interval: float) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], float(sys.argv[2]))
+    main(sys.argv[1], float(sys.argv[2]), sys.argv[3:])

@@ -2,8 +2,8 @@
 
 Each node runs cluster/remote/metrics_digest.py over its own connection, with its Ray python:
 it cuts Ray's /metrics page (1.7 MB with ten replicas) down to the few KB the figures need and
-writes one digest per interval, which is parsed here as it arrives. The apps' monitors are asked
-with httpx through SSH port forwards (monitors.py).
+writes one digest per interval, which is parsed here as it arrives. Each cluster's head digest
+also carries the answers of the apps' monitors there (monitors.py).
 
 A node that stops answering is marked stale within two intervals while the others keep
 updating; its digest is started again every few intervals, so it recovers by itself.
@@ -12,6 +12,7 @@ updating; its digest is started again every few intervals, so it recovers by its
 from __future__ import annotations
 
 import asyncio
+import json
 import math
 import time
 from collections.abc import AsyncGenerator, Iterable
@@ -23,7 +24,13 @@ from cluster.provision.topology import RayCluster
 from cluster.remote import script
 from cluster.telemetry.aggregate import version_stats
 from cluster.telemetry.frame import MonitorSummary, NodeHealth, TelemetryFrame
-from cluster.telemetry.monitors import Monitors
+from cluster.telemetry.monitors import (
+    REKEY_INTERVALS,
+    MonitorAnswers,
+    MonitorAsk,
+    monitor_every,
+    monitor_headers,
+)
 from cluster.telemetry.prom import parse_index
 from cluster.telemetry.window import NodeWindow, Scrape
 from cluster.transport import Connections
@@ -43,12 +50,18 @@ class _Node:
     window: NodeWindow
     heard: asyncio.Event = field(default_factory=asyncio.Event)  # a first digest or error came
     last_error: str = ""
+    monitors: MonitorAnswers = field(default_factory=MonitorAnswers)  # a head's: its apps'
 
 
-def digest_argv(host: Host, interval: float) -> list[str]:
-    """The node-side digest of the host's Ray metrics, run with its Ray interpreter."""
+def digest_argv(
+    host: Host, interval: float, monitor_urls: Iterable[str] = (), every: int = 1
+) -> list[str]:
+    """The node-side digest of the host's Ray metrics (and, on a head, of its apps' monitors,
+    every `every` intervals), run with its Ray interpreter."""
     url = f"http://{host.address}:{host.ray.metrics}/metrics"
-    return [host.python, "-c", script("metrics_digest"), url, f"{interval:g}"]
+    urls = list(monitor_urls)
+    asks = [f"--every={every}", *urls] if urls else []
+    return [host.python, "-c", script("metrics_digest"), url, f"{interval:g}", *asks]
 
 
 @dataclass
@@ -93,13 +106,16 @@ class FleetCollector:
     ) -> AsyncGenerator[dict[str, TelemetryFrame], None]:
         keep = int(self.window_s / self.interval) + 2
         nodes: dict[str, _Node] = {}
-        for _, clusters in self.watched:
+        for app, clusters in self.watched:
             for cluster in clusters:
                 for host in cluster.hosts:
                     nodes.setdefault(host.name, _Node(host, cluster, NodeWindow(keep)))
+                nodes[cluster.head.name].monitors.asks.append(MonitorAsk(app, cluster))
+        every = monitor_every(sum(len(c) for _, c in self.watched), self.interval)
+        for node in nodes.values():
+            node.monitors.every = every
         loop = asyncio.get_running_loop()
         start = loop.time()
-        monitors = [Monitors(self.connections, a, c, self.interval) for a, c in self.watched]
         followers = [asyncio.create_task(self._follow(n)) for n in nodes.values()]
         try:
             first_word = [asyncio.create_task(n.heard.wait()) for n in nodes.values()]
@@ -110,11 +126,10 @@ class FleetCollector:
             tick = 0
             while duration is None or loop.time() - start < duration:
                 tick_start = loop.time()
-                await asyncio.gather(*(m.refresh(tick) for m in monitors))
                 health = self._health(nodes.values())
                 yield {
-                    app.name: self._frame(app, clusters, nodes, health, m.latest)
-                    for (app, clusters), m in zip(self.watched, monitors, strict=True)
+                    app.name: self._frame(app, clusters, nodes, health)
+                    for app, clusters in self.watched
                 }
                 tick += 1
                 await asyncio.sleep(max(0.0, self.interval - (loop.time() - tick_start)))
@@ -122,8 +137,6 @@ class FleetCollector:
             for follower in followers:
                 follower.cancel()
             await asyncio.gather(*followers, return_exceptions=True)
-            for m in monitors:
-                await m.aclose()
 
     async def _follow(self, node: _Node) -> None:
         """Read the node's digests as they come; when its stream ends, say why and start a new
@@ -139,18 +152,35 @@ class FleetCollector:
             await asyncio.sleep(self.interval * RETRY_INTERVALS)
 
     async def _read_digests(self, node: _Node) -> None:
+        asks = node.monitors.asks
         async with asyncio.timeout(START_LIMIT_S) as limit:
             transport = await self.connections.get(node.host.name)
-            async with transport.stream(digest_argv(node.host, self.interval)) as stream:
+            argv = digest_argv(node.host, self.interval, [a.url for a in asks], node.monitors.every)
+            keys = await self._keys(node) if asks else None
+            async with transport.stream(argv, keys) as stream:
                 node.window.clear()  # a new digest's counters start anew
                 while True:
                     block = (await stream.read_until(DIGEST_END)).decode("utf-8", "replace")
                     limit.reschedule(asyncio.get_running_loop().time() + self._block_limit())
+                    now = time.time()
                     if block.startswith(DIGEST_ERROR):
                         self._failed(node, block[len(DIGEST_ERROR) :].splitlines()[0])
                     else:
-                        node.window.add(Scrape(time.time(), parse_index(block)))
+                        node.window.add(Scrape(now, parse_index(block)))
+                    if asks:
+                        node.monitors.read(block, now)
+                        if node.monitors.unauthorized and (
+                            now - node.monitors.last_rekey > REKEY_INTERVALS * self.interval
+                        ):  # a key was rotated: read it again, tell the digest
+                            stream.send(await self._keys(node))
                     node.heard.set()
+
+    async def _keys(self, node: _Node) -> bytes:
+        """The Authorization headers of a head's monitor asks, as the digest reads them."""
+        node.monitors.unauthorized = False
+        node.monitors.last_rekey = time.time()
+        headers = await monitor_headers(self.connections, node.monitors.asks)
+        return (json.dumps(headers) + "\n").encode()
 
     def _block_limit(self) -> float:
         """How long a started digest may stay silent before it is started again: it writes
@@ -182,9 +212,11 @@ class FleetCollector:
         clusters: list[RayCluster],
         nodes: dict[str, _Node],
         health: dict[str, tuple[NodeHealth, str]],
-        monitors: dict[str, MonitorSummary | None],
     ) -> TelemetryFrame:
         now = time.time()
+        monitors: dict[str, MonitorSummary | None] = {
+            c.id: nodes[c.head.name].monitors.answer(app.name, now, self.interval) for c in clusters
+        }
         names = [h.name for c in clusters for h in c.hosts]
         freshness = {n: health[n][0] for n in names}
         errors = tuple(f"{n}: {health[n][1]}" for n in names if health[n][1])

@@ -1,15 +1,16 @@
-"""The apps' monitors (accuracy, drift): one small httpx client and one kept-open port forward
-per cluster. A big edge fleet's monitors are asked in turn, at most ASKS_PER_S a second, so
-the collector's cost stays flat however many clusters an app runs on."""
+"""The apps' monitors (accuracy, drift), as each cluster's head digest carries them.
+
+A head's digest asks its cluster's monitor of every followed app once an interval and writes
+each answer beside the metrics (`# MONITOR i JSON`), so the console makes no HTTP request per
+node per second. The apps' keys go to the digest on its stdin; a 401 (the key was rotated)
+makes the collector read the key again and send it, at most once per REKEY_INTERVALS.
+"""
 
 from __future__ import annotations
 
-import asyncio
+import json
 import math
-from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
-
-import httpx
 
 from cluster.errors import MlopsError
 from cluster.inventory import App
@@ -19,106 +20,78 @@ from cluster.serve.config import monitor_route
 from cluster.telemetry.frame import MonitorSummary
 from cluster.transport import Connections
 
-ASKS_PER_S = 20.0
-KEEP_TURNS = 3
+MONITOR_LINE = "# MONITOR "
+KEEP_TURNS = 3  # an answer older than this many turns is no answer (one slow ask is not)
+REKEY_INTERVALS = 10
+# The console parses at most about this many monitor answers a second: past that many
+# clusters, each digest asks its monitors every few intervals (`--every`), in turn.
+ANSWERS_PER_S = 50.0
 
 
-@dataclass
-class _Line:
-    """The way to one cluster's monitor: its client, and the forward while it is open."""
-
-    client: httpx.AsyncClient
-    stack: AsyncExitStack | None = None
-    url: str | None = None
-    headers: dict[str, str] = field(default_factory=dict, repr=False)  # the app's key
+def monitor_every(clusters: int, interval: float) -> int:
+    """Every how many intervals a digest asks its monitors, for this many clusters."""
+    return max(1, math.ceil(clusters / (ANSWERS_PER_S * interval)))
 
 
-@dataclass
-class Monitors:
-    """The latest answer of each cluster's monitor for one app (None: no answer)."""
+@dataclass(frozen=True)
+class MonitorAsk:
+    """One app's monitor on one cluster, asked by the cluster head's digest."""
 
-    connections: Connections
     app: App
-    clusters: list[RayCluster]
-    interval: float
-    latest: dict[str, MonitorSummary | None] = field(default_factory=dict)
-    _lines: dict[str, _Line] = field(default_factory=dict)
-    _missed: dict[str, int] = field(default_factory=dict)  # turns without an answer in a row
+    cluster: RayCluster
 
-    def __post_init__(self) -> None:
-        self.every = max(1, math.ceil(len(self.clusters) / (ASKS_PER_S * self.interval)))
-        # One client per cluster: a single pool of hundreds of connections costs its
-        # bookkeeping on every request (httpcore scans the pool). Plain HTTP through forwards:
-        # no certificates to load (200 loads cost 5 s of CPU). Connections outlive the turn.
-        limits = httpx.Limits(
-            max_connections=2, keepalive_expiry=max(30.0, 3 * self.every * self.interval)
-        )
-        timeout = httpx.Timeout(self.interval * 0.8)
-        for cluster in self.clusters:
-            client = httpx.AsyncClient(timeout=timeout, limits=limits, verify=False)
-            self._lines[cluster.id] = _Line(client)
+    @property
+    def url(self) -> str:
+        head = self.cluster.head
+        return f"http://{head.address}:{head.ray.serve_http}{monitor_route(self.app.route)}"
 
-    async def refresh(self, tick: int) -> None:
-        """Ask the monitors whose turn it is at this tick. A monitor that does not answer in
-        time keeps its last answer for KEEP_TURNS of its turns (one slow answer must not look
-        like an app without labels), then has none."""
-        due = [c for i, c in enumerate(self.clusters) if (tick + i) % self.every == 0]
-        answers = await asyncio.gather(*(self._ask_within(c) for c in due))
-        for cluster, answer in zip(due, answers, strict=True):
-            if answer is not None:
-                self.latest[cluster.id] = answer
-                self._missed[cluster.id] = 0
+
+@dataclass
+class MonitorAnswers:
+    """What one head's digest says about its monitors: the latest answer of each ask."""
+
+    asks: list[MonitorAsk] = field(default_factory=list)
+    latest: dict[int, tuple[float, MonitorSummary | None]] = field(default_factory=dict)
+    unauthorized: bool = False  # a monitor answered 401: its key must be read again
+    last_rekey: float = float("-inf")
+    every: int = 1  # asked every this many intervals
+
+    def read(self, block: str, now: float) -> None:
+        """Take the `# MONITOR` lines of one digest block."""
+        start = block.find(MONITOR_LINE)
+        while start != -1:
+            end = block.find("\n", start)
+            end = len(block) if end == -1 else end
+            index_text, _, rest = block[start + len(MONITOR_LINE) : end].partition(" ")
+            start = block.find(MONITOR_LINE, end)
+            if not index_text.isdigit() or int(index_text) >= len(self.asks):
                 continue
-            missed = self._missed[cluster.id] = self._missed.get(cluster.id, 0) + 1
-            if missed > KEEP_TURNS or cluster.id not in self.latest:
-                self.latest[cluster.id] = None
+            answer: MonitorSummary | None = None
+            if rest.startswith("ERROR "):
+                self.unauthorized |= rest.startswith("ERROR 401")
+            else:
+                try:
+                    answer = MonitorSummary.from_json(json.loads(rest))
+                except ValueError:  # not JSON, or not the monitor's shape
+                    answer = None
+            self.latest[int(index_text)] = (now, answer)
 
-    async def aclose(self) -> None:
-        for line in self._lines.values():
-            await self._drop(line)
-            await line.client.aclose()
+    def answer(self, app: str, now: float, interval: float) -> MonitorSummary | None:
+        for i, ask in enumerate(self.asks):
+            if ask.app.name == app and i in self.latest:
+                at, found = self.latest[i]
+                return found if now - at <= (KEEP_TURNS * self.every + 1) * interval else None
+        return None
 
-    async def _ask_within(self, cluster: RayCluster) -> MonitorSummary | None:
+
+async def monitor_headers(connections: Connections, asks: list[MonitorAsk]) -> list[str]:
+    """Each ask's Authorization header ("" when its key cannot be read: the monitor says 401)."""
+    headers = []
+    for ask in asks:
         try:
-            return await asyncio.wait_for(self._ask(cluster), self.interval * 0.9)
-        except TimeoutError:
-            return None
-
-    async def _ask(self, cluster: RayCluster) -> MonitorSummary | None:
-        """The app's /monitor summary on one cluster (each keeps its own labels), or None."""
-        line = self._lines[cluster.id]
-        try:
-            if line.url is None:
-                line.url = await self._open(line, cluster)
-            response = await line.client.get(line.url, headers=line.headers)
-            if response.status_code == 401:  # the key was rotated: read it again next turn
-                await self._drop(line)
-                return None
-            if response.status_code != 200:
-                return None
-            return MonitorSummary.from_json(response.json())
-        except (httpx.TransportError, MlopsError, OSError):
-            await self._drop(line)  # the forward or its connection is gone: reopened next turn
-            return None
-        except (httpx.HTTPError, ValueError):  # ValueError: not JSON, or not the monitor's shape
-            return None
-
-    async def _open(self, line: _Line, cluster: RayCluster) -> str:
-        head = cluster.head
-        stack = AsyncExitStack()
-        try:
-            transport = await self.connections.get(head.name)
-            host, port = await stack.enter_async_context(
-                transport.forward(head.address, head.ray.serve_http)
-            )
-        except BaseException:
-            await stack.aclose()
-            raise
-        line.stack = stack
-        line.headers = bearer(await cluster_app_key(self.connections, cluster, self.app.name))
-        return f"http://{host}:{port}{monitor_route(self.app.route)}"
-
-    async def _drop(self, line: _Line) -> None:
-        stack, line.stack, line.url = line.stack, None, None
-        if stack is not None:
-            await stack.aclose()
+            key = await cluster_app_key(connections, ask.cluster, ask.app.name)
+        except MlopsError:
+            headers.append("")
+            continue
+        headers.append(bearer(key)["Authorization"])
+    return headers

@@ -80,6 +80,10 @@ class OutputStream(ABC):
     async def read_until(self, separator: bytes) -> bytes:
         """The next block, separator included; StreamEnded once the command has ended."""
 
+    @abstractmethod
+    def send(self, data: bytes) -> None:
+        """Write to the command's stdin (a command that ended just does not read it)."""
+
 
 def stream_ended(host: str, program: str, status: int | None, stderr: bytes) -> StreamEnded:
     """The error for a followed command that ended: its exit status and last stderr lines."""
@@ -102,9 +106,12 @@ class Transport(ABC):
         """Run argv on the host and wait for it; CommandTimeout past `timeout`."""
 
     @abstractmethod
-    def stream(self, argv: Sequence[str]) -> AbstractAsyncContextManager[OutputStream]:
+    def stream(
+        self, argv: Sequence[str], stdin: bytes | None = None
+    ) -> AbstractAsyncContextManager[OutputStream]:
         """Start argv on the host and follow its stdout; leaving the context stops it (its
-        stdin closes, and a local one is killed)."""
+        stdin closes, and a local one is killed). `stdin` is written first and the stream
+        stays open (a secret the command needs, never on its command line)."""
 
     @abstractmethod
     def forward(

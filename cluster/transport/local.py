@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
 import signal
@@ -65,7 +66,9 @@ class LocalTransport(Transport):
         )
 
     @asynccontextmanager
-    async def stream(self, argv: Sequence[str]) -> AsyncIterator[OutputStream]:
+    async def stream(
+        self, argv: Sequence[str], stdin: bytes | None = None
+    ) -> AsyncIterator[OutputStream]:
         try:
             proc = await asyncio.create_subprocess_exec(
                 *argv,
@@ -78,6 +81,10 @@ class LocalTransport(Transport):
         except OSError as exc:
             raise StreamEnded(self.host.name, _not_started(argv, exc).stderr) from None
         try:
+            if stdin and proc.stdin is not None:
+                proc.stdin.write(stdin)
+                with contextlib.suppress(ConnectionError):  # it ended already: read says why
+                    await proc.stdin.drain()
             yield _LocalStream(self.host.name, argv[0], proc)
         finally:
             _kill_group(proc.pid)
@@ -106,6 +113,10 @@ class LocalTransport(Transport):
 class _LocalStream(OutputStream):
     def __init__(self, host: str, program: str, proc: asyncio.subprocess.Process) -> None:
         self._host, self._program, self._proc = host, program, proc
+
+    def send(self, data: bytes) -> None:
+        if self._proc.stdin is not None and not self._proc.stdin.is_closing():
+            self._proc.stdin.write(data)
 
     async def read_until(self, separator: bytes) -> bytes:
         assert self._proc.stdout is not None and self._proc.stderr is not None

@@ -72,12 +72,16 @@ class SshTransport(Transport):
         )
 
     @asynccontextmanager
-    async def stream(self, argv: Sequence[str]) -> AsyncIterator[OutputStream]:
+    async def stream(
+        self, argv: Sequence[str], stdin: bytes | None = None
+    ) -> AsyncIterator[OutputStream]:
         try:
             proc = await self._conn.create_process(stream_command(argv), encoding=None)
         except (asyncssh.Error, OSError) as exc:
             raise StreamEnded(self.host.name, f"cannot start '{argv[0]}': {exc}") from None
         try:
+            if stdin:
+                proc.stdin.write(stdin)
             yield _SshStream(self.host.name, argv[0], proc)
         finally:
             # Closing the channel closes the command's stdin, its cue to end (a root login's
@@ -124,6 +128,10 @@ class _SshStream(OutputStream):
     def __init__(self, host: str, program: str, proc: asyncssh.SSHClientProcess[bytes]) -> None:
         self._host, self._program, self._proc = host, program, proc
         self._started = False
+
+    def send(self, data: bytes) -> None:
+        if not self._proc.stdin.is_closing():
+            self._proc.stdin.write(data)
 
     async def read_until(self, separator: bytes) -> bytes:
         try:
