@@ -46,6 +46,7 @@ bench: $(STAMP) test-tools
 	$(BIN)/python bench/serving.py
 	$(BIN)/python bench/apply_fanout.py
 	$(BIN)/python bench/telemetry.py
+	$(BIN)/python bench/telemetry_fleet.py
 	$(BIN)/python bench/swap.py
 	$(BIN)/python bench/console.py
 	$(BIN)/python bench/update.py
