@@ -23,6 +23,7 @@ import sklearn
 
 from bench import bad_inputs
 from tests.support.ports import free_port
+from tests.support.ray_node import descendants, proc_stats
 
 PEERS = Path(__file__).resolve().parent / "peers"
 WORKERS = 2  # like our 2 replicas
@@ -156,6 +157,37 @@ def start_fastapi(onnx: Path, work: Path, trees: int, workers: int) -> Peer:
     proc = _spawn(cmd, folder, {"PEER_MODEL": str(onnx)}, folder / "log.txt")
     return Peer(f"fastapi-w{workers}", f"http://127.0.0.1:{port}/predict", bad_inputs.instances,
                 proc, folder / "log.txt")  # fmt: skip
+
+
+# Ray names its workers' processes after what they run (setproctitle).
+RAY_ROLES = (("ray::ProxyActor", "Serve proxy"), ("ray::ServeReplica", "replicas"))
+
+
+def cpu_by_role(peer: Peer) -> dict[str, float]:
+    """CPU seconds used so far by each part of a server: a peer's whole process group, or
+    ours split into Serve's proxy, the model replicas (the monitor's among them, by name)
+    and the rest of Ray."""
+    stats = proc_stats()
+    tick = os.sysconf("SC_CLK_TCK")
+    out: dict[str, float] = {}
+    if peer.proc is not None:
+        pids = descendants({peer.proc.pid})
+        out[peer.name] = (
+            sum(int(stats[p][11]) + int(stats[p][12]) for p in pids if p in stats) / tick
+        )
+        return out
+    for pid, fields in stats.items():
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as fh:
+                cmd = fh.read().replace(b"\0", b" ").decode("utf-8", "replace")
+        except OSError:
+            continue
+        role = next((r for prefix, r in RAY_ROLES if cmd.startswith(prefix)), None)
+        if role == "replicas" and "--monitor" in cmd:
+            role = "monitor"
+        if role is not None:
+            out[role] = out.get(role, 0.0) + (int(fields[11]) + int(fields[12])) / tick
+    return out
 
 
 @dataclass(frozen=True)

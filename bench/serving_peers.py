@@ -29,6 +29,7 @@ from bench import bad_inputs
 from bench.peer_servers import (
     Mishandled,
     Peer,
+    cpu_by_role,
     probe_bad_inputs,
     start_bentoml,
     start_fastapi,
@@ -86,6 +87,7 @@ def main() -> None:
     holdout = X_test[:64].astype(float).tolist()
     results: dict[Cell, WrkResult] = {}
     mishandled: dict[str, list[Mishandled]] = {}
+    cpu: dict[Cell, dict[str, float]] = {}  # CPU ms per request, by part, in the best run
     with tempfile.TemporaryDirectory(prefix="bench-peers-") as tmp_name:
         tmp = Path(tmp_name)
         store = ModelStore(tmp / "models")
@@ -119,7 +121,13 @@ def main() -> None:
                             for rows in ROWS:
                                 for conns in CONNS:
                                     _measure(
-                                        results, peer, trees, rows, conns, bodies[(peer.name, rows)]
+                                        cpu,
+                                        results,
+                                        peer,
+                                        trees,
+                                        rows,
+                                        conns,
+                                        bodies[(peer.name, rows)],
                                     )
                     if trees == FORESTS[0]:
                         for peer in peers:
@@ -131,20 +139,33 @@ def main() -> None:
                         peer.stop()
         finally:
             head.stop()
-    write_section("peers", render(results, mishandled))
+    write_section("peers", render(results, mishandled, cpu))
 
 
 def _measure(
-    results: dict[Cell, WrkResult], peer: Peer, trees: int, rows: int, conns: int, body: str
+    cpu: dict[Cell, dict[str, float]],
+    results: dict[Cell, WrkResult],
+    peer: Peer,
+    trees: int,
+    rows: int,
+    conns: int,
+    body: str,
 ) -> None:
     run_wrk(peer.url, body, connections=conns, seconds=1)  # warm-up
+    before = cpu_by_role(peer)
     r = run_wrk(peer.url, body, connections=conns, seconds=SECONDS)
+    after = cpu_by_role(peer)
     key = (peer.name, trees, rows, conns)
     best = results.get(key)
     if best is None or r.requests_per_s > best.requests_per_s:
         results[key] = r
+        cpu[key] = {
+            role: 1000 * (after[role] - before.get(role, 0.0)) / max(r.requests, 1)
+            for role in after
+        }
     print(f"{peer.name:11} rf{trees:<4} rows={rows:<3} c={conns:<3} {r.requests_per_s:9.1f} req/s"
-          f"  p50 {r.p50_ms:7.2f} ms  p99 {r.p99_ms:7.2f} ms  errors {r.errors}", flush=True)  # fmt: skip
+          f"  p50 {r.p50_ms:7.2f} ms  p99 {r.p99_ms:7.2f} ms  errors {r.errors}  CPU ms/req "
+          + ", ".join(f"{k} {v:.2f}" for k, v in cpu.get(key, {}).items()), flush=True)  # fmt: skip
 
 
 def ratio_text(ours: WrkResult | None, peer: WrkResult | None) -> str:
@@ -157,7 +178,11 @@ def ratio_text(ours: WrkResult | None, peer: WrkResult | None) -> str:
     return f"{ours.requests_per_s / peer.requests_per_s:.2f}x"
 
 
-def render(results: dict[Cell, WrkResult], mishandled: dict[str, list[Mishandled]]) -> str:
+def render(
+    results: dict[Cell, WrkResult],
+    mishandled: dict[str, list[Mishandled]],
+    cpu: dict[Cell, dict[str, float]],
+) -> str:
     peers = [p for p in ORDER if p != "ours" and any(k[0] == p for k in results)]
     lines = [
         "## Serving against its peers (`bench/serving_peers.py`, `make bench-peers`)",
@@ -205,6 +230,28 @@ def render(results: dict[Cell, WrkResult], mishandled: dict[str, list[Mishandled
                         batch_ok = False
                 lines.append(f"| {trees} | {rows} | {conns} | "
                              + " | ".join(ratio_text(ours, o) for o in others) + f" | {vs_best} |")  # fmt: skip
+    lines += ["", "CPU per request, by part (ms; read from /proc over each cell's best run; ours: "
+              "Serve's proxy, the model replicas, the monitor; a peer: all its processes):", "",
+              "| forest | rows | conc | " + " | ".join(["ours", *peers]) + " |",
+              "|---|---|---|" + "---|" * (1 + len(peers))]  # fmt: skip
+    for trees in FORESTS:
+        for rows in ROWS:
+            for conns in CONNS:
+                cells = []
+                for name in ["ours", *peers]:
+                    parts = cpu.get((name, trees, rows, conns), {})
+                    total = sum(parts.values())
+                    cells.append(
+                        "-"
+                        if not parts
+                        else f"{total:.2f}"
+                        + (
+                            " (" + ", ".join(f"{k} {v:.2f}" for k, v in parts.items()) + ")"
+                            if name == "ours"
+                            else ""
+                        )
+                    )
+                lines.append(f"| {trees} | {rows} | {conns} | " + " | ".join(cells) + " |")
     lines += ["", f"Bad requests ({len(bad_inputs.BAD)}, bench/bad_inputs.py) mishandled: a 5xx, "
               "a 200 with predictions, or no answer. Ours refuses each with a 4xx naming the problem.", "",
               "| server | mishandled | which |", "|---|---|---|"]  # fmt: skip
