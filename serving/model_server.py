@@ -13,6 +13,7 @@ import json
 import logging
 import time
 from collections.abc import Coroutine
+from itertools import repeat
 from pathlib import Path
 from typing import Any
 
@@ -345,12 +346,18 @@ class ModelServer:
             body["probabilities"] = probas
         if self._monitor is not None:
             now = time.time()
-            inputs = rows.records(self.model.meta.schema) if self._log_features else None
-            for i, rid in enumerate(ids):
-                self._buffer.append(
-                    (rid, self.version, role, result.labels[i], probas[i] if probas else None, now)
-                    + ((inputs[i],) if inputs is not None else ())
-                )
+            n = len(ids)
+            # One record per row, built by zip in C: a Python loop here was most of what the
+            # monitor cost a replica (64-row requests).
+            records = zip(
+                ids, repeat(self.version, n), repeat(role, n), result.labels,
+                probas if probas is not None else repeat(None, n), repeat(now, n), strict=True,
+            )  # fmt: skip
+            if self._log_features:
+                inputs = rows.records(self.model.meta.schema)
+                self._buffer.extend((*r, x) for r, x in zip(records, inputs, strict=True))
+            else:
+                self._buffer.extend(records)
             self._bound_buffer()
             self._ensure_flusher()
         self._rows.inc(len(rows), tags={**self._tags, "role": role})

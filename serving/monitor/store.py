@@ -421,11 +421,13 @@ def _dump_value(value: Any) -> str:
 
 
 def _dump_floats(values: list[float] | None) -> str | None:
-    """JSON for a row of probabilities: repr of a list of finite floats is that JSON."""
+    """JSON for a row of probabilities: repr of a list of finite floats is that JSON. Only
+    'nan' and 'inf' put an 'n' in it: one scan in C instead of a check of every value."""
     if values is None:
         return None
-    if all(type(v) is float and math.isfinite(v) for v in values):
-        return repr(values)
+    text = repr(values)
+    if "n" not in text and type(values) is list:
+        return text
     return json.dumps(values)
 
 
