@@ -82,8 +82,8 @@ def serve_fleet(
     async def session(process: asyncssh.SSHServerProcess[str]) -> None:
         command = process.command or ""
         process.stdout.write(f"mlops-tui-pid {os.getpid()}\n")  # the wrapper's marker
-        if "metrics_digest" in command:
-            args = shlex.split(command)
+        args = shlex.split(command)
+        if any(a.endswith("/metrics") for a in args):  # the digest: its first argument
             every_arg = next((a for a in args if a.startswith("--every=")), None)
             every = int(every_arg.split("=")[1]) if every_arg else 0
             if every:
@@ -104,7 +104,7 @@ def serve_fleet(
             finally:
                 stdin_closed.cancel()
             process.exit(0)
-        elif ".keys" in command:
+        elif any(a.endswith(".keys") for a in args):
             process.stdout.write(keyring)
             process.exit(0)
         else:
