@@ -215,7 +215,8 @@ async def collect(inventory_path: Path) -> Measured:
         digests1 = children_cpu()
         await stream.aclose()
     cpu = (usage1.ru_utime + usage1.ru_stime) - (usage0.ru_utime + usage0.ru_stime)
-    if last is None or not last.versions.get("2", {}).get("requests_per_s"):
+    served = last.versions.get("2") if last is not None else None
+    if served is None or not served.requests_per_s:
         raise BenchFailed("the collector saw no traffic: the figures below would mean nothing")
     if not last.monitors:
         raise BenchFailed("the collector got no monitor answer: the figures would leave it out")
