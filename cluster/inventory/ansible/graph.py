@@ -71,6 +71,13 @@ class Graph:
             members.append(name)
         return entry
 
+    def add_hosts(
+        self, names: list[str], group: str, where: Value, host_vars: dict[str, Value]
+    ) -> None:
+        """The hosts of one pattern in `group`, each given the pattern's variables."""
+        for name in names:
+            self.add_host(name, group, where).vars.update(host_vars)
+
     def set_group_var(self, group: str, key: str, value: Value, priority: int | None) -> None:
         g = self.group(group)
         g.vars[key] = value

@@ -125,24 +125,25 @@ def _host_line(reader: Reader, graph: Graph, group: str, line: str, number: int)
     if pattern.endswith(":"):
         reader.fail(where, pattern, "a host pattern cannot end in ':' (that is for a port)")
         return
-    host_vars: dict[str, Value] = {}
+    written: dict[str, Value] = {}
     for token in tokens[1:]:
         key, eq, value = token.partition("=")
         if not eq:
             reader.fail(where, pattern, f"expected key=value host variable, got '{token}'")
             return
-        host_vars[key] = Value(reader, value_node(reader, number, value), pattern)
+        written[key] = Value(reader, value_node(reader, number, value), pattern)
     names = expand_pattern(reader, where, pattern, pattern)
     if names is None:
         return
     hosts, port = names
-    for host in hosts:
-        entry = graph.add_host(host, group, Value(reader, where))
-        if port is not None:
-            entry.vars["ansible_port"] = Value(
-                reader, line_node(reader, number, str(port), _TAGS[int]), pattern
-            )
-        entry.vars.update(host_vars)
+    # A port on the pattern is a host var; one written as ansible_port= after it wins.
+    host_vars: dict[str, Value] = {}
+    if port is not None:
+        host_vars["ansible_port"] = Value(
+            reader, line_node(reader, number, str(port), _TAGS[int]), pattern
+        )
+    host_vars.update(written)
+    graph.add_hosts(hosts, group, Value(reader, where), host_vars)
 
 
 def value_node(reader: Reader, line: int, text: str) -> yaml.ScalarNode:

@@ -104,13 +104,15 @@ def _add_hosts(
     if names is None:
         return
     hosts, port = names
-    for host in hosts:
-        entry = graph.add_host(host, group, Value(reader, key_node))
-        if port is not None:
-            port_node = yaml.ScalarNode(_INT_TAG, str(port), key_node.start_mark, key_node.end_mark)
-            entry.vars["ansible_port"] = Value(reader, port_node, pattern)
-        for key, (_, var_node) in host_vars.items():
-            entry.vars[key] = Value(reader, var_node, pattern)
+    # A port on the pattern is a host var; one written as ansible_port under it wins.
+    values: dict[str, Value] = {}
+    if port is not None:
+        port_node = yaml.ScalarNode(_INT_TAG, str(port), key_node.start_mark, key_node.end_mark)
+        values["ansible_port"] = Value(reader, port_node, pattern)
+    values.update(
+        (key, Value(reader, var_node, pattern)) for key, (_, var_node) in host_vars.items()
+    )
+    graph.add_hosts(hosts, group, Value(reader, key_node), values)
 
 
 def expand_pattern(
