@@ -26,7 +26,7 @@ from bench.report import machine, write_section
 from cluster.models.importer import import_model
 from cluster.models.store import ModelStore
 from cluster.models.tabular import Sample
-from serving.monitor.store import PredictionRecord
+from serving.monitor.records import PredictionRecord
 from serving.monitor.tracker import AccuracyTracker, MonitorSettings
 from tests.support.sshd import ssh_inventory_yaml, sshd_fleet
 

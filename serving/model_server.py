@@ -13,7 +13,6 @@ import json
 import logging
 import time
 from collections.abc import Coroutine
-from itertools import repeat
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +29,7 @@ from serving.body import predict_body_limit, read_body
 from serving.drift import FeatureBins
 from serving.instances import Batch, InstanceParser
 from serving.labels import LabelChecker, LabelError
+from serving.monitor.records import PredictionBlock, RecordBuffer
 from serving.onnx_model import OnnxModel, Prediction
 from serving.request_ids import new_ids
 from serving.traffic import Traffic, TrafficConfigError
@@ -97,7 +97,7 @@ class ModelServer:
         self._monitor = (
             serve.get_deployment_handle("Monitor", app_name=f"{app}--monitor") if monitor else None
         )
-        self._buffer: list[tuple[Any, ...]] = []
+        self._buffer = RecordBuffer(MAX_BUFFERED)
         self._dropped = 0  # records the buffer could not keep, told to the monitor next flush
         self._bins = FeatureBins(self.model.meta.raw.get("reference"))
         self._flusher: asyncio.Task[None] | None = None
@@ -345,20 +345,11 @@ class ModelServer:
         if probas is not None:
             body["probabilities"] = probas
         if self._monitor is not None:
-            now = time.time()
-            n = len(ids)
-            # One record per row, built by zip in C: a Python loop here was most of what the
-            # monitor cost a replica (64-row requests).
-            records = zip(
-                ids, repeat(self.version, n), repeat(role, n), result.labels,
-                probas if probas is not None else repeat(None, n), repeat(now, n), strict=True,
-            )  # fmt: skip
-            if self._log_features:
-                inputs = rows.records(self.model.meta.schema)
-                self._buffer.extend((*r, x) for r, x in zip(records, inputs, strict=True))
-            else:
-                self._buffer.extend(records)
-            self._bound_buffer()
+            features = rows.records(self.model.meta.schema) if self._log_features else None
+            block = PredictionBlock.of_request(
+                ids, self.version, role, result.labels, result.probabilities, time.time(), features
+            )
+            self._count_dropped(self._buffer.add(block))
             self._ensure_flusher()
         self._rows.inc(len(rows), tags={**self._tags, "role": role})
         return body
@@ -404,12 +395,10 @@ class ModelServer:
         return self._handles[app]
 
     # -- monitor feed ---------------------------------------------------------------
-    def _bound_buffer(self) -> None:
-        """At most MAX_BUFFERED records wait for the monitor; older ones are dropped, counted."""
-        excess = len(self._buffer) - MAX_BUFFERED
-        if excess > 0:
-            del self._buffer[:excess]
-            self._dropped += excess
+    def _count_dropped(self, dropped: int) -> None:
+        """Rows the buffer could not keep (the monitor away for long): told to it next flush."""
+        if dropped:
+            self._dropped += dropped
             log.warning("%s v%s: the monitor is away; %d prediction records dropped so far",
                         self.app, self.version, self._dropped)  # fmt: skip
 
@@ -453,7 +442,7 @@ class ModelServer:
         and with `strict`, MonitorUnavailable is raised after keeping them."""
         if self._monitor is None or not (self._buffer or self._dropped):
             return
-        batch, self._buffer = self._buffer, []
+        blocks = self._buffer.take()
         dropped = self._dropped
         counts = self._bins.take()
         try:
@@ -464,13 +453,12 @@ class ModelServer:
                 await self._ask_monitor("register", self.version, meta.task, classes, reference)
                 self._registered = True
             await self._ask_monitor(
-                "record", batch, {self.version: counts} if counts else None, dropped
+                "record", blocks, {self.version: counts} if counts else None, dropped
             )
             self._dropped -= dropped
         except MonitorUnavailable as exc:  # keep the records for the next try, bounded
-            log.warning("%s; keeping %d records", exc, len(batch))
-            self._buffer = batch + self._buffer
-            self._bound_buffer()
+            log.warning("%s; keeping %d records", exc, sum(len(b) for b in blocks))
+            self._count_dropped(self._buffer.give_back(blocks))
             self._bins.give_back(counts)
             if strict:
                 raise

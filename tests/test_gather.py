@@ -13,7 +13,7 @@ import pytest
 from cluster.inventory import load_inventory
 from cluster.transport import Connections
 from cluster.updates.gather import Gathered, GatherProgress, gather
-from serving.monitor.store import PredictionRecord
+from serving.monitor.records import PredictionRecord
 from serving.monitor.tracker import AccuracyTracker
 
 

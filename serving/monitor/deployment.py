@@ -17,7 +17,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from serving.auth import KeyCheck, Unauthorized, unauthorized
-from serving.monitor.store import PredictionRecord
+from serving.monitor.records import PredictionBlock, PredictionRecord, from_records
 from serving.monitor.tracker import AccuracyTracker, MonitorSettings
 
 log = logging.getLogger("ray.serve")
@@ -73,14 +73,16 @@ class Monitor:
 
     async def record(
         self,
-        rows: list[tuple[Any, ...]],
+        blocks: list[PredictionBlock],
         bins: dict[str, list[list[int]]] | None = None,
         dropped: int = 0,
     ) -> None:
-        """Prediction records, live feature-bin counts per version for drift, and how many
+        """Blocks of prediction records, live feature-bin counts per version for drift, and how many
         records the replica had to drop while this monitor was away (counted, shown)."""
-        if rows:
-            self.tracker.record([PredictionRecord(*row) for row in rows])
+        if blocks and isinstance(blocks[0], tuple):  # a replica still running older code
+            blocks = from_records([PredictionRecord(*row) for row in blocks])
+        for block in blocks:
+            self.tracker.record(block)
         if dropped:
             self.tracker.count({"dropped_predictions": dropped})
         for version, counts in (bins or {}).items():

@@ -8,12 +8,16 @@ labelled record and late labels still find their prediction.
 from __future__ import annotations
 
 import json
-import math
 import sqlite3
 from collections.abc import Iterable
 from dataclasses import dataclass
+from itertools import repeat
 from pathlib import Path
 from typing import Any
+
+import numpy as np
+
+from serving.monitor.records import PredictionBlock
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS predictions (
@@ -44,21 +48,6 @@ CREATE TABLE IF NOT EXISTS inputs (
 CREATE INDEX IF NOT EXISTS inputs_ts ON inputs(ts);
 """
 _LABELLED_COLUMNS = "request_id, version, role, prediction, proba, label, ts, label_ts"
-
-
-@dataclass(frozen=True)
-class PredictionRecord:
-    """One row's prediction, as a replica reports it."""
-
-    request_id: str
-    version: str
-    role: str  # "live", "canary" or "shadow"
-    prediction: Any
-    proba: list[float] | None
-    ts: float
-    # The row's input, in the schema's column order, when the app logs features
-    # (`log_features: true`): what `models update` trains on once the row is labelled.
-    features: list[Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -123,26 +112,23 @@ class MonitorStore:
     def close(self) -> None:
         self._db.close()
 
-    def add_predictions(self, records: Iterable[PredictionRecord]) -> None:
-        rows = [
-            (
-                r.request_id,
-                r.version,
-                r.role,
-                _dump_value(r.prediction),
-                _dump_floats(r.proba),
-                r.ts,
-            )
-            for r in records
-        ]
-        inputs = [
-            (r.request_id, r.ts, json.dumps(r.features)) for r in records if r.features is not None
-        ]
+    def add_block(self, block: PredictionBlock) -> None:
+        """Store a block of predictions (and logged inputs), one `executemany` per table."""
+        n = len(block)
+        probas = repeat(None, n) if block.probas is None else _float_blobs(block.probas)
+        rows = zip(
+            block.request_ids, block.versions, block.roles, _dump_values(block.predictions),
+            probas, block.ts, strict=True,
+        )  # fmt: skip
         with self._tx():
             self._db.executemany(
                 "INSERT OR IGNORE INTO predictions VALUES (?, ?, ?, ?, ?, ?)", rows
             )
-            if inputs:  # one row per request: a shadow's copy has the same input
+            # One input per request id: a shadow's copy of a row has the same input.
+            if block.features is not None:
+                inputs = zip(
+                    block.request_ids, block.ts, map(json.dumps, block.features), strict=True
+                )
                 self._db.executemany("INSERT OR IGNORE INTO inputs VALUES (?, ?, ?)", inputs)
 
     def join(self, request_id: str, label: Any, label_ts: float) -> list[Labelled]:
@@ -401,7 +387,16 @@ def _decode(
     for rid, ver, role, pred, proba, label, ts, lts in rows:
         try:
             good.append(
-                Labelled(rid, ver, role, json.loads(pred), _load(proba), json.loads(label), ts, lts)
+                Labelled(
+                    rid,
+                    ver,
+                    role,
+                    json.loads(pred),
+                    _load_floats(proba),
+                    json.loads(label),
+                    ts,
+                    lts,
+                )
             )
         except (TypeError, ValueError) as exc:
             bad.append(BadRow(rid, ver, f"unreadable row: {exc}"))
@@ -412,23 +407,36 @@ def _dump(value: Any) -> str | None:
     return None if value is None else json.dumps(value)
 
 
-def _dump_value(value: Any) -> str:
-    """JSON for one prediction, without json.dumps' per-call cost for the usual plain number
-    (every predicted row passes here: it is most of the monitor's CPU)."""
-    if type(value) is int or (type(value) is float and math.isfinite(value)):
-        return repr(value)  # the same text json.dumps writes
-    return json.dumps(value)
+def _dump_values(values: list[Any]) -> list[str]:
+    """JSON for each prediction of a block. The usual column (all ints, or all finite floats)
+    is `repr` in C, the same text json.dumps writes; anything else goes through json.dumps."""
+    kinds = set(map(type, values))
+    if kinds <= {int}:
+        return list(map(repr, values))
+    if kinds <= {float}:
+        texts = list(map(repr, values))
+        if "n" not in "".join(texts):  # only 'nan' and 'inf' have an 'n'
+            return texts
+    return list(map(json.dumps, values))
 
 
-def _dump_floats(values: list[float] | None) -> str | None:
-    """JSON for a row of probabilities: repr of a list of finite floats is that JSON. Only
-    'nan' and 'inf' put an 'n' in it: one scan in C instead of a check of every value."""
-    if values is None:
+def _float_blobs(array: np.ndarray) -> list[bytes]:
+    """Each row of a float64 array as its raw bytes: what `proba` holds since blocks (older
+    files hold JSON text; both are read)."""
+    data = np.ascontiguousarray(array, dtype=np.float64).tobytes()
+    width = 8 * array.shape[1] if array.ndim == 2 else 8
+    return [data[i : i + width] for i in range(0, len(data), width)]
+
+
+def _load_floats(value: bytes | str | None) -> list[float] | None:
+    if value is None:
         return None
-    text = repr(values)
-    if "n" not in text and type(values) is list:
-        return text
-    return json.dumps(values)
+    if isinstance(value, bytes):
+        if len(value) % 8:
+            raise ValueError(f"a probability blob of {len(value)} bytes")
+        return list(np.frombuffer(value, dtype=np.float64).tolist())
+    loaded = json.loads(value)
+    return None if loaded is None else list(loaded)
 
 
 def _load(text: str | None) -> Any:

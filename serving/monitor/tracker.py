@@ -17,6 +17,7 @@ import logging
 import threading
 import time
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,8 +26,9 @@ import numpy as np
 
 from serving.drift import CATEGORY, buckets, missing_bucket, psi
 from serving.labels import LabelChecker, LabelError
+from serving.monitor.records import PredictionBlock, PredictionRecord, from_records
 from serving.monitor.scores import classifier_scores, regressor_scores
-from serving.monitor.store import BadRow, Labelled, MonitorStore, PredictionRecord, VersionInfo
+from serving.monitor.store import BadRow, Labelled, MonitorStore, VersionInfo
 
 log = logging.getLogger("ray.serve")
 _UNREGISTERED = VersionInfo("classifier", None, None)
@@ -194,17 +196,23 @@ class AccuracyTracker:
         }
         return drift, "ok"
 
-    def record(self, records: list[PredictionRecord], now: float | None = None) -> None:
+    def record(
+        self, rows: PredictionBlock | Sequence[PredictionRecord], now: float | None = None
+    ) -> None:
+        """Store predictions (a replica's block; tests and tools may give records) and join
+        any labels that came before them."""
         now = time.time() if now is None else now
+        blocks = [rows] if isinstance(rows, PredictionBlock) else from_records(rows)
         with self._lock:
-            self.store.add_predictions(records)
-            if self._waiting:
-                ids = list({r.request_id for r in records if r.request_id in self._waiting})
-                labels = self.store.take_waiting(ids) if ids else []
-                self._waiting.difference_update(ids)
-                if labels:
-                    joined = sum(self._accept(f) for f in self.store.join_many(labels, now))
-                    self.store.bump({"joined": joined})
+            for block in blocks:
+                self.store.add_block(block)
+                if self._waiting:
+                    ids = list(self._waiting.intersection(block.request_ids))
+                    labels = self.store.take_waiting(ids) if ids else []
+                    self._waiting.difference_update(ids)
+                    if labels:
+                        joined = sum(self._accept(f) for f in self.store.join_many(labels, now))
+                        self.store.bump({"joined": joined})
             self._maybe_prune(now)
 
     def feedback(self, items: list[tuple[str, Any]], now: float | None = None) -> dict[str, int]:

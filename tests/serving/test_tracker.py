@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from sklearn import metrics
 
-from serving.monitor.store import PredictionRecord
+from serving.monitor.records import PredictionRecord
 from serving.monitor.tracker import AccuracyTracker, MonitorSettings
 
 
