@@ -36,7 +36,7 @@ from serving.traffic import Traffic, TrafficConfigError
 from serving.validation import BadRequest, parse_json
 
 log = logging.getLogger("ray.serve")
-FLUSH_EVERY_S = 0.2
+FLUSH_EVERY_S = 0.5  # each flush is a call to the monitor; /feedback flushes first anyway
 MAX_BUFFERED = 50_000  # prediction records kept for the monitor if it is slow or away
 MAX_FEEDBACK_RECORDS = 10_000  # per /feedback request; more is a 413
 FEEDBACK_BYTES_PER_RECORD = 256  # a record is ~50 bytes; the body cap leaves ample room

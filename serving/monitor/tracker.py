@@ -22,10 +22,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from serving.drift import CATEGORY, buckets, missing_bucket, psi
 from serving.labels import LabelChecker, LabelError
+from serving.monitor.bin_window import BinWindow
 from serving.monitor.records import PredictionBlock, PredictionRecord, from_records
 from serving.monitor.scores import classifier_scores, regressor_scores
 from serving.monitor.store import BadRow, Labelled, MonitorStore, VersionInfo
@@ -68,10 +67,10 @@ class AccuracyTracker:
         # restart keeps them) and are joined when it arrives; their ids, mirrored here, make
         # the check on every prediction batch a set lookup.
         self._waiting: set[str] = self.store.waiting_ids()
-        # Live feature histograms per version over the last window_s: (time, counts) chunks.
-        self._bins: dict[str, deque[tuple[float, list[list[int]]]]] = {}
+        # Live feature histograms per version over the last window_s, summed as they come.
+        self._bins: dict[str, BinWindow] = {}
         for version, ts, counts in self.store.bins_since(time.time() - self.settings.window_s):
-            self._chunks(version).append((ts, counts))
+            self._bin_window(version).add(ts, counts)
         self._last_prune = 0.0
 
     def _reload(self, version: str) -> list[Labelled]:
@@ -91,8 +90,10 @@ class AccuracyTracker:
             self._windows[version] = deque(maxlen=self.settings.window_n)
         return self._windows[version]
 
-    def _chunks(self, version: str) -> deque[tuple[float, list[list[int]]]]:
-        return self._bins.setdefault(version, deque(maxlen=10_000))
+    def _bin_window(self, version: str) -> BinWindow:
+        if version not in self._bins:
+            self._bins[version] = BinWindow(self.settings.window_s)
+        return self._bins[version]
 
     def _checker(self, version: str) -> LabelChecker:
         if version not in self._checkers:
@@ -133,10 +134,11 @@ class AccuracyTracker:
         """Live feature-bin counts from a replica; kept (here and in SQLite) for the time window."""
         now = time.time() if now is None else now
         with self._lock:
-            chunks = self._chunks(version)
-            chunks.append((now, counts))
-            while chunks and now - chunks[0][0] > self.settings.window_s:
-                chunks.popleft()
+            if not self._bin_window(version).add(now, counts):
+                log.warning(
+                    "monitor: ignoring live bins of %s that are not a table of counts", version
+                )
+                return
             self.store.add_bins(version, now, counts, keep_after=now - self.settings.window_s)
 
     def drift(self, version: str, now: float) -> dict[str, Any] | None:
@@ -149,11 +151,11 @@ class AccuracyTracker:
         reference = self._versions.get(version, _UNREGISTERED).reference
         if not reference:
             return None, "not available: no reference sample"
-        chunks = [c for t, c in self._bins.get(version, ()) if now - t <= self.settings.window_s]
-        if not chunks:
+        window = self._bins.get(version)
+        total = window.total(now) if window is not None else None
+        if total is None:
             return None, f"not available: no live rows in the last {self.settings.window_s:g} s"
         try:
-            total = np.sum(np.asarray(chunks, dtype=np.int64), axis=0)
             per_feature: dict[str, float] = {}
             missing: dict[str, dict[str, float]] = {}
             unseen: dict[str, int] = {}
