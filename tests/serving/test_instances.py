@@ -186,3 +186,31 @@ def test_what_a_new_version_refuses_that_the_old_took_is_named() -> None:
         "'city' refuses categories it was not trained on",
     ]
     assert narrowed(new, SCHEMA) == ["no column 'tenure'", "a new column 'plan' is required"]
+
+
+NUMERIC = InputSchema.numbers(["a", "b", "c"])
+
+
+def test_plain_number_rows_take_the_fast_path_and_read_the_same() -> None:
+    body = b'{"instances": [[1, 2.5, -3], [0, 1e-3, 4e30], [7, 8, 9]]}'
+    batch = parse(body, NUMERIC)
+    expected = np.asarray([[1, 2.5, -3], [0, 1e-3, 4e30], [7, 8, 9]], dtype=np.float32)
+    assert batch.numbers.dtype == np.float32 and (batch.numbers == expected).all()
+    assert batch.texts.shape == (3, 0) and batch.key == NUMERIC.key
+
+
+@pytest.mark.parametrize(
+    ("rows", "message"),
+    [
+        (b"[[1, 2, 3], [1, true, 3]]", "instances[1][1] is not a number: true"),
+        (b'[[1, 2, 3], [1, 2, "3"]]', 'instances[1][2] is not a number: "3" is a string'),
+        (b"[[1, 2, 3], [1, null, 3]]", "instances[1][1] is null"),
+        (b"[[1, 2, 3], [1, 2]]", "instances[1] has 2 features, expected 3"),
+        (b"[[1, 2, 3], [1, [2], 3]]", "instances[1][1] is not a number: [2]"),
+        (b"[[1, 2, 3], [1, 2, 1e39]]", "instances[1][2]"),
+    ],
+)
+def test_a_bad_value_among_plain_rows_is_named_where_it_is(rows: bytes, message: str) -> None:
+    with pytest.raises(BadRequest) as caught:
+        parse(b'{"instances": ' + rows + b"}", NUMERIC)
+    assert message in caught.value.message
