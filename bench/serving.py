@@ -44,7 +44,7 @@ from tests.support.ports import free_port
 from tests.support.ray_node import start_head
 
 SECONDS = float(os.environ.get("BENCH_SECONDS", "3"))
-ROUNDS = int(os.environ.get("BENCH_ROUNDS", "2"))
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "4"))
 # BENCH_VARIANTS=ours,ours-nomon measures only those (for a quick look; the report wants all).
 VARIANTS = {v for v in os.environ.get("BENCH_VARIANTS", "").split(",") if v}
 
