@@ -1,5 +1,5 @@
-"""SQLite (WAL) persistence for the monitor: predictions waiting for labels, labels waiting
-for their prediction, and joined pairs.
+"""SQLite (WAL) persistence for the monitor: predictions waiting for labels (pending.py),
+labels waiting for their prediction, and joined pairs.
 
 Everything the monitor knows is here first, so a restarted monitor (or replica) loses no
 labelled record and late labels still find their prediction.
@@ -11,15 +11,17 @@ import json
 import sqlite3
 from collections.abc import Iterable
 from dataclasses import dataclass
-from itertools import repeat
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from serving.monitor.pending import PendingPredictions
 from serving.monitor.records import PredictionBlock
 
 SCHEMA = """
+-- Pending predictions one row each, as monitors wrote them before pending_blocks
+-- (serving/monitor/pending.py): still joined and pruned, never written.
 CREATE TABLE IF NOT EXISTS predictions (
     request_id TEXT NOT NULL, version TEXT NOT NULL, role TEXT NOT NULL,
     prediction TEXT NOT NULL, proba TEXT, ts REAL NOT NULL,
@@ -97,6 +99,10 @@ class MonitorStore:
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(SCHEMA)
         self._migrate()
+        self._pending = PendingPredictions(self._db)
+        # Pending rows written one per prediction by an older monitor: still joined and
+        # pruned until none are left.
+        self._legacy = self._db.execute("SELECT 1 FROM predictions LIMIT 1").fetchone() is not None
 
     def _migrate(self) -> None:
         """Bring a file written by an older monitor up to this schema, keeping its records."""
@@ -113,17 +119,9 @@ class MonitorStore:
         self._db.close()
 
     def add_block(self, block: PredictionBlock) -> None:
-        """Store a block of predictions (and logged inputs), one `executemany` per table."""
-        n = len(block)
-        probas = repeat(None, n) if block.probas is None else _float_blobs(block.probas)
-        rows = zip(
-            block.request_ids, block.versions, block.roles, _dump_values(block.predictions),
-            probas, block.ts, strict=True,
-        )  # fmt: skip
+        """Store a block of predictions (one row) and the logged inputs of its rows."""
         with self._tx():
-            self._db.executemany(
-                "INSERT OR IGNORE INTO predictions VALUES (?, ?, ?, ?, ?, ?)", rows
-            )
+            self._pending.add(block)
             # One input per request id: a shadow's copy of a row has the same input.
             if block.features is not None:
                 inputs = zip(
@@ -141,10 +139,14 @@ class MonitorStore:
             return [self._join(request_id, label, label_ts) for request_id, label in pairs]
 
     def _join(self, request_id: str, label: Any, label_ts: float) -> list[Labelled]:
-        found = self._db.execute(
-            "SELECT request_id, version, role, prediction, proba, ts FROM predictions WHERE request_id = ?",
-            (request_id,),
-        ).fetchall()
+        found: list[tuple[Any, ...]] = list(self._pending.take(request_id))
+        if self._legacy:
+            found += self._db.execute(
+                "SELECT request_id, version, role, prediction, proba, ts FROM predictions "
+                "WHERE request_id = ?",
+                (request_id,),
+            ).fetchall()
+            self._db.execute("DELETE FROM predictions WHERE request_id = ?", (request_id,))
         if not found:
             return []
         label_text = json.dumps(label)
@@ -152,7 +154,6 @@ class MonitorStore:
             "INSERT OR REPLACE INTO labelled VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             [(*row[:5], label_text, row[5], label_ts) for row in found],
         )
-        self._db.execute("DELETE FROM predictions WHERE request_id = ?", (request_id,))
         self._db.executemany(
             "INSERT INTO labelled_totals VALUES (?, 1) ON CONFLICT(version) DO UPDATE SET n = n + 1",
             [(row[1],) for row in found],
@@ -336,12 +337,15 @@ class MonitorStore:
     ) -> int:
         """Drop expired or excess pending predictions and the oldest labelled pairs; returns expired count."""
         with self._tx():
-            expired = self._db.execute(
-                "DELETE FROM predictions WHERE ts < ?", (pending_before,)
-            ).rowcount
+            expired = self._pending.prune(pending_before, max_pending)
+            caps = [("labelled", "label_ts", max_labelled)]
+            if self._legacy:
+                expired += self._db.execute(
+                    "DELETE FROM predictions WHERE ts < ?", (pending_before,)
+                ).rowcount
+                caps.append(("predictions", "ts", max(0, max_pending - self._pending.count)))
             for table, column, cap in (
-                ("predictions", "ts", max_pending),
-                ("labelled", "label_ts", max_labelled),
+                *caps,
                 ("rejected", "label_ts", max_labelled),
                 ("inputs", "ts", max_inputs),
             ):
@@ -352,10 +356,17 @@ class MonitorStore:
                         f"(SELECT {column} FROM {table} ORDER BY {column} LIMIT 1 OFFSET ?)",
                         (count - cap - 1,),
                     )
+            if self._legacy:
+                self._legacy = (
+                    self._db.execute("SELECT 1 FROM predictions LIMIT 1").fetchone() is not None
+                )
         return int(expired)
 
     def pending_count(self) -> int:
-        return int(self._db.execute("SELECT COUNT(*) FROM predictions").fetchone()[0])
+        legacy = 0
+        if self._legacy:
+            legacy = int(self._db.execute("SELECT COUNT(*) FROM predictions").fetchone()[0])
+        return self._pending.count + legacy
 
     def _tx(self) -> _Transaction:
         return _Transaction(self._db)
@@ -405,27 +416,6 @@ def _decode(
 
 def _dump(value: Any) -> str | None:
     return None if value is None else json.dumps(value)
-
-
-def _dump_values(values: list[Any]) -> list[str]:
-    """JSON for each prediction of a block. The usual column (all ints, or all finite floats)
-    is `repr` in C, the same text json.dumps writes; anything else goes through json.dumps."""
-    kinds = set(map(type, values))
-    if kinds <= {int}:
-        return list(map(repr, values))
-    if kinds <= {float}:
-        texts = list(map(repr, values))
-        if "n" not in "".join(texts):  # only 'nan' and 'inf' have an 'n'
-            return texts
-    return list(map(json.dumps, values))
-
-
-def _float_blobs(array: np.ndarray) -> list[bytes]:
-    """Each row of a float64 array as its raw bytes: what `proba` holds since blocks (older
-    files hold JSON text; both are read)."""
-    data = np.ascontiguousarray(array, dtype=np.float64).tobytes()
-    width = 8 * array.shape[1] if array.ndim == 2 else 8
-    return [data[i : i + width] for i in range(0, len(data), width)]
 
 
 def _load_floats(value: bytes | str | None) -> list[float] | None:

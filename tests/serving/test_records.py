@@ -95,7 +95,8 @@ def test_predictions_keep_their_json_form(tmp_path: Path) -> None:
     ):
         ids = [f"{name}0", f"{name}1"]
         tracker.record(PredictionBlock.of_request(ids, "1", "live", values, None, 1.0), now=1.0)
-    stored = dict(tracker.store._db.execute("SELECT request_id, prediction FROM predictions"))
+    pending = tracker.store._pending
+    stored = {rid: pending.take(rid)[0][3] for rid in ("i0", "i1", "f1", "s0", "n1")}
     assert [stored["i0"], stored["i1"], stored["f1"], stored["s0"]] == ["0", "7", "1e-07", '"a"']
     assert stored["n1"] == "NaN"
 
