@@ -17,7 +17,6 @@ import json
 import sqlite3
 from collections import Counter, OrderedDict, deque
 from dataclasses import dataclass
-from itertools import count, repeat
 from typing import Any
 
 import numpy as np
@@ -32,6 +31,8 @@ CREATE TABLE IF NOT EXISTS pending_blocks (
 CREATE TABLE IF NOT EXISTS pending_taken (
     block INTEGER NOT NULL, row INTEGER NOT NULL, PRIMARY KEY (block, row)) WITHOUT ROWID;
 """
+ROW_BITS = 24  # a block holds at most 2**24 rows (a replica buffers 50,000 at most)
+ROW_MASK = (1 << ROW_BITS) - 1
 DECODED_KEPT = 16  # blocks kept decoded: labels tend to come in the order of their requests
 
 # One pending row as the labelled table takes it: request_id, version, role, prediction
@@ -63,9 +64,10 @@ class PendingPredictions:
     def __init__(self, db: sqlite3.Connection) -> None:
         self._db = db
         db.executescript(SCHEMA)
-        # version -> request id -> (block, row); a request id is pending once per version
-        # (a shadow's copy of a request is the same id under another version).
-        self._index: dict[str, dict[str, tuple[int, int]]] = {}
+        # version -> request id -> block << ROW_BITS | row (one int: a tuple per row cost
+        # 80 bytes more); a request id is pending once per version (a shadow's copy of a
+        # request is the same id under another version).
+        self._index: dict[str, dict[str, int]] = {}
         self._live: dict[int, int] = {}  # block -> rows still pending, oldest block first
         self._ts_max: dict[int, float] = {}
         self._version_of: dict[int, str] = {}
@@ -89,13 +91,13 @@ class PendingPredictions:
                 continue  # written by join or json.dumps: unreadable only if damaged
             skip = taken.get(block, set())
             index = self._index.setdefault(version, {})
-            index.update(zip(ids, zip(repeat(block), count()), strict=False))
+            index.update(zip(ids, _positions(block, len(ids)), strict=True))
             for i in skip:  # joined: this copy, and any older one it replaced, are done
                 if i < len(ids):
                     index.pop(ids[i], None)
             self._ts_max[block] = ts_max
             self._version_of[block] = version
-        live = Counter(b for index in self._index.values() for b, _ in index.values())
+        live = Counter(p >> ROW_BITS for index in self._index.values() for p in index.values())
         for block in list(self._ts_max):
             self._live[block] = live[block]
             self.count += live[block]
@@ -122,7 +124,7 @@ class PendingPredictions:
         index = self._index.setdefault(version, {})
         ids = part.request_ids
         before = len(index)
-        index.update(zip(ids, zip(repeat(block), count()), strict=False))  # in C
+        index.update(zip(ids, _positions(block, n), strict=True))  # in C
         live = len(index) - before
         self._version_of[block] = version
         self._ts_max[block] = max(part.ts)
@@ -135,7 +137,7 @@ class PendingPredictions:
 
     def _recount(self, version: str) -> None:
         """Rows still pending per block of a version, from the index (after a resent block)."""
-        live = Counter(block for block, _ in self._index.get(version, {}).values())
+        live = Counter(p >> ROW_BITS for p in self._index.get(version, {}).values())
         for block in [b for b, v in self._version_of.items() if v == version]:
             self.count += live[block] - self._live[block]
             self._live[block] = live[block]
@@ -149,7 +151,7 @@ class PendingPredictions:
             found = index.pop(request_id, None)
             if found is None:
                 continue
-            block, i = found
+            block, i = found >> ROW_BITS, found & ROW_MASK
             decoded = self._decode(block)
             if decoded is not None:
                 out.append(decoded.row(request_id, i))
@@ -188,7 +190,7 @@ class PendingPredictions:
                     deque(map(index.pop, ids), maxlen=0)
                 else:  # some taken, or held by a newer copy: only its own entries go
                     for i, request_id in enumerate(ids):
-                        if index.get(request_id) == (block, i):
+                        if index.get(request_id) == (block << ROW_BITS | i):
                             del index[request_id]
             self.count -= self._live[block]
         self._drop(block)
@@ -223,6 +225,12 @@ class PendingPredictions:
         if len(self._decoded) > DECODED_KEPT:
             self._decoded.popitem(last=False)
         return decoded
+
+
+def _positions(block: int, n: int) -> range:
+    if n > ROW_MASK:
+        raise ValueError(f"a block of {n} rows; at most {ROW_MASK}")
+    return range(block << ROW_BITS, (block << ROW_BITS) + n)
 
 
 def _by_version(block: PredictionBlock) -> list[PredictionBlock]:
