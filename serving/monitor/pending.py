@@ -114,10 +114,11 @@ class PendingPredictions:
         n = len(part)
         width = 0 if part.probas is None else int(part.probas.shape[1])
         probas = None if part.probas is None else _float64_bytes(part.probas)
+        ts_max = max(part.ts)
         cursor = self._db.execute(
             "INSERT INTO pending_blocks (version, ts_max, n, request_ids, roles, predictions, "
             "probas, width, ts) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (version, max(part.ts), n, _dump_texts(part.request_ids), _dump_texts(part.roles),
+            (version, ts_max, n, _dump_texts(part.request_ids), _dump_texts(part.roles),
              json.dumps(part.predictions), probas, width, _float64_bytes(np.asarray(part.ts))),
         )  # fmt: skip
         block = int(cursor.lastrowid or 0)
@@ -127,7 +128,7 @@ class PendingPredictions:
         index.update(zip(ids, _positions(block, n), strict=True))  # in C
         live = len(index) - before
         self._version_of[block] = version
-        self._ts_max[block] = max(part.ts)
+        self._ts_max[block] = ts_max
         if live != n:  # a resent block, or a row pending already: the newest copy is kept
             self._live[block] = 0
             self._recount(version)
@@ -234,24 +235,11 @@ def _positions(block: int, n: int) -> range:
 
 
 def _by_version(block: PredictionBlock) -> list[PredictionBlock]:
-    versions = set(block.versions)
+    versions = sorted(set(block.versions))
     if len(versions) == 1:
         return [block]
-    out = []
-    for version in sorted(versions):
-        rows = [i for i, v in enumerate(block.versions) if v == version]
-        out.append(
-            PredictionBlock(
-                [block.request_ids[i] for i in rows],
-                [version] * len(rows),
-                [block.roles[i] for i in rows],
-                [block.predictions[i] for i in rows],
-                None if block.probas is None else block.probas[rows],
-                [block.ts[i] for i in rows],
-                None if block.features is None else [block.features[i] for i in rows],
-            )
-        )
-    return out
+    return [block.select([i for i, v in enumerate(block.versions) if v == version])
+            for version in versions]  # fmt: skip
 
 
 def _dump_texts(values: list[str]) -> str:

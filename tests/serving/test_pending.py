@@ -104,3 +104,18 @@ def test_rows_an_older_monitor_wrote_one_per_prediction_still_join(tmp_path: Pat
     store.join("old3", 1, 400.0)
     store.prune(pending_before=0.0, max_pending=100, max_labelled=100)
     assert not store._legacy and store.pending_count() == 2
+
+
+def test_a_block_of_two_versions_is_stored_a_row_per_version(tmp_path: Path) -> None:
+    store = MonitorStore(tmp_path / "m.sqlite")
+    mixed = PredictionBlock(
+        ["a", "b", "a"], ["1", "1", "2"], ["live", "live", "shadow"], [0, 1, 1],
+        np.array([[0.9, 0.1], [0.2, 0.8], [0.3, 0.7]]), [1.0, 1.0, 2.0],
+    )  # fmt: skip
+    store.add_block(mixed)
+    assert store._db.execute("SELECT version, n FROM pending_blocks").fetchall() == [
+        ("1", 2),
+        ("2", 1),
+    ]
+    joined = sorted((x.version, x.prediction, x.proba, x.ts) for x in store.join("a", 1, 5.0))
+    assert joined == [("1", 0, [0.9, 0.1], 1.0), ("2", 1, [0.3, 0.7], 2.0)]
