@@ -2,8 +2,8 @@
 
 Most predictions never get a label, or get it long after; each used to be one row of an
 indexed table, written once and deleted by the next prune (5.3 µs of the monitor's CPU a
-row at 11,500 rows a second). A block is written as one row instead (its columns as JSON
-text and float64 bytes), and a dict from request id to (block, row) finds a row when its
+row at 11,500 rows a second). A block is written as one row instead (its columns as text
+and float64 bytes), and a dict from request id to its block and row finds a row when its
 label comes. A joined row is marked in `pending_taken`, so a restart rebuilds the index
 without it; a block goes once its rows are all joined, expired, over the cap or sent again
 in a newer block (a flush retried after its answer was lost: the newer copy is kept).
@@ -238,7 +238,7 @@ def _by_version(block: PredictionBlock) -> list[PredictionBlock]:
     versions = sorted(set(block.versions))
     if len(versions) == 1:
         return [block]
-    return [block.select([i for i, v in enumerate(block.versions) if v == version])
+    return [block[[i for i, v in enumerate(block.versions) if v == version]]
             for version in versions]  # fmt: skip
 
 

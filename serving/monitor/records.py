@@ -66,28 +66,18 @@ class PredictionBlock:
             probas = np.ascontiguousarray(probas, dtype=np.float64)
         return cls(request_ids, [version] * n, [role] * n, predictions, probas, [ts] * n, features)
 
-    def select(self, rows: list[int]) -> PredictionBlock:
-        """These rows, in this order (a block holding several versions, split by version)."""
+    def __getitem__(self, rows: slice | list[int]) -> PredictionBlock:
+        """These rows: a slice (the buffer's bound), or a list of positions in their order
+        (a block of several versions, split by version)."""
 
         def pick(column: list[Any]) -> list[Any]:
-            return [column[i] for i in rows]
+            return column[rows] if isinstance(rows, slice) else [column[i] for i in rows]
 
         return PredictionBlock(
             pick(self.request_ids), pick(self.versions), pick(self.roles),
             pick(self.predictions), None if self.probas is None else self.probas[rows],
             pick(self.ts), None if self.features is None else pick(self.features),
         )  # fmt: skip
-
-    def __getitem__(self, rows: slice) -> PredictionBlock:
-        return PredictionBlock(
-            self.request_ids[rows],
-            self.versions[rows],
-            self.roles[rows],
-            self.predictions[rows],
-            None if self.probas is None else self.probas[rows],
-            self.ts[rows],
-            None if self.features is None else self.features[rows],
-        )
 
 
 def concat(blocks: Sequence[PredictionBlock]) -> list[PredictionBlock]:
