@@ -42,8 +42,11 @@ CREATE TABLE IF NOT EXISTS labelled_totals (version TEXT PRIMARY KEY, n INTEGER 
 CREATE TABLE IF NOT EXISTS drift_bins (version TEXT NOT NULL, ts REAL NOT NULL, counts TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS drift_bins_version_ts ON drift_bins(version, ts);
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+-- Labels kept for predictions still to come: joined = 0 when none of the request's
+-- predictions had come, 1 when one had (a shadow's copy may come after the live one's).
 CREATE TABLE IF NOT EXISTS waiting_labels (
-    request_id TEXT PRIMARY KEY, label TEXT NOT NULL, received REAL NOT NULL) WITHOUT ROWID;
+    request_id TEXT PRIMARY KEY, label TEXT NOT NULL, received REAL NOT NULL,
+    joined INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS waiting_labels_received ON waiting_labels(received);
 CREATE TABLE IF NOT EXISTS inputs (
     request_id TEXT PRIMARY KEY, ts REAL NOT NULL, features TEXT NOT NULL) WITHOUT ROWID;
@@ -110,6 +113,11 @@ class MonitorStore:
             columns = {row[1] for row in self._db.execute("PRAGMA table_info(versions)")}
             if "reference" not in columns:
                 self._db.execute("ALTER TABLE versions ADD COLUMN reference TEXT")
+            waiting = {row[1] for row in self._db.execute("PRAGMA table_info(waiting_labels)")}
+            if "joined" not in waiting:
+                self._db.execute(
+                    "ALTER TABLE waiting_labels ADD COLUMN joined INTEGER NOT NULL DEFAULT 0"
+                )
             if self._db.execute("SELECT 1 FROM labelled_totals LIMIT 1").fetchone() is None:
                 self._db.execute(
                     "INSERT INTO labelled_totals SELECT version, COUNT(*) FROM labelled GROUP BY version"
@@ -133,12 +141,17 @@ class MonitorStore:
         """Move every version's prediction for `request_id` to `labelled`; [] when unknown."""
         return self.join_many([(request_id, label)], label_ts)[0]
 
-    def join_many(self, pairs: list[tuple[str, Any]], label_ts: float) -> list[list[Labelled]]:
-        """`join` for each (request_id, label), in one transaction (one fsync, not thousands)."""
-        with self._tx():
-            return [self._join(request_id, label, label_ts) for request_id, label in pairs]
+    def join_many(
+        self, pairs: list[tuple[str, Any]], label_ts: float, *, once: bool = False
+    ) -> list[list[Labelled]]:
+        """`join` for each (request_id, label), in one transaction (one fsync, not thousands).
 
-    def _join(self, request_id: str, label: Any, label_ts: float) -> list[Labelled]:
+        With `once`, a version already labelled for the request is not joined again (a
+        block resent after its first copy was joined, meeting a label kept open)."""
+        with self._tx():
+            return [self._join(request_id, label, label_ts, once) for request_id, label in pairs]
+
+    def _join(self, request_id: str, label: Any, label_ts: float, once: bool) -> list[Labelled]:
         found: list[tuple[Any, ...]] = list(self._pending.take(request_id))
         if self._legacy:
             found += self._db.execute(
@@ -147,6 +160,14 @@ class MonitorStore:
                 (request_id,),
             ).fetchall()
             self._db.execute("DELETE FROM predictions WHERE request_id = ?", (request_id,))
+        if found and once:
+            done = {
+                version
+                for (version,) in self._db.execute(
+                    "SELECT version FROM labelled WHERE request_id = ?", (request_id,)
+                )
+            }
+            found = [row for row in found if row[1] not in done]
         if not found:
             return []
         label_text = json.dumps(label)
@@ -162,17 +183,18 @@ class MonitorStore:
         good, _ = _decode((*row[:5], label_text, row[5], label_ts) for row in found)
         return good
 
-    def hold_labels(self, labels: list[tuple[str, Any, float]]) -> None:
-        """Labels that came before their prediction: (request_id, label, received)."""
+    def hold_labels(self, labels: list[tuple[str, Any, float]], *, joined: bool = False) -> None:
+        """Keep labels for predictions still to come: (request_id, label, received). `joined`:
+        one of the request's predictions has had it (kept for a shadow's, which may be later)."""
         if labels:
             with self._tx():
                 self._db.executemany(
-                    "INSERT OR REPLACE INTO waiting_labels VALUES (?, ?, ?)",
-                    [(rid, json.dumps(label), ts) for rid, label, ts in labels],
+                    "INSERT OR REPLACE INTO waiting_labels VALUES (?, ?, ?, ?)",
+                    [(rid, json.dumps(label), ts, int(joined)) for rid, label, ts in labels],
                 )
 
-    def take_waiting(self, request_ids: list[str]) -> list[tuple[str, Any]]:
-        """The waiting labels of these requests, removed from the waiting list."""
+    def waiting_labels_of(self, request_ids: list[str]) -> list[tuple[str, Any]]:
+        """The kept labels of these requests, marked joined (they stay until they expire)."""
         out: list[tuple[str, Any]] = []
         with self._tx():
             for chunk, marks in _in_chunks(request_ids):
@@ -180,7 +202,9 @@ class MonitorStore:
                     f"SELECT request_id, label FROM waiting_labels WHERE request_id IN ({marks})",
                     chunk,
                 ).fetchall()
-                self._db.execute(f"DELETE FROM waiting_labels WHERE request_id IN ({marks})", chunk)
+                self._db.execute(
+                    f"UPDATE waiting_labels SET joined = 1 WHERE request_id IN ({marks})", chunk
+                )
                 for rid, label in rows:
                     try:
                         out.append((rid, json.loads(label)))
@@ -188,33 +212,36 @@ class MonitorStore:
                         continue  # written by json.dumps: unreadable only if the file was damaged
         return out
 
-    def expire_waiting(self, received_before: float, cap: int) -> list[str]:
-        """Waiting labels older than `received_before`, and the oldest past `cap`: removed,
-        their request ids returned (the caller counts them as unknown)."""
+    def expire_waiting(self, received_before: float, cap: int) -> tuple[list[str], int]:
+        """Kept labels older than `received_before`, and past `cap` the oldest (joined ones
+        first): removed. Their
+        request ids, and how many of them never met a prediction (the caller counts those as
+        unknown)."""
         with self._tx():
-            gone = [
-                rid
-                for (rid,) in self._db.execute(
-                    "SELECT request_id FROM waiting_labels WHERE received < ?", (received_before,)
-                )
-            ]
+            gone = self._db.execute(
+                "SELECT request_id, joined FROM waiting_labels WHERE received < ?",
+                (received_before,),
+            ).fetchall()
             (count,) = self._db.execute("SELECT COUNT(*) FROM waiting_labels").fetchone()
             excess = count - len(gone) - cap
             if excess > 0:
-                gone += [
-                    rid
-                    for (rid,) in self._db.execute(
-                        "SELECT request_id FROM waiting_labels WHERE received >= ? "
-                        "ORDER BY received LIMIT ?",
-                        (received_before, excess),
-                    )
-                ]
-            for chunk, marks in _in_chunks(gone):
+                gone += self._db.execute(
+                    "SELECT request_id, joined FROM waiting_labels WHERE received >= ? "
+                    "ORDER BY joined DESC, received LIMIT ?",  # labels still unjoined go last
+                    (received_before, excess),
+                ).fetchall()
+            ids = [rid for rid, _ in gone]
+            for chunk, marks in _in_chunks(ids):
                 self._db.execute(f"DELETE FROM waiting_labels WHERE request_id IN ({marks})", chunk)
-        return gone
+        return ids, sum(1 for _, joined in gone if not joined)
 
-    def waiting_ids(self) -> set[str]:
-        return {rid for (rid,) in self._db.execute("SELECT request_id FROM waiting_labels")}
+    def waiting_ids(self) -> tuple[set[str], set[str]]:
+        """Ids of the kept labels: those no prediction has had yet, and those one has."""
+        never: set[str] = set()
+        joined: set[str] = set()
+        for rid, was_joined in self._db.execute("SELECT request_id, joined FROM waiting_labels"):
+            (joined if was_joined else never).add(rid)
+        return never, joined
 
     def was_labelled(self, request_id: str) -> bool:
         row = self._db.execute(

@@ -43,7 +43,7 @@ class MonitorSettings:
     max_pending: int = 200_000
     max_labelled: int = 200_000  # also bounds the time window: older pairs are pruned
     orphan_grace_s: float = 30.0
-    max_orphans: int = 100_000  # labels waiting for their prediction (on disk)
+    max_orphans: int = 100_000  # labels kept for predictions still to come (on disk)
     max_inputs: int = 200_000  # logged request inputs (log_features), oldest dropped first
     drift_threshold: float = 0.2  # PSI above this raises a warning (0.1-0.25 is the usual band)
     # PSI from a handful of rows says nothing (15 copies of one row gave 7 to 8 on every
@@ -63,10 +63,12 @@ class AccuracyTracker:
         self._windows: dict[str, deque[Labelled]] = {}
         for version in self.store.labelled_versions():
             self._windows[version] = deque(self._reload(version), maxlen=self.settings.window_n)
-        # Labels that arrived before their prediction was flushed here wait in SQLite (a
-        # restart keeps them) and are joined when it arrives; their ids, mirrored here, make
-        # the check on every prediction batch a set lookup.
-        self._waiting: set[str] = self.store.waiting_ids()
+        # Labels are kept in SQLite (a restart keeps them) for the grace period, for
+        # predictions still to come: all of the request's when none had come (_waiting), a
+        # shadow's when the live one's had (_open: the shadow answers after the live version,
+        # and its block may be flushed later). Their ids, mirrored here, make the check on
+        # every prediction block a set lookup.
+        self._waiting, self._open = self.store.waiting_ids()
         # Live feature histograms per version over the last window_s, summed as they come.
         self._bins: dict[str, BinWindow] = {}
         for version, ts, counts in self.store.bins_since(time.time() - self.settings.window_s):
@@ -208,13 +210,15 @@ class AccuracyTracker:
         with self._lock:
             for block in blocks:
                 self.store.add_block(block)
-                if self._waiting:
-                    ids = list(self._waiting.intersection(block.request_ids))
-                    labels = self.store.take_waiting(ids) if ids else []
-                    self._waiting.difference_update(ids)
-                    if labels:
-                        joined = sum(self._accept(f) for f in self.store.join_many(labels, now))
-                        self.store.bump({"joined": joined})
+                if self._waiting or self._open:
+                    ids = self._waiting.intersection(block.request_ids)
+                    ids.update(self._open.intersection(block.request_ids))
+                    if ids:
+                        labels = self.store.waiting_labels_of(list(ids))
+                        self._waiting.difference_update(ids)
+                        self._open.update(ids)
+                        found = self.store.join_many(labels, now, once=True)
+                        self.store.bump({"joined": sum(self._accept(f) for f in found)})
             self._maybe_prune(now)
 
     def feedback(self, items: list[tuple[str, Any]], now: float | None = None) -> dict[str, int]:
@@ -227,17 +231,21 @@ class AccuracyTracker:
         with self._lock:
             joined = duplicate = 0
             hold: list[tuple[str, Any, float]] = []
+            keep: list[tuple[str, Any, float]] = []
             for (request_id, label), found in zip(
                 items, self.store.join_many(items, now), strict=True
             ):
                 if found:
                     joined += 1 if self._accept(found) else 0
+                    keep.append((request_id, label, now))
                 elif self.store.was_labelled(request_id):
                     duplicate += 1
                 else:
                     hold.append((request_id, label, now))
             self.store.hold_labels(hold)
+            self.store.hold_labels(keep, joined=True)
             self._waiting.update(rid for rid, _, _ in hold)
+            self._open.update(rid for rid, _, _ in keep)
             held = len(hold)
             unknown = self._expire_orphans(now)
             self.store.bump(
@@ -266,14 +274,15 @@ class AccuracyTracker:
         return accepted
 
     def _expire_orphans(self, now: float) -> int:
-        """Waiting labels whose prediction never came within the grace (or past the cap)."""
-        if not self._waiting:
+        """Drop kept labels past the grace (or the cap); how many never met a prediction."""
+        if not self._waiting and not self._open:
             return 0
-        gone = self.store.expire_waiting(
+        gone, unknown = self.store.expire_waiting(
             now - self.settings.orphan_grace_s, self.settings.max_orphans
         )
         self._waiting.difference_update(gone)
-        return len(gone)
+        self._open.difference_update(gone)
+        return unknown
 
     def _maybe_prune(self, now: float) -> None:
         if now - self._last_prune < 10:

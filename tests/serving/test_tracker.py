@@ -313,3 +313,31 @@ def test_labels_waiting_for_their_prediction_survive_a_restart(tmp_path: Path) -
     assert counters["waiting"] == 2 and counters["unknown"] == 1
     # Past the grace, reading the summary alone counts them too.
     assert again.summary(now=300.0)["feedback"]["unknown"] == 3
+
+
+def test_a_shadows_prediction_flushed_after_the_label_is_still_scored(tmp_path: Path) -> None:
+    # The shadow answers after the live version, and its replica may flush a moment later:
+    # a label that came in between must be scored for both, and once each.
+    db = tmp_path / "m.sqlite"
+    t = AccuracyTracker(db, MonitorSettings(orphan_grace_s=30))
+    t.register("1", "classifier", [0, 1])
+    t.register("2", "classifier", [0, 1])
+    t.record(records("1", [1, 0], None, ts=100.0), now=100.0)
+    result = t.feedback([("r0", 1), ("r1", 1)], now=100.5)
+    assert result == {"received": 2, "joined": 2, "duplicate": 0, "waiting": 0}
+    t.store.close()
+    t = AccuracyTracker(db, MonitorSettings(orphan_grace_s=30))  # kept across a restart too
+    t.record(records("2", [1, 1], None, role="shadow", ts=100.2), now=101.0)
+    t.record(records("1", [1, 0], None, ts=100.0), now=101.5)  # a live block sent again
+    summary = t.summary(now=102.0)
+    assert summary["versions"]["1"]["labelled_total"] == 2
+    assert summary["versions"]["1"]["last_n"]["accuracy"] == 0.5
+    assert summary["versions"]["2"]["labelled_total"] == 2
+    assert summary["versions"]["2"]["roles"] == ["shadow"]
+    assert summary["versions"]["2"]["last_n"]["accuracy"] == 1.0
+    assert summary["feedback"]["waiting"] == 0 and summary["feedback"]["joined"] == 4
+    # Past the grace the kept labels go; they had met a prediction, so none is unknown.
+    later = t.summary(now=200.0)["feedback"]
+    assert later.get("unknown", 0) == 0
+    t.record(records("2", [0], None, role="shadow", ts=200.0), now=200.0)
+    assert t.summary(now=201.0)["versions"]["2"]["labelled_total"] == 2
