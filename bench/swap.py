@@ -29,6 +29,7 @@ from cluster.rollout.events import SwapFinished, SwapOptions, SwapStep
 from cluster.rollout.history import History
 from cluster.rollout.manage import change
 from cluster.rollout.swap import swap
+from cluster.tls.client import client_tls
 from cluster.transport import Connections
 from tests.support.load import LoadResult, run_load
 from tests.support.ports import free_port
@@ -50,7 +51,9 @@ async def scenario(inventory_path: Path, store: ModelStore, workdir: Path) -> di
         ):
             pass
         me = inventory.hosts["me"]
-        url = f"http://{me.address}:{me.ray.serve_http}/cancer/predict"
+        tls = client_tls(inventory, inventory.targets[app.target])  # HTTPS, the default
+        scheme = "https" if tls else "http"
+        url = f"{scheme}://{me.address}:{me.ray.serve_http}/cancer/predict"
         samples: list[tuple[float, float]] = []
         progress = LoadResult()
         load = asyncio.create_task(
@@ -62,6 +65,7 @@ async def scenario(inventory_path: Path, store: ModelStore, workdir: Path) -> di
                 max_seconds=1800,
                 result=progress,
                 samples=samples,
+                client_options=tls.options(me.address) if tls else None,
             )
         )
         while progress.sent < TOTAL * 0.2:  # noqa: ASYNC110 - polling a counter

@@ -55,6 +55,8 @@ class LabelledTraffic:
     # The drift switch: after `drift_after_s`, these rows and labels instead (the world changed).
     drifted: tuple[list[Any], list[Any]] | None = None
     drift_after_s: float = 0.0
+    # More httpx.AsyncClient options: HTTPS verification (cluster/tls/client.py).
+    client_options: dict[str, Any] = field(default_factory=dict)
 
     async def run(self, stop: asyncio.Event) -> TrafficStats:
         """Until `stop` is set; the labels still due are sent before returning."""
@@ -63,7 +65,11 @@ class LabelledTraffic:
         limits = httpx.Limits(max_connections=8)
         headers = bearer(self.key) if self.key else None
         async with httpx.AsyncClient(
-            base_url=self.base_url, timeout=TIMEOUT_S, limits=limits, headers=headers
+            base_url=self.base_url,
+            timeout=TIMEOUT_S,
+            limits=limits,
+            headers=headers,
+            **self.client_options,
         ) as client:
             in_flight: set[asyncio.Task[None]] = set()
             answered_all = asyncio.Event()  # no prediction in flight can add a label any more

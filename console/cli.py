@@ -21,7 +21,7 @@ from console.signals import Stopped, cancelled_by_signals
 # (`mlops-tui [-i FILE]` on a terminal) imports only `tui`.
 COMMANDS = (
     "check", "models", "plan", "apply", "status", "destroy", "tail", "swap", "traffic",
-    "history", "keys", "inventory", "tui", "demo",
+    "history", "keys", "inventory", "tui", "demo", "tls",
 )  # fmt: skip
 
 

@@ -21,6 +21,7 @@ import io
 import json
 import shutil
 import signal
+import stat
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -52,6 +53,7 @@ from tests.support.tabular import (
     save,
     write_sample,
 )
+from tests.support.tls import trusting_ca
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 ADDRESS = "127.0.0.2"  # the local host's default address on Linux
@@ -110,7 +112,7 @@ class Local:
         )
 
     def url(self, app: str, path: str = "/predict") -> str:
-        return f"http://{ADDRESS}:{self.ports['serve_port']}/{app}{path}"
+        return f"https://{ADDRESS}:{self.ports['serve_port']}/{app}{path}"
 
     def key(self, app: str) -> dict[str, str]:
         """The app's key (labels and the monitor need it), as a header."""
@@ -139,7 +141,9 @@ def local(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Local]:
     deployment.import_all()
     deployment.write()
     try:
-        yield deployment
+        # tls: auto (the default): the first apply makes the CA beside the inventory.
+        with trusting_ca(deployment.path.parent / "tls", make=False):
+            yield deployment
     finally:  # destroy is tested elsewhere: stopping our Ray by its directory is enough here
         stop_processes_under(deployment.remote / "ray")
         shutil.rmtree(deployment.remote, ignore_errors=True)
@@ -165,7 +169,12 @@ async def predict(client: httpx.AsyncClient, url: str, rows: list[Any]) -> httpx
 async def test_three_tabular_models_serve_refuse_and_swap(local: Local) -> None:
     code, events = await run_cli("apply", "-i", str(local.path), "--yes", "--json")
     assert code == 0, events[-3:]
+    # The first apply made the inventory's CA (its key private) and turned HTTPS on: plain
+    # HTTP to the Serve port gets no answer.
+    assert stat.S_IMODE((local.path.parent / "tls" / "ca.key").stat().st_mode) == 0o600
     async with httpx.AsyncClient(timeout=30) as client:
+        with pytest.raises(httpx.HTTPError):
+            await client.get(local.url("people-ct").replace("https:", "http:"))
         # Record-shaped requests answer what scikit-learn predicts on the same rows.
         for app in MODELS:
             model, test, _ = local.fitted[app, "1"]

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import yaml
 
-from cluster.inventory.model import Bootstrap, Host, RayPorts, Secret
+from cluster.inventory.model import Bootstrap, Host, OwnCert, RayPorts, Secret
+from cluster.inventory.tlsfields import read_own_cert
 from cluster.inventory.yamlread import ENV_REF, Loc, Reader, env_text
 
 SECRET_FIELDS = ("password", "key_passphrase")
@@ -39,7 +40,8 @@ RAY_KEYS = {
     "metrics_port": "metrics",
     "serve_port": "serve_http",
 }
-HOST_FIELDS = ("address", "connection", "via", "labels", *CONNECTION_FIELDS)
+# `tls` under a host is its own certificate; under defaults it is the targets' policy.
+HOST_FIELDS = ("address", "connection", "via", "labels", "tls", *CONNECTION_FIELDS)
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
 _SECRET_WHY = (
     "inline secrets are refused: the inventory is kept in git, so everyone with the "
@@ -108,6 +110,8 @@ def read_field(reader: Reader, name: str, node: yaml.Node, path: str, base: Path
         return read_ray_ports(reader, node, path)
     if name == "bootstrap":
         return read_bootstrap(reader, node, path, base)
+    if name == "tls":
+        return read_own_cert(reader, node, path, base)
     raise AssertionError(f"no reader for host field {name}")
 
 
@@ -225,6 +229,7 @@ def resolve(spec: HostSpec, defaults: HostSpec | None = None) -> Host:
         groups=spec.groups,
         password=password if isinstance(password, Secret) else None,
         key_passphrase=passphrase if isinstance(passphrase, Secret) else None,
+        own_cert=own if isinstance(own := spec.values.get("tls"), OwnCert) else None,
         loc=spec.loc,
         origins=origins,
     )

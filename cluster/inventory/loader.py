@@ -23,7 +23,17 @@ from cluster.inventory.hostfields import (
     read_secret,
     resolve,
 )
-from cluster.inventory.model import App, AppAuth, Host, Inventory, Rollout, Settings, Target
+from cluster.inventory.model import (
+    App,
+    AppAuth,
+    Host,
+    Inventory,
+    Rollout,
+    Settings,
+    Target,
+    Tls,
+)
+from cluster.inventory.tlsfields import read_policy
 from cluster.inventory.yamlread import Loc, Reader, env_shown, env_text, suggest
 
 TOP_KEYS = ("defaults", "hosts", "targets", "apps", "ansible_inventory")
@@ -33,13 +43,15 @@ SETTING_KEYS = (
     "keepalive_interval",
     "command_timeout",
     "model_store",
+    "tls",
+    "tls_dir",
 )
 DEFAULT_KEYS = CONNECTION_FIELDS + SETTING_KEYS
-TARGET_KEYS = ("topology", "host", "head", "workers", "hosts", "rollout", "read_only")
+TARGET_KEYS = ("topology", "host", "head", "workers", "hosts", "rollout", "read_only", "tls")
 TOPOLOGY_KEYS = {
-    "single": ("topology", "host", "read_only"),
-    "cluster": ("topology", "head", "workers", "read_only"),
-    "edge": ("topology", "hosts", "rollout", "read_only"),
+    "single": ("topology", "host", "read_only", "tls"),
+    "cluster": ("topology", "head", "workers", "read_only", "tls"),
+    "edge": ("topology", "hosts", "rollout", "read_only", "tls"),
 }
 APP_KEYS = (
     "target", "model", "replicas", "route", "gates", "num_cpus", "max_rows", "auth", "log_features",
@@ -71,7 +83,7 @@ def load_inventory(path: Path | str, env: Mapping[str, str] | None = None) -> In
     defaults, settings = _read_defaults(reader, top, base)
     specs = _read_hosts(reader, top, base)
     hosts = _resolve_hosts(reader, specs, defaults)
-    targets, declared = _read_targets(reader, top, hosts)
+    targets, declared = _read_targets(reader, top, hosts, settings.tls, base)
     apps = _read_apps(reader, top, targets, declared)
     reader.raise_if_problems()
     warnings = tuple(
@@ -79,6 +91,11 @@ def load_inventory(path: Path | str, env: Mapping[str, str] | None = None) -> In
         f"unnoticed (set host_key_checking: true in {file})"
         for h in hosts.values()
         if h.connection == "ssh" and not h.verify_host_key
+    ) + tuple(
+        f"TLS is OFF for target {t.name}: its Serve port answers plain HTTP, so predictions, "
+        f"labels and app keys cross the network in clear (set tls: auto in {file})"
+        for t in targets.values()
+        if not t.tls.on
     )
     return Inventory(path, settings, hosts, targets, apps, warnings)
 
@@ -106,21 +123,25 @@ def _read_defaults(
     reader: Reader, top: dict[str, tuple[yaml.Node, yaml.Node]], base: Path
 ) -> tuple[HostSpec, Settings]:
     if "defaults" not in top:
-        return HostSpec("defaults", Loc(reader.file, 1, 1)), Settings(model_store=base / "models")
+        return HostSpec("defaults", Loc(reader.file, 1, 1)), Settings(
+            model_store=base / "models", tls_dir=base / "tls"
+        )
     node = top["defaults"][1]
     defaults = HostSpec("defaults", reader.loc(node))
     pairs = reader.mapping(node, "defaults", DEFAULT_KEYS) or {}
     conn_pairs = {k: v for k, v in pairs.items() if k in CONNECTION_FIELDS}
     read_fields(reader, defaults, conn_pairs, "defaults", base)
-    kw: dict[str, object] = {"model_store": base / "models"}
+    kw: dict[str, object] = {"model_store": base / "models", "tls_dir": base / "tls"}
     for key, (_, node) in pairs.items():
         path = f"defaults.{key}"
         if key == "concurrency":
             kw[key] = reader.integer(node, path, 1, 4096)
         elif key in ("connect_timeout", "keepalive_interval", "command_timeout"):
             kw[key] = reader.number(node, path, 0.1, 86400)
-        elif key == "model_store":
+        elif key in ("model_store", "tls_dir"):
             kw[key] = reader.path(node, path, base)
+        elif key == "tls":
+            kw[key] = read_policy(reader, node, path, base)
     clean = {k: v for k, v in kw.items() if v is not None}
     return defaults, Settings(**clean)  # type: ignore[arg-type]
 
@@ -264,7 +285,11 @@ def _check_via(
 
 
 def _read_targets(
-    reader: Reader, top: dict[str, tuple[yaml.Node, yaml.Node]], hosts: dict[str, Host]
+    reader: Reader,
+    top: dict[str, tuple[yaml.Node, yaml.Node]],
+    hosts: dict[str, Host],
+    tls: Tls,
+    base: Path,
 ) -> tuple[dict[str, Target], set[str]]:
     """Valid targets, and the names of all declared ones (valid or not)."""
     targets: dict[str, Target] = {}
@@ -275,7 +300,7 @@ def _read_targets(
         if not NAME_RE.match(name):
             reader.fail(key_node, path, "target names use letters, digits, '.', '_' and '-'")
             continue
-        target = _read_target(reader, name, value_node, path, hosts)
+        target = _read_target(reader, name, value_node, path, hosts, tls, base)
         if target is None:
             continue
         for host in target.hosts:
@@ -292,7 +317,13 @@ def _read_targets(
 
 
 def _read_target(
-    reader: Reader, name: str, node: yaml.Node, path: str, hosts: dict[str, Host]
+    reader: Reader,
+    name: str,
+    node: yaml.Node,
+    path: str,
+    hosts: dict[str, Host],
+    default_tls: Tls,
+    base: Path,
 ) -> Target | None:
     pairs = reader.mapping(node, path, TARGET_KEYS)
     if pairs is None:
@@ -356,9 +387,18 @@ def _read_target(
         if "read_only" in pairs
         else False
     )
+    tls = (
+        read_policy(reader, pairs["tls"][1], f"{path}.tls", base) or default_tls
+        if "tls" in pairs
+        else default_tls
+    )
     if topology == "single":
         head = host_ref(pairs["host"][1], f"{path}.host") if required("host") else None
-        return Target(name, "single", head=head, read_only=read_only, loc=loc) if head else None
+        return (
+            Target(name, "single", head=head, read_only=read_only, tls=tls, loc=loc)
+            if head
+            else None
+        )
     if topology == "cluster":
         head = host_ref(pairs["head"][1], f"{path}.head") if required("head") else None
         workers = host_list("workers") if "workers" in pairs else ()
@@ -369,7 +409,9 @@ def _read_target(
                 f"'{head}' is the head; it cannot also be a worker",
             )
         return (
-            Target(name, "cluster", head=head, workers=workers, read_only=read_only, loc=loc)
+            Target(
+                name, "cluster", head=head, workers=workers, read_only=read_only, tls=tls, loc=loc
+            )
             if head
             else None
         )
@@ -382,7 +424,7 @@ def _read_target(
         else Rollout()
     )
     return Target(
-        name, "edge", edge_hosts=edge_hosts, rollout=rollout, read_only=read_only, loc=loc
+        name, "edge", edge_hosts=edge_hosts, rollout=rollout, read_only=read_only, tls=tls, loc=loc
     )
 
 

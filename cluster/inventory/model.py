@@ -11,6 +11,7 @@ from cluster.inventory.yamlread import Loc
 
 Topology = Literal["single", "cluster", "edge"]
 Connection = Literal["ssh", "local"]
+TlsMode = Literal["auto", "off"]
 
 
 class Secret:
@@ -62,6 +63,33 @@ class Bootstrap:
 
 
 @dataclass(frozen=True)
+class OwnCert:
+    """A host's certificate and key from the operator (`tls: {cert_file, key_file}` under
+    the host), shipped as they are instead of one issued by the inventory's CA."""
+
+    cert_file: Path
+    key_file: Path
+
+
+@dataclass(frozen=True)
+class Tls:
+    """How a target's Serve ports speak: HTTPS with certificates from the inventory's CA
+    (`auto`, the default) or plain HTTP (`off`, warned about on every command).
+
+    `client_ca`: clients must present a certificate signed by it (mutual TLS); ours present
+    one from the inventory's CA. `ca_file`: the CA that signed hosts' own certificates,
+    which our clients verify them against (besides the inventory's CA)."""
+
+    mode: TlsMode = "auto"
+    client_ca: Path | None = None
+    ca_file: Path | None = None
+
+    @property
+    def on(self) -> bool:
+        return self.mode != "off"
+
+
+@dataclass(frozen=True)
 class Host:
     """One machine, with every connection setting already resolved from defaults."""
 
@@ -84,6 +112,7 @@ class Host:
     bootstrap: Bootstrap | None = None  # when set, `python` is the venv's interpreter
     # host_key_policy: accept-new records an unknown host's key in known_hosts on first contact.
     accept_new_host_key: bool = False
+    own_cert: OwnCert | None = None  # else, with TLS on, one issued by the inventory's CA
     loc: Loc | None = field(default=None, compare=False)
     # Setting -> where it was set ("hosts.a.key_file", "defaults.known_hosts"), so a
     # failure caused by a setting can name the one to fix.
@@ -123,6 +152,7 @@ class Target:
     rollout: Rollout = Rollout()
     # Production: the console refuses every action that would change this target.
     read_only: bool = False
+    tls: Tls = Tls()
     loc: Loc | None = field(default=None, compare=False)
 
     @property
@@ -173,6 +203,9 @@ class Settings:
     keepalive_interval: float = 15.0
     command_timeout: float = 120.0
     model_store: Path = Path("models")
+    tls: Tls = Tls()  # targets' default
+    # The inventory's CA (key mode 600, never leaves this machine): beside the model store.
+    tls_dir: Path = Path("tls")
 
 
 @dataclass(frozen=True)

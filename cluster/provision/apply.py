@@ -32,6 +32,7 @@ from cluster.provision.ray_node import (
     write_file,
 )
 from cluster.provision.serve_move import RouteMove, move_routes, route_moves
+from cluster.tls.nodes import node_texts
 from cluster.transport import Connections
 
 Emit = Callable[[Event], Awaitable[None]]
@@ -93,6 +94,8 @@ async def apply_cluster(
         return await _skip_rest(result, cluster.hosts, f"head {head.name} is unreachable", emit)
 
     # 1. Ship code and models to every reachable host at once.
+    issued: dict[str, str] = {}  # the cluster's certificate and key, once made (never shown)
+
     async def ship(host: Host) -> bool:
         try:
             transport = await connections.get(host.name)
@@ -147,6 +150,18 @@ async def apply_cluster(
                 await write_file(transport, path, plan.keys.dump(), private=True)
 
             ok = await _step(emit, host.name, "keys", action.detail, keys) and ok
+        need = plan.tls.get(host.name)
+        if need is not None:
+
+            async def tls() -> str:
+                assert need is not None
+                texts = node_texts(connections.inventory, cluster, host, need.names, issued)
+                for name, (text, private) in texts.items():
+                    path = layout.tls_file(cluster.id, name)
+                    await write_file(transport, path, text, private=private)
+                return f"{', '.join(texts)} written ({need.detail})"
+
+            ok = await _step(emit, host.name, "tls", need.detail, tls) and ok
         return ok
 
     reachable = [h for h in cluster.hosts if h.name in plan.states]

@@ -10,6 +10,7 @@ from cluster.models.store import ModelStore, StoredVersion
 from cluster.provision.layout import Layout
 from cluster.provision.topology import RayCluster
 from cluster.serve.config import AppSpec, VersionSpec, serve_config
+from cluster.tls.nodes import http_options_tls
 
 SERVE_HTTP_HOST = "0.0.0.0"  # every node's proxy answers on its own addresses
 
@@ -50,7 +51,8 @@ class DesiredCluster:
                     ),
                 )
             )
-        return serve_config(specs, SERVE_HTTP_HOST, self.cluster.head.ray.serve_http)
+        tls = http_options_tls(layout, self.cluster.id, self.cluster.target)
+        return serve_config(specs, SERVE_HTTP_HOST, self.cluster.head.ray.serve_http, tls)
 
 
 def resolve_model(app: App, models: dict[tuple[str, str], StoredVersion]) -> StoredVersion:

@@ -7,6 +7,9 @@ ROOT/ray/NODE/             this node's Ray temp dir, and node.json (how it was s
 ROOT/auth/CLUSTER.token    the cluster's Ray auth token, mode 600
 ROOT/auth/CLUSTER.keys     its apps' keys (JSON), mode 600, on every node of the cluster
 ROOT/monitor/CLUSTER/      the accuracy monitor's SQLite files (head only)
+ROOT/tls/CLUSTER/          node.pem (this node's certificate and key, mode 600), ca.pem (the
+                           CAs our clients on the node trust), clients.pem (the CAs whose
+                           client certificates the proxy accepts) and client.pem (ours, 600)
 """
 
 from __future__ import annotations
@@ -49,3 +52,10 @@ class Layout:
 
     def monitor_dir(self, cluster: str) -> str:
         return f"{self.root}/monitor/{cluster}"
+
+    def tls_dir(self, cluster: str) -> str:
+        return f"{self.root}/tls/{cluster}"
+
+    def tls_file(self, cluster: str, name: str) -> str:
+        """One of TLS_FILES; the same path on every node (Serve's http_options are shared)."""
+        return f"{self.tls_dir(cluster)}/{name}"

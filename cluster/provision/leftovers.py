@@ -24,7 +24,7 @@ root="$1"; grace="$2"
     [ -d "$dir" ] && find "$dir" -maxdepth 3 \( -name '*.partial-*' -o -name '*.old-*-*' \) \
       -mmin +"$grace" -prune -print -exec rm -rf -- {} +
   done
-  for dir in "$root/auth" "$root/code" "$root/ray"; do
+  for dir in "$root/auth" "$root/code" "$root/ray" "$root/tls"; do
     [ -d "$dir" ] && find "$dir" -maxdepth 2 -type f -name '*.tmp.[0-9]*' -print \
       -exec rm -f -- {} +
   done

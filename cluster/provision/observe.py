@@ -20,6 +20,14 @@ from cluster.transport import Connections
 
 
 @dataclass(frozen=True)
+class ObservedTls:
+    """A cluster's TLS files on a host: sha256 by file name, and the node's certificate."""
+
+    files: dict[str, str | None]
+    cert_pem: str | None
+
+
+@dataclass(frozen=True)
 class HostState:
     """Our footprint on one host."""
 
@@ -33,6 +41,7 @@ class HostState:
     leftovers: int = 0  # files an interrupted run left, which the next apply removes
     taken: tuple[str, ...] = ()  # Ray ports another program holds, in words (Ray not running)
     leases: dict[str, LeaseHolder] = field(default_factory=dict)  # app -> its lease here
+    tls: dict[str, ObservedTls] = field(default_factory=dict)  # cluster -> its TLS files here
 
     @property
     def ray_running(self) -> bool:
@@ -77,6 +86,11 @@ async def observe_host(connections: Connections, host: Host) -> HostState:
                 str(app): LeaseHolder.of(record)
                 for app, record in (data.get("leases") or {}).items()
                 if isinstance(record, dict)
+            },
+            {
+                str(cluster): ObservedTls(dict(found.get("files") or {}), found.get("cert"))
+                for cluster, found in (data.get("tls") or {}).items()
+                if isinstance(found, dict)
             },
         )
     except (ValueError, KeyError, TypeError) as exc:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -10,12 +11,15 @@ from typing import Any
 from cluster.check import probe
 from cluster.errors import MlopsError, TransportError
 from cluster.fanout import fan_out
+from cluster.inventory import Host, Inventory
 from cluster.keys import KeyRing, next_keyring, read_keyring
 from cluster.provision.bootstrap import describe, read_marker, wanted_marker, wheelhouse_digest
 from cluster.provision.desired import DesiredCluster
 from cluster.provision.observe import HostState, observe_host, serve_api
 from cluster.provision.ray_node import node_record
 from cluster.provision.serve_diff import serve_changes
+from cluster.tls.certificate import CertificateError
+from cluster.tls.nodes import NodeFiles, own_cert_problems, plan_node
 from cluster.transport import Connections
 
 
@@ -25,7 +29,7 @@ class Action:
 
     cluster: str
     host: str
-    kind: str  # cleanup | bootstrap | upload-code | upload-model | keys | start-ray | restart-ray | serve
+    kind: str  # cleanup | bootstrap | upload-code | upload-model | keys | tls | start-ray | restart-ray | serve
     detail: str
 
 
@@ -43,6 +47,7 @@ class ClusterPlan:
     wheelhouse_digests: dict[str, str | None] = field(default_factory=dict)
     # The apps' keys every node should hold (secret: never in an event or a repr).
     keys: KeyRing | None = field(default=None, repr=False)
+    tls: dict[str, NodeFiles] = field(default_factory=dict)  # host -> TLS files to write
 
     def for_host(self, host: str, kind: str | None = None) -> list[Action]:
         return [a for a in self.actions if a.host == host and (kind is None or a.kind == kind)]
@@ -109,6 +114,7 @@ async def plan_cluster(
             ref = f"{model.name}:{model.version}"
             if state.models.get(ref) != model.meta.sha256:
                 plan.actions.append(Action(cluster.id, host.name, "upload-model", ref))
+        _plan_tls(connections.inventory, plan, host, state)
         wanted = node_record(cluster, host)
         role = (
             "start Ray head" if host.name == cluster.head.name else f"join Ray at {wanted['head']}"
@@ -170,6 +176,31 @@ def _preflight(plan: ClusterPlan, facts: dict[str, Any]) -> None:
             f"cluster {cluster.id}: remote_dir must resolve to the same path on every node "
             f"(replicas load models by path): {listing}"
         )
+
+
+def _plan_tls(inventory: Inventory, plan: ClusterPlan, host: Host, state: HostState) -> None:
+    """The node's TLS files: issued, renewed or rewritten where they differ."""
+    cluster = plan.desired.cluster
+    problems = own_cert_problems(host, cluster.target)
+    if problems:
+        plan.errors.extend(problems)
+        return
+    observed = state.tls.get(cluster.id)
+    try:
+        need = plan_node(
+            inventory,
+            cluster,
+            host,
+            observed.files if observed else {},
+            observed.cert_pem if observed else None,
+            dt.datetime.now(dt.UTC),
+        )
+    except (CertificateError, OSError) as exc:
+        plan.errors.append(f"{host.name}: TLS: {exc}")
+        return
+    if need is not None:
+        plan.tls[host.name] = need
+        plan.actions.append(Action(cluster.id, host.name, "tls", need.detail))
 
 
 async def _plan_keys(connections: Connections, plan: ClusterPlan, rotate: frozenset[str]) -> None:

@@ -14,6 +14,7 @@ from cluster.inventory import Host
 from cluster.provision.layout import Layout
 from cluster.provision.topology import RayCluster
 from cluster.remote import script
+from cluster.tls.nodes import serve_mode
 from cluster.transport.base import Transport
 
 LATENCY_BUCKETS_MS = ",".join(
@@ -37,6 +38,9 @@ def node_record(cluster: RayCluster, host: Host) -> dict[str, Any]:
         "head": f"{head.address}:{head.ray.gcs}",
         "ports": [host.ray.gcs, host.ray.dashboard, host.ray.metrics, host.ray.serve_http],
         "python": host.python,
+        # Serve's proxies read their TLS settings once, when Ray starts (a renewed
+        # certificate is not a change here: the proxies re-read it, serving/tls_proxy.py).
+        "serve": serve_mode(cluster.target),
     }
 
 
@@ -51,6 +55,13 @@ def ray_env(layout: Layout, cluster: RayCluster) -> list[str]:
         # telemetry's p95 lands within a few percent of what clients see.
         f"RAY_SERVE_REQUEST_LATENCY_BUCKETS_MS={LATENCY_BUCKETS_MS}",
         "RAY_metrics_report_interval_ms=1000",  # metrics reach /metrics within a second
+        # Serve's hook in each proxy: client certificates required where a CA is given, and
+        # a renewed certificate read without a restart.
+        *(
+            ["RAY_SERVE_HTTP_PROXY_CALLBACK_IMPORT_PATH=serving.tls_proxy.setup"]
+            if cluster.target.tls.on
+            else []
+        ),
     ]
 
 

@@ -20,9 +20,11 @@ before the `# EOF`: the console then makes no HTTP request per node per second. 
 `Authorization` headers come as a JSON list on stdin's first line, never in argv; a later
 line replaces them (a key was rotated).
 
-Usage: python -c SRC METRICS_URL INTERVAL_S [--every=N MONITOR_URL ...]
+Usage: python -c SRC METRICS_URL INTERVAL_S [--every=N [--ca=FILE [--cert=FILE]] MONITOR_URL ...]
 (--every=N: the monitors are asked every Nth interval, so a big fleet's answers, which the one
-console parses, arrive at a bounded rate.)
+console parses, arrive at a bounded rate. --ca: https monitors are verified against these CAs
+only; --cert: our client certificate and key, for proxies that ask for one. A relative FILE
+is relative to home, as the host's remote_dir.)
 A failed fetch writes `# ERROR reason` before its `# EOF`.
 """
 
@@ -34,6 +36,7 @@ import json
 import math
 import os
 import random
+import ssl
 import stat
 import sys
 import tempfile
@@ -204,14 +207,16 @@ def _share(path: str, text: str) -> None:
     os.replace(tmp, path)
 
 
-def ask_monitors(urls: list[str], headers: list[str], timeout: float) -> str:
+def ask_monitors(
+    urls: list[str], headers: list[str], timeout: float, context: ssl.SSLContext | None = None
+) -> str:
     """One `# MONITOR` line per monitor: its answer (JSON on one line), or why there is none."""
     lines = []
     for i, url in enumerate(urls):
         auth = headers[i] if i < len(headers) else ""
         request = urllib.request.Request(url, headers={"Authorization": auth} if auth else {})
         try:
-            with urllib.request.urlopen(request, timeout=timeout) as response:
+            with urllib.request.urlopen(request, timeout=timeout, context=context) as response:
                 body = response.read().decode("utf-8", "replace")
             lines.append("%s%d %s\n" % (MONITOR, i, body.replace("\n", " ").strip()))
         except urllib.error.HTTPError as exc:
@@ -237,11 +242,36 @@ def _follow_stdin(headers: list[list[str]]) -> None:
     os._exit(0)
 
 
+def _home_path(path: str) -> str:
+    path = os.path.expanduser(path)
+    return path if os.path.isabs(path) else os.path.join(os.path.expanduser("~"), path)
+
+
+def tls_context(ca: str | None, cert: str | None) -> ssl.SSLContext | None:
+    """Verification against the CA files only (never turned off), and our certificate."""
+    if ca is None:
+        return None
+    context = ssl.create_default_context(cafile=_home_path(ca))
+    if cert:
+        context.load_cert_chain(_home_path(cert))
+    return context
+
+
 def main(url: str, interval: float, monitors: list[str]) -> None:
     every = 1
     if monitors and monitors[0].startswith("--every="):
         every = max(1, int(monitors[0][len("--every=") :]))
         monitors = monitors[1:]
+    options: dict[str, str] = {}
+    while monitors and monitors[0].startswith(("--ca=", "--cert=")):
+        name, _, value = monitors.pop(0).partition("=")
+        options[name] = value
+    context: ssl.SSLContext | None = None
+    monitors_error: str | None = None
+    try:
+        context = tls_context(options.get("--ca"), options.get("--cert"))
+    except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
+        monitors_error = "cannot load the TLS files: %s" % exc
     tick = random.randrange(every)  # the nodes of a fleet ask in turn, not all at once
     headers: list[list[str]] = [[]]
     if monitors:
@@ -259,7 +289,12 @@ def main(url: str, interval: float, monitors: list[str]) -> None:
         except (OSError, ValueError, urllib.error.URLError) as exc:
             out = "# ERROR %s: %s\n%s" % (url, exc, END)
         if monitors and tick % every == 0:  # even when Ray's page failed: its own server
-            out = out[: -len(END)] + ask_monitors(monitors, headers[0], interval * 0.5) + END
+            if monitors_error:
+                asked = "".join("%s%d ERROR %s\n" % (MONITOR, i, monitors_error)
+                                for i in range(len(monitors)))  # fmt: skip
+            else:
+                asked = ask_monitors(monitors, headers[0], interval * 0.5, context)
+            out = out[: -len(END)] + asked + END
         tick += 1
         try:
             sys.stdout.write(out)

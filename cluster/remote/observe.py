@@ -65,6 +65,39 @@ def _keys(root):
     return out
 
 
+CERT_BEGIN = "-----BEGIN CERTIFICATE-----"
+CERT_END = "-----END CERTIFICATE-----"
+
+
+def _tls(root):
+    """Per cluster: sha256 of each TLS file, and the node's certificate (its public part
+    only: the key beside it in node.pem is never read out)."""
+    out = {}
+    for path, name, is_dir in _entries(os.path.join(root, "tls"), 1):
+        if not is_dir:
+            continue
+        files = {}
+        cert = None
+        for file_path, file_name, file_is_dir in _entries(path, 1):
+            if file_is_dir or not file_name.endswith(".pem"):
+                continue
+            try:
+                with open(file_path, "rb") as fh:
+                    data = fh.read()
+            except OSError:
+                files[file_name] = None
+                continue
+            files[file_name] = hashlib.sha256(data).hexdigest()
+            if file_name == "node.pem":
+                text = data.decode("ascii", "replace")
+                start = text.find(CERT_BEGIN)
+                end = text.find(CERT_END, start)
+                if start >= 0 and end > start:
+                    cert = text[start : end + len(CERT_END)] + "\n"
+        out[name] = {"files": files, "cert": cert}
+    return out
+
+
 def _leases(root):
     """Each app's lease on this host: who holds it, since when, and the phase it last wrote
     (never its id, which takes a lease over)."""
@@ -116,7 +149,7 @@ def _leftovers(root):
         for path, name, _ in _entries(os.path.join(root, sub), 3):
             if any(fnmatch.fnmatch(name, p) for p in UPLOADS):
                 count += _old(path, now)
-    for sub in ("auth", "code", "ray"):
+    for sub in ("auth", "code", "ray", "tls"):
         for _, name, is_dir in _entries(os.path.join(root, sub), 2):
             count += not is_dir and fnmatch.fnmatch(name, SECRET_TEMP)
     return count
@@ -175,6 +208,7 @@ def main():
         "bundle": _read(os.path.join(root, "code", "BUNDLE")),
         "models": _models(root),
         "keys": _keys(root),
+        "tls": _tls(root),
         "leftovers": _leftovers(root),
         "leases": _leases(root),
         "ray": {"pids": len(pids), "node": json.loads(node_file) if node_file else None},

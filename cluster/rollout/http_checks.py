@@ -16,6 +16,7 @@ from cluster.inventory import Host
 from cluster.keys import bearer, cluster_app_key
 from cluster.models.store import StoredVersion
 from cluster.provision.topology import RayCluster
+from cluster.tls.client import serve_client
 from cluster.transport import Connections
 from serving.schema import Kind
 
@@ -65,14 +66,11 @@ async def predict_until(
     """POST the rows to ROUTE/predict through the head's proxy (at most `max_rows` a request,
     the app's limit) until `version` answers; its predictions for every row, in order. The
     app's key goes with them: a preview route asks for it."""
-    head = cluster.head
-    transport = await connections.get(head.name)
     headers = bearer(await cluster_app_key(connections, cluster, app))
     chunks = [rows[i : i + max_rows] for i in range(0, len(rows), max_rows)] or [rows]
-    async with (
-        transport.forward(head.address, head.ray.serve_http) as (host, port),
-        httpx.AsyncClient(base_url=f"http://{host}:{port}", timeout=30, headers=headers) as client,
-    ):
+    async with serve_client(
+        connections, cluster.head, cluster.target, timeout=30, headers=headers
+    ) as client:
         first = await _first_answer(client, route, chunks[0], version, attempts)
         answers = [first]
         for chunk in chunks[1:]:
@@ -144,11 +142,7 @@ async def wait_live(
     change done for clients, wherever they connect."""
 
     async def one(host: Host) -> None:
-        transport = await connections.get(host.name)
-        async with (
-            transport.forward(host.address, host.ray.serve_http) as (address, port),
-            httpx.AsyncClient(base_url=f"http://{address}:{port}", timeout=5) as client,
-        ):
+        async with serve_client(connections, host, cluster.target, timeout=5) as client:
             deadline = time.perf_counter() + timeout
             seen = "no answer"
             while time.perf_counter() < deadline:
@@ -160,7 +154,8 @@ async def wait_live(
                         else f"HTTP {response.status_code}"
                     )
                 except (httpx.HTTPError, ValueError) as exc:
-                    seen = type(exc).__name__
+                    # A certificate that does not verify says so here, not only "ConnectError".
+                    seen = f"{type(exc).__name__} ({exc})" if str(exc) else type(exc).__name__
                 if seen == version:
                     return
                 await asyncio.sleep(0.05)

@@ -16,6 +16,7 @@ from cluster.provision.observe import serve_api
 from cluster.provision.topology import RayCluster
 from cluster.remote import script
 from cluster.serve.config import AppSpec, VersionSpec, applications, owner_of, version_of
+from cluster.tls.nodes import http_options_tls
 from cluster.transport import Connections
 
 
@@ -120,6 +121,7 @@ class AppServe:
                     "http_options": {
                         "host": SERVE_HTTP_HOST,
                         "port": self.cluster.head.ray.serve_http,
+                        **http_options_tls(self.layout, self.cluster.id, self.cluster.target),
                     },
                     "applications": [*others, *applications(spec)],
                 }

@@ -160,10 +160,13 @@ def applications(spec: AppSpec) -> list[dict[str, Any]]:
     return apps
 
 
-def serve_config(specs: list[AppSpec], http_host: str, http_port: int) -> dict[str, Any]:
-    """The whole declarative config for a cluster: every app, a proxy on every node."""
+def serve_config(
+    specs: list[AppSpec], http_host: str, http_port: int, tls: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """The whole declarative config for a cluster: every app, a proxy on every node (with
+    `tls`, the ssl_* http_options: HTTPS)."""
     return {
         "proxy_location": "EveryNode",
-        "http_options": {"host": http_host, "port": http_port},
+        "http_options": {"host": http_host, "port": http_port, **(tls or {})},
         "applications": [a for spec in specs for a in applications(spec)],
     }

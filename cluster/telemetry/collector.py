@@ -28,6 +28,7 @@ from cluster.telemetry.monitors import (
     REKEY_INTERVALS,
     MonitorAnswers,
     MonitorAsk,
+    digest_tls,
     monitor_every,
     monitor_headers,
 )
@@ -54,13 +55,17 @@ class _Node:
 
 
 def digest_argv(
-    host: Host, interval: float, monitor_urls: Iterable[str] = (), every: int = 1
+    host: Host,
+    interval: float,
+    monitor_urls: Iterable[str] = (),
+    every: int = 1,
+    tls: Iterable[str] = (),
 ) -> list[str]:
     """The node-side digest of the host's Ray metrics (and, on a head, of its apps' monitors,
-    every `every` intervals), run with its Ray interpreter."""
+    every `every` intervals, over HTTPS with the `tls` options), run with its Ray interpreter."""
     url = f"http://{host.address}:{host.ray.metrics}/metrics"
     urls = list(monitor_urls)
-    asks = [f"--every={every}", *urls] if urls else []
+    asks = [f"--every={every}", *tls, *urls] if urls else []
     return [host.python, "-c", script("metrics_digest"), url, f"{interval:g}", *asks]
 
 
@@ -155,7 +160,9 @@ class FleetCollector:
         asks = node.monitors.asks
         async with asyncio.timeout(START_LIMIT_S) as limit:
             transport = await self.connections.get(node.host.name)
-            argv = digest_argv(node.host, self.interval, [a.url for a in asks], node.monitors.every)
+            tls = digest_tls(asks[0].cluster) if asks else []
+            urls = [a.url for a in asks]
+            argv = digest_argv(node.host, self.interval, urls, node.monitors.every, tls)
             keys = await self._keys(node) if asks else None
             async with transport.stream(argv, keys) as stream:
                 node.window.clear()  # a new digest's counters start anew

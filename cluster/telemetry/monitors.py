@@ -18,6 +18,7 @@ from cluster.keys import bearer, cluster_app_key
 from cluster.provision.topology import RayCluster
 from cluster.serve.config import monitor_route
 from cluster.telemetry.frame import MonitorSummary
+from cluster.tls.nodes import CLIENT, TRUST
 from cluster.transport import Connections
 
 MONITOR_LINE = "# MONITOR "
@@ -43,7 +44,20 @@ class MonitorAsk:
     @property
     def url(self) -> str:
         head = self.cluster.head
-        return f"http://{head.address}:{head.ray.serve_http}{monitor_route(self.app.route)}"
+        scheme = "https" if self.cluster.target.tls.on else "http"
+        return f"{scheme}://{head.address}:{head.ray.serve_http}{monitor_route(self.app.route)}"
+
+
+def digest_tls(cluster: RayCluster) -> list[str]:
+    """The digest's options to verify its cluster's Serve port (the CA files on the node) and,
+    where the proxy asks for one, to present our client certificate."""
+    if not cluster.target.tls.on:
+        return []
+    directory = f"{cluster.head.remote_dir.rstrip('/')}/tls/{cluster.id}"
+    options = [f"--ca={directory}/{TRUST}"]
+    if cluster.target.tls.client_ca:
+        options.append(f"--cert={directory}/{CLIENT}")
+    return options
 
 
 @dataclass

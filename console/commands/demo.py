@@ -43,6 +43,7 @@ from cluster.rollout.events import GatesChecked, Strategy, SwapFinished, SwapOpt
 from cluster.rollout.history import History, history_path
 from cluster.rollout.http_checks import holdout
 from cluster.rollout.swap import swap
+from cluster.tls.client import client_tls
 from cluster.traffic import LabelledTraffic, TrafficStats
 from cluster.transport import Connections
 from console import exit_codes
@@ -230,11 +231,13 @@ async def _traffic(
     async with Connections(inventory) as connections:
         transport = await connections.get(head.name)
         key = await cluster_app_key(connections, cluster, app.name)  # labels need it
+        tls = client_tls(inventory, cluster.target)
         async with transport.forward(head.address, head.ray.serve_http) as (host, port):
-            url = f"http://{host}:{port}{app.route}"
+            url = f"{'https' if tls else 'http'}://{host}:{port}{app.route}"
             generator = LabelledTraffic(
                 url, labelled["X"], labelled["y"], rate=rate, stats=stats, key=key,
                 drifted=drifted, drift_after_s=drift_after_s or 0.0,
+                client_options=tls.options(head.address) if tls else {},
             )  # fmt: skip
             stop = asyncio.Event()
             task = asyncio.create_task(generator.run(stop))

@@ -40,6 +40,8 @@ async def run(args: argparse.Namespace, out: Console, err: Console) -> int:
                 "ok": healthy,
                 "nodes": [n.to_dict() for n in nodes],
                 "apps": [a.to_dict() for a in apps],
+                # e.g. TLS off: on stderr too, and here for scripts that read only JSON
+                "warnings": list(inventory.warnings),
             }
         )
     else:

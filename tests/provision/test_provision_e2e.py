@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import hashlib
 import io
 import json
@@ -19,13 +20,15 @@ import re
 import shutil
 import signal
 import socket
+import ssl
+import stat
 import statistics
 import subprocess
 import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +47,10 @@ from cluster.provision.ray_node import LATENCY_BUCKETS_MS
 from cluster.provision.topology import clusters_of
 from cluster.rollout.history import history_path, read_history
 from cluster.telemetry.collector import Collector, TelemetryFrame
+from cluster.tls.authority import NODE_DAYS, load_or_create
+from cluster.tls.authority import load as load_ca
+from cluster.tls.certificate import CertInfo, read_cert
+from cluster.tls.nodes import cluster_names
 from cluster.transport import Connections
 from console.cli import main
 from tests.support.leaks import run_temp_dir
@@ -51,6 +58,7 @@ from tests.support.load import LoadResult, run_load
 from tests.support.ports import free_port
 from tests.support.ray_node import descendants, processes_under
 from tests.support.sshd import SshdFleet, extra_host, ssh_inventory_yaml
+from tests.support.tls import trusting_ca
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 # Between a load worker's requests: 4 workers still send 100+ requests a second through every
@@ -80,6 +88,7 @@ class Deployment:
         self.ports = {h.name: ports(h.address) for h in fleet.hosts}
         self.path = root / "inventory.yaml"
         self.shops, self.batch, self.max_failures = ["node3"], 1, 0
+        self.shops_tls = ""  # lines under the shops target (its `tls:`)
         self.workers = ["node2"]
         self.models = {"cancer": "1", "shelf": "2"}  # the version each app's inventory names
         self.write(replicas=2)
@@ -95,6 +104,7 @@ class Deployment:
             f"    workers: [{', '.join(self.workers)}]\n"
             f"  shops:\n    topology: edge\n    hosts: [{', '.join(self.shops)}]\n"
             f"    rollout: {{batch: {self.batch}, max_failures: {self.max_failures}}}\n"
+            f"{self.shops_tls}"
             "apps:\n"
             f"  cancer:\n    target: grid\n    model: breast-cancer:{self.models['cancer']}\n"
             f"    replicas: {replicas}\n    num_cpus: 0.1\n{cancer_auth}"
@@ -121,7 +131,7 @@ class Deployment:
 
     def url(self, host: str, route: str) -> str:
         address = next(h.address for h in self.fleet.hosts if h.name == host)
-        return f"http://{address}:{self.ports[host]['serve_port']}{route}"
+        return f"https://{address}:{self.ports[host]['serve_port']}{route}"
 
 
 @pytest.fixture(scope="module")
@@ -138,7 +148,8 @@ def _deployment(
 ) -> Iterator[Deployment]:
     d = Deployment(fleet, example_store, tmp_path_factory.mktemp("provision"))
     try:
-        yield d
+        with trusting_ca(d.root / "tls"):  # tls: auto (the default): HTTPS everywhere
+            yield d
     finally:
         main(["destroy", "-i", str(d.path), "--yes"])
         for host in fleet.hosts:  # whatever happened, leave no Ray of ours behind
@@ -229,6 +240,7 @@ def test_plan_apply_converge_status(
     )
     assert ("node1", "upload-model") in kinds and ("node3", "serve") in kinds
     assert {("node1", "keys"), ("node2", "keys"), ("node3", "keys")} <= kinds
+    assert {("node1", "tls"), ("node2", "tls"), ("node3", "tls")} <= kinds
 
     code, events = cli(capsys, "apply", "-i", inv, "--json", "--yes")
     failed = [e for e in events if e["event"] == "step_failed"]
@@ -272,6 +284,89 @@ def test_the_dashboard_refuses_requests_without_the_token(deployment: Deployment
         ).status_code
         == 200
     )
+
+
+def served_cert(address: str, port: int, cafile: Path) -> CertInfo:
+    """The certificate a Serve port presents, verified against `cafile` for `address`."""
+    context = ssl.create_default_context(cafile=str(cafile))
+    with (
+        socket.create_connection((address, port), timeout=10) as raw,
+        context.wrap_socket(raw, server_hostname=address) as tls,
+    ):
+        der = tls.getpeercert(binary_form=True)
+    assert der is not None
+    return read_cert(ssl.DER_cert_to_PEM_cert(der).encode(), address)
+
+
+def test_every_serve_port_speaks_https_verified_by_the_inventorys_ca(
+    deployment: Deployment, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ca_file = deployment.root / "tls" / "ca.pem"
+    stranger = load_or_create(deployment.root / "another-ca", "someone else's")
+    for host in ("node1", "node2", "node3"):
+        address = next(h.address for h in deployment.fleet.hosts if h.name == host)
+        port = deployment.ports[host]["serve_port"]
+        assert served_cert(address, port, ca_file).covers(address)
+        with pytest.raises(ssl.SSLCertVerificationError):
+            served_cert(address, port, stranger.cert_path)
+        with pytest.raises(httpx.HTTPError):  # plain HTTP gets no answer
+            httpx.get(deployment.url(host, "/").replace("https:", "http:"), timeout=10)
+    node_pem = deployment.remote / "tls" / "grid" / "node.pem"
+    assert stat.S_IMODE(node_pem.stat().st_mode) == 0o600
+
+    code, [shown] = cli(capsys, "tls", "show", "-i", str(deployment.path), "--json")
+    assert code == 0, shown
+    assert shown["ca"]["cert_file"] == str(ca_file)
+    assert shown["ca"]["fingerprint"] == read_cert(ca_file.read_bytes(), "ca").fingerprint
+    assert {(n["host"], n["mode"], n["issued_by_ca"], n["renew_due"]) for n in shown["nodes"]} == {
+        ("node1", "https", True, False),
+        ("node2", "https", True, False),
+        ("node3", "https", True, False),
+    }
+
+
+async def test_a_certificate_due_for_renewal_is_renewed_under_load_without_a_failed_request(
+    deployment: Deployment,
+) -> None:
+    inventory = load_inventory(deployment.path)
+    grid = clusters_of(inventory, inventory.targets["grid"])[0]
+    ca = load_ca(deployment.root / "tls")
+    ca_file = ca.cert_path
+    # A certificate from the CA with 10 days left, as one issued 355 days ago would have.
+    issued_at = dt.datetime.now(dt.UTC) - dt.timedelta(days=NODE_DAYS - 10)
+    old = ca.issue_server("grid", cluster_names(grid), now=issued_at)
+    node_pem = deployment.remote / "tls" / "grid" / "node.pem"
+    tmp = node_pem.with_name("node.pem.planted")
+    tmp.write_bytes(old.cert_pem + old.key_pem)
+    tmp.chmod(0o600)
+    tmp.replace(node_pem)
+    address, port = "127.0.0.11", deployment.ports["node1"]["serve_port"]
+
+    async def served_until(done: Callable[[CertInfo], bool]) -> CertInfo:
+        for _ in range(100):
+            cert = await asyncio.to_thread(served_cert, address, port, ca_file)
+            if done(cert):
+                return cert
+            await asyncio.sleep(0.2)
+        raise AssertionError(f"node1 still serves {cert.fingerprint}")
+
+    await served_until(lambda c: c.fingerprint == old.info.fingerprint)  # read without restart
+    stop = asyncio.Event()
+    load = background_load(deployment, stop)
+    try:
+        code, [plan] = await run_cli("plan", "-i", str(deployment.path), "--json")
+        renew = {a["host"]: a["detail"] for a in plan["actions"] if a["kind"] == "tls"}
+        assert set(renew) == {"node1", "node2"} and "renew" in renew["node1"], plan
+        assert not [a for a in plan["actions"] if a["kind"] in ("start-ray", "restart-ray")]
+        code, events = await run_cli("apply", "-i", str(deployment.path), "--json", "--yes")
+        assert code == 0, [e for e in events if e["event"] == "step_failed"]
+        new = await served_until(lambda c: c.fingerprint != old.info.fingerprint)
+        await asyncio.sleep(1)
+    finally:
+        stop.set()
+        result = await load
+    assert not new.due(dt.datetime.now(dt.UTC)) and new.covers(address)
+    assert result.sent >= 50 and result.failed == 0, result.failures[:5]
 
 
 def test_labels_the_monitor_and_previews_need_the_apps_key(
@@ -1396,9 +1491,15 @@ async def test_an_operators_session_fails_no_request_and_prints_no_secret(
     assert re.search(r"mlops_tui.transport: node1: .+ -> exit 0 in \d+ ms", said[-1])
     assert "mlops_tui.history: cancer swap_started:" in said[-1]
     assert "mlops_tui.lease: lease of cancer on grid given back" in said[-1]
+    secret_dirs = {root / "auth", *(root / "tls").iterdir()}  # where the secrets belong
     for path in root.rglob("*"):
-        if path.is_file() and path.parent != root / "auth" and path.stat().st_size < 50_000_000:
+        if path.is_file() and path.parent not in secret_dirs and path.stat().st_size < 50_000_000:
             said.append(path.read_bytes().decode("utf-8", "replace"))
+    # The private keys of TLS (the CA's, each cluster's), by a line of each key's base64.
+    for path in [deployment.root / "tls" / "ca.key", *(root / "tls").glob("*/node.pem")]:
+        text = path.read_text()
+        tokens[f"{path} key"] = text[text.index("PRIVATE KEY-----") :].splitlines()[1]
+    assert len(tokens[f"{deployment.root / 'tls' / 'ca.key'} key"]) >= 40
     for name, token in tokens.items():
         leaks = [i for i, text in enumerate(said) if token in text]
         assert leaks == [], f"{name} found in output {leaks}"
@@ -1542,6 +1643,59 @@ async def test_a_worker_node_killed_under_load_is_marked_down_and_its_replicas_m
           f"{sorted(set(result.failures))[:3]}; status: {node2['detail']}")  # fmt: skip
     # Requests in flight on node2's replicas, or sent to them before Serve knew, can fail.
     assert result.sent > 200 and result.failed <= 0.05 * result.sent, result.failures[:5]
+
+
+async def test_with_client_ca_a_client_certificate_is_required_and_ours_is_presented(
+    deployment: Deployment, tmp_path: Path
+) -> None:
+    """The edge fleet asks its clients for a certificate from the shops' client CA: none, or
+    one from another CA, is refused; theirs is answered; our own digests present ours."""
+    inv = str(deployment.path)
+    clients = load_or_create(tmp_path / "clients-ca", "the shops' clients")
+    deployment.shops = ["node3", "node4"]  # as the tests before left it (or when run alone)
+    deployment.batch = 2  # both nodes restart at once (Serve reads its TLS options at start)
+    deployment.shops_tls = f"    tls: {{client_ca: {clients.cert_path}}}\n"
+    deployment.write(deployment.replicas)
+    code, [plan] = await run_cli("plan", "-i", inv, "--target", "shops", "--json")
+    kinds = {(a["host"], a["kind"]) for a in plan["actions"]}
+    assert ("node3", "restart-ray") in kinds, plan  # node4 too, unless run alone (a start)
+    assert {("node3", "tls"), ("node4", "tls")} <= kinds, plan
+    code, events = await run_cli("apply", "-i", inv, "--target", "shops", "--json", "--yes")
+    assert code == 0, [e for e in events if e["event"] == "step_failed"]
+
+    def context(client: tuple[Path, Path] | None) -> ssl.SSLContext:
+        made = ssl.create_default_context(cafile=str(deployment.root / "tls" / "ca.pem"))
+        if client:
+            made.load_cert_chain(*client)
+        return made
+
+    body = {"instances": [[0.5] * 30]}
+    stranger = load_or_create(tmp_path / "stranger", "someone else's").client()
+    for host in ("node3", "node4"):
+        url = deployment.url(host, "/shelf/predict")
+        for refused in (None, stranger):
+            async with httpx.AsyncClient(verify=context(refused), timeout=10) as client:
+                with pytest.raises(httpx.HTTPError):
+                    await client.post(url, json=body)
+        async with httpx.AsyncClient(verify=context(clients.client()), timeout=10) as client:
+            response = await client.post(url, json=body)
+            assert response.status_code == 200, (host, response.text)
+
+    inventory = load_inventory(deployment.path)
+    shops = clusters_of(inventory, inventory.targets["shops"])
+    async with Connections(inventory) as connections:
+        stream = Collector(connections, inventory.apps["shelf"], shops, interval=1.0,
+                           window_s=30).frames()  # fmt: skip
+        try:
+            started = time.monotonic()
+            frame = await anext(stream)
+            while len(frame.monitors) < 2:  # each node's monitor, asked with our certificate
+                assert time.monotonic() - started < 30, (frame.monitors, frame.errors)
+                frame = await anext(stream)
+        finally:
+            await stream.aclose()
+    code, [shown] = await run_cli("tls", "show", "-i", inv, "--target", "shops", "--json")
+    assert code == 0 and {n["mode"] for n in shown["nodes"]} == {"https+client-certs"}, shown
 
 
 def test_destroy_leaves_no_ray_of_ours(

@@ -43,17 +43,19 @@ async def run_load(
     result: LoadResult | None = None,
     samples: list[tuple[float, float]] | None = None,
     pause_s: float = 0.0,
+    client_options: dict[str, Any] | None = None,
 ) -> LoadResult:
     """Send POSTs from `concurrency` workers until `total` are sent or `stop` is set.
 
     Bounded both ways: by count or event, and by `max_seconds` whatever happens. `pause_s`
     between a worker's requests keeps a light load light (the machine has 2 cores).
+    `client_options`: more httpx.AsyncClient options (HTTPS: cluster/tls/client.py).
     """
     result = LoadResult() if result is None else result  # pass one in to watch progress
     deadline = time.monotonic() + max_seconds
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
 
-    async with httpx.AsyncClient(timeout=30, limits=limits) as client:
+    async with httpx.AsyncClient(timeout=30, limits=limits, **(client_options or {})) as client:
 
         async def worker() -> None:
             while time.monotonic() < deadline:

@@ -1,0 +1,1 @@
+"""HTTPS on every Serve port: the inventory's CA, node certificates, and our clients' side."""
