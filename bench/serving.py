@@ -10,6 +10,12 @@ Variants, each with a 100-tree and a 500-tree random forest from the breast-canc
   ours-canary   ours during a 50% canary phase (half the requests take the forwarding hop)
   ours-churn    ours serving the churn example (numbers, categories, missing values) from
                 record-shaped requests: {"instances": [{"tenure_months": 12, "contract": ...}]}
+
+Then the cost of TLS, in a phase of its own: a second Ray head serving ours over HTTPS as
+`apply` sets it up (a certificate from a CA made here, Serve terminating TLS, our proxy hook),
+measured alternately with the first head's HTTP (both heads running throughout the phase):
+  tls-http      ours over HTTP
+  tls-https     ours over HTTPS (wrk keeps connections alive, as clients should)
 """
 
 from __future__ import annotations
@@ -37,6 +43,7 @@ from cluster.models.importer import Sample, import_model
 from cluster.models.store import ModelStore
 from cluster.serve.api import ServeApi
 from cluster.serve.config import AppSpec, VersionSpec, applications
+from cluster.tls.authority import load_or_create
 from serving.instances import InstanceParser
 from serving.onnx_model import OnnxModel
 from serving.validation import parse_json
@@ -114,7 +121,7 @@ def serve_apps(store: ModelStore, pickles: dict[int, Path], state_dir: Path) -> 
     for trees in FORESTS:
         model_dir = str(store.root / f"rf{trees}" / "1")
         for monitor, suffix in ((True, ""), (False, "-nomon")):
-            if not wanted(f"ours{suffix}"):
+            if not wanted(f"ours{suffix}") and not (monitor and wanted("tls")):
                 continue
             spec = AppSpec(
                 f"ours{trees}{suffix}", f"/ours{trees}{suffix}", str(state_dir), "1",
@@ -146,10 +153,10 @@ def serve_apps(store: ModelStore, pickles: dict[int, Path], state_dir: Path) -> 
     return apps + (applications(canary) if wanted("ours-canary") else [])
 
 
-async def deploy(head, apps: list[dict]) -> None:  # type: ignore[no-untyped-def, type-arg]
+async def deploy(head, apps: list[dict], tls: dict[str, str] | None = None) -> None:  # type: ignore[no-untyped-def, type-arg]
     config = {
         "proxy_location": "EveryNode",
-        "http_options": {"host": head.address, "port": head.serve_port},
+        "http_options": {"host": head.address, "port": head.serve_port, **(tls or {})},
         "applications": apps,
     }
     async with ServeApi(head.dashboard_url, head.token) as api:
@@ -180,6 +187,38 @@ def start_flask(pickle: Path) -> tuple[subprocess.Popen[bytes], str]:
             time.sleep(0.1)
     proc.kill()
     raise SystemExit("flask baseline did not start")
+
+
+TLS_ADDRESS = "127.0.0.4"  # the HTTPS head's; the first head is on 127.0.0.2
+
+
+def start_https_head(tmp: Path, store: ModelStore):  # type: ignore[no-untyped-def]
+    """A head serving ours (monitor on) over HTTPS, its certificate from a CA made here."""
+    ca = load_or_create(tmp / "tls", "bench")
+    issued = ca.issue_server("bench", [TLS_ADDRESS])
+    node_pem = tmp / "tls" / "node.pem"
+    fd = os.open(node_pem, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(issued.cert_pem + issued.key_pem)
+    os.environ["RAY_SERVE_HTTP_PROXY_CALLBACK_IMPORT_PATH"] = "serving.tls_proxy.setup"
+    try:
+        head = start_head(address=TLS_ADDRESS, num_cpus=2)
+    finally:
+        del os.environ["RAY_SERVE_HTTP_PROXY_CALLBACK_IMPORT_PATH"]
+    apps = []
+    for trees in FORESTS:
+        spec = AppSpec(
+            f"ours{trees}", f"/ours{trees}", str(tmp / "state-tls"), "1",
+            (VersionSpec("1", str(store.root / f"rf{trees}" / "1"), REPLICAS, 0.0),),
+        )  # fmt: skip
+        apps += applications(spec)
+    tls = {"ssl_certfile": str(node_pem), "ssl_keyfile": str(node_pem)}
+    try:
+        asyncio.run(deploy(head, apps, tls))
+    except BaseException:
+        head.stop()
+        raise
+    return head
 
 
 def measure(url: str, body: str, connections: int) -> WrkResult:
@@ -245,6 +284,34 @@ def main() -> None:
                         f"{name:14} rf{trees:<4} rows={rows:<3} c={conns:<3} {r.requests_per_s:9.1f} req/s  p50 {r.p50_ms:7.2f} ms  p99 {r.p99_ms:7.2f} ms  errors {r.errors}",
                         flush=True,
                     )
+            if wanted("tls"):
+                https = start_https_head(tmp, store)
+                try:
+                    tls_cells = [
+                        (name, trees, rows, conns, url)
+                        for trees in FORESTS
+                        for rows in (1, 64)
+                        for conns in (1, 16)
+                        for name, url in (
+                            ("tls-http", f"{head.serve_url}/ours{trees}/predict"),
+                            ("tls-https", f"https://{TLS_ADDRESS}:{https.serve_port}/ours{trees}/predict"),
+                        )
+                    ]  # fmt: skip
+                    for _ in range(ROUNDS):
+                        for name, trees, rows, conns, url in tls_cells:
+                            r = measure(url, body[rows], conns)
+                            best = results.get((name, trees, rows, conns))
+                            if (
+                                not isinstance(best, WrkResult)
+                                or r.requests_per_s > best.requests_per_s
+                            ):
+                                results[(name, trees, rows, conns)] = r
+                            print(
+                                f"{name:14} rf{trees:<4} rows={rows:<3} c={conns:<3} {r.requests_per_s:9.1f} req/s  p50 {r.p50_ms:7.2f} ms  p99 {r.p99_ms:7.2f} ms  errors {r.errors}",
+                                flush=True,
+                            )
+                finally:
+                    https.stop()
         finally:
             for proc in flasks:
                 proc.kill()
@@ -271,7 +338,12 @@ def render(results: dict) -> str:  # type: ignore[type-arg]
         "Forest `churn`: the churn example (impute + scale 3 numbers, one-hot 3 categories, logistic "
         "regression; ONNX with one typed input per column) from record-shaped requests "
         '(`{"instances": [{"tenure_months": 39.0, ..., "contract": "one-year", ...}]}`, '
-        "some with `null` for a missing monthly charge).",
+        "some with `null` for a missing monthly charge). "
+        "`tls-http` / `tls-https`: ours (monitor on) over HTTP on one head and HTTPS on a second "
+        "head (a certificate from a CA made by the benchmark, Serve terminating TLS with our proxy "
+        "hook, as `apply` sets it up), measured alternately in a phase after the others with both "
+        "heads running; wrk keeps its connections alive and does not verify the certificate "
+        "(a client that does pays it once per connection).",
         "",
         "| variant | forest | rows/req | conc | req/s | rows/s | p50 ms | p99 ms | errors |",
         "|---|---|---|---|---|---|---|---|---|",
@@ -324,6 +396,14 @@ def render(results: dict) -> str:  # type: ignore[type-arg]
          ratio(("ours-churn", CHURN, 64, 16), ("ours", 100, 64, 16)), None),
         ("50% canary phase vs steady state (100 trees, 1 row, c16)",
          ratio(("ours-canary", 100, 1, 16), ("ours", 100, 1, 16)), None),
+        ("HTTPS >= 0.8x HTTP, ours with keep-alive (100 trees, 1 row, c16)",
+         ratio(("tls-https", 100, 1, 16), ("tls-http", 100, 1, 16)), 0.8),
+        ("HTTPS >= 0.8x HTTP, worst c16 cell (both forests, 1 and 64 rows)",
+         worst([(("tls-https", t, r, 16), ("tls-http", t, r, 16))
+                for t in FORESTS for r in (1, 64)]), 0.8),
+        ("HTTPS vs HTTP, worst c1 cell (one connection: TLS's latency shows)",
+         worst([(("tls-https", t, r, 1), ("tls-http", t, r, 1))
+                for t in FORESTS for r in (1, 64)]), None),
     ]  # fmt: skip
     lines += ["", "| goal | measured ratio | target | met |", "|---|---|---|---|"]
     for text, (value, lower_bound), target in goals:

@@ -131,6 +131,12 @@ def test_with_a_client_ca_a_client_certificate_is_required(tmp_path: Path, patch
         stranger = load_or_create(tmp_path / "stranger", "x").client()
         with pytest.raises(httpx.HTTPError):
             httpx.get(server.url, verify=_context(server.ca.cert_path, stranger), timeout=5)
+        # A server certificate of the right CA is not a client's (no clientAuth usage).
+        as_server = issuer.issue_server("someone", ["127.0.0.9"])
+        (tmp_path / "server.pem").write_bytes(as_server.cert_pem + as_server.key_pem)
+        pair = (tmp_path / "server.pem", tmp_path / "server.pem")
+        with pytest.raises(httpx.HTTPError):
+            httpx.get(server.url, verify=_context(server.ca.cert_path, pair), timeout=5)
         good = _context(server.ca.cert_path, issuer.client())
         assert httpx.get(server.url, verify=good).status_code == 200
 
