@@ -268,13 +268,14 @@ async def _destroy_cluster(
                 yield StepDone(
                     host.name, "stop-ray", f"{count} processes stopped", time.perf_counter() - t0
                 )
-            # The token and the app keys go even when Ray was already down: no secret
-            # outlives its cluster.
+            # The token, the app keys and the TLS key go even when Ray was already down: no
+            # secret outlives its cluster.
             secrets = [state.layout.token_file(cluster.id), state.layout.keys_file(cluster.id)]
-            removed = await transport.run(["rm", "-f", *secrets])
+            secrets.append(state.layout.tls_dir(cluster.id))
+            removed = await transport.run(["rm", "-rf", "--", *secrets])
             if not removed.ok:
                 raise TransportError(
-                    host.name, f"cannot remove the token and keys: {removed.reason()}"
+                    host.name, f"cannot remove the token, keys and TLS files: {removed.reason()}"
                 )
             left = await remove_leftovers(transport, state.layout)
             if left:

@@ -1705,6 +1705,9 @@ def test_destroy_leaves_no_ray_of_ours(
     code, events = cli(capsys, "destroy", "-i", str(deployment.path), "--json", "--yes")
     assert code == 0, events
     assert not [p for p in leftovers if p.exists()]
+    # No secret outlives its cluster: tokens, app keys, TLS keys.
+    for secrets in ("auth", "tls"):
+        assert [p for p in (deployment.remote / secrets).rglob("*") if p.is_file()] == []
     for host in deployment.fleet.hosts:
         assert processes_under(deployment.remote / "ray" / host.name) == set()
     code, [snapshot] = cli(capsys, "status", "-i", str(deployment.path), "--json")
