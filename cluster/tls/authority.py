@@ -143,8 +143,33 @@ def load_or_create(directory: Path, label: str, now: dt.datetime | None = None) 
     return load(directory)
 
 
+# directory -> (the files' identity when read, the CA read from them): `plan` and `apply` ask
+# once per node, and parsing the key each time would cost a fleet of a thousand edge hosts
+# seconds. A file written since (a new CA, a damaged one) is read again.
+_loaded: dict[Path, tuple[tuple[int, ...], Authority]] = {}
+
+
 def load(directory: Path) -> Authority:
     """The CA in `directory`; a clear error when it is missing, unreadable or not a CA."""
+    stamp = _stamp(directory)
+    cached = _loaded.get(directory)
+    if stamp is not None and cached is not None and cached[0] == stamp:
+        return cached[1]
+    found = _read(directory)
+    if stamp is not None:
+        _loaded[directory] = (stamp, found)
+    return found
+
+
+def _stamp(directory: Path) -> tuple[int, ...] | None:
+    try:
+        key, cert = (directory / CA_KEY).stat(), (directory / CA_CERT).stat()
+    except OSError:
+        return None
+    return (key.st_ino, key.st_mtime_ns, key.st_size, cert.st_ino, cert.st_mtime_ns, cert.st_size)
+
+
+def _read(directory: Path) -> Authority:
     key_path, cert_path = directory / CA_KEY, directory / CA_CERT
     try:
         key = serialization.load_pem_private_key(key_path.read_bytes(), password=None)

@@ -23,6 +23,7 @@ def test_the_ca_is_made_once_with_a_private_key(tmp_path: Path) -> None:
     assert ca.info.is_ca and "inventory.yaml" in ca.info.subject
     again = load_or_create(directory, "inventory.yaml")
     assert again.info.fingerprint == ca.info.fingerprint
+    assert load(directory) is load(directory)  # read once while its files stay as they are
     assert "PRIVATE" not in repr(ca.issue_server("edge-1", ["127.0.0.11", "edge-1"]))
 
 
