@@ -12,11 +12,14 @@ from cluster.provision.layout import Layout
 from cluster.transport.base import Transport
 
 # Uploads younger than this may still be under way (another operator's apply of another app):
-# they are kept. A secret's temp file lives a fraction of a second: it goes whatever its age.
+# they are kept. A secret's temp file lives a fraction of a second, but hosts that share a
+# home (NFS) share our root, and another host's write may be under way at this very moment:
+# one goes once it is more than SECRET_GRACE_MIN old.
 UPLOAD_GRACE_MIN = 2
+SECRET_GRACE_MIN = 1
 
 _SCRIPT = r"""
-root="$1"; grace="$2"
+root="$1"; grace="$2"; secret_grace="$3"
 {
   [ -d "$root" ] && find "$root" -maxdepth 1 \( -name 'wheelhouse.partial-*' \
       -o -name 'wheelhouse.old-*-*' \) -mmin +"$grace" -prune -print -exec rm -rf -- {} +
@@ -25,8 +28,8 @@ root="$1"; grace="$2"
       -mmin +"$grace" -prune -print -exec rm -rf -- {} +
   done
   for dir in "$root/auth" "$root/code" "$root/ray" "$root/tls"; do
-    [ -d "$dir" ] && find "$dir" -maxdepth 2 -type f -name '*.tmp.[0-9]*' -print \
-      -exec rm -f -- {} +
+    [ -d "$dir" ] && find "$dir" -maxdepth 2 -type f -name '*.tmp.[0-9]*' \
+      -mmin +"$secret_grace" -print -exec rm -f -- {} +
   done
 } | wc -l
 """
@@ -35,7 +38,9 @@ root="$1"; grace="$2"
 async def remove_leftovers(transport: Transport, layout: Layout) -> int:
     """How many leftovers were removed under the host's root (none of their names or content
     is ever printed)."""
-    result = await transport.run(["sh", "-c", _SCRIPT, "sh", layout.root, str(UPLOAD_GRACE_MIN)])
+    result = await transport.run(
+        ["sh", "-c", _SCRIPT, "sh", layout.root, str(UPLOAD_GRACE_MIN), str(SECRET_GRACE_MIN)]
+    )
     if not result.ok or not result.stdout.strip().isdigit():
         raise TransportError(transport.host.name, f"cannot remove leftovers: {result.reason()}")
     return int(result.stdout.strip())

@@ -18,6 +18,7 @@ import time
 UPLOAD_AGE_S = 180
 UPLOADS = ("*.partial-*", "*.old-*-*")
 SECRET_TEMP = "*.tmp.[0-9]*"
+SECRET_AGE_S = 90  # as provision/leftovers.py removes them: more than a minute old, by a margin
 
 
 def _read(path):
@@ -131,9 +132,9 @@ def _entries(directory, depth):
                 yield entry
 
 
-def _old(path, now):
+def _old(path, now, age=UPLOAD_AGE_S):
     try:
-        return now - os.lstat(path).st_mtime > UPLOAD_AGE_S
+        return now - os.lstat(path).st_mtime > age
     except OSError:
         return False
 
@@ -150,8 +151,9 @@ def _leftovers(root):
             if any(fnmatch.fnmatch(name, p) for p in UPLOADS):
                 count += _old(path, now)
     for sub in ("auth", "code", "ray", "tls"):
-        for _, name, is_dir in _entries(os.path.join(root, sub), 2):
-            count += not is_dir and fnmatch.fnmatch(name, SECRET_TEMP)
+        for path, name, is_dir in _entries(os.path.join(root, sub), 2):
+            if not is_dir and fnmatch.fnmatch(name, SECRET_TEMP):
+                count += _old(path, now, SECRET_AGE_S)
     return count
 
 
