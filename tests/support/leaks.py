@@ -8,6 +8,7 @@ base temp dir, and every directory made with `run_temp_dir`), and their descenda
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import tempfile
 from collections.abc import Iterator
@@ -30,7 +31,7 @@ class LeftoverProcesses(AssertionError):
 
 @contextmanager
 def leak_guard(base_temp: Path) -> Iterator[None]:
-    """Around a whole run: kill what it leaked and fail, naming each process."""
+    """Around a whole run: kill what it leaked and fail, naming each process; remove run dirs."""
     from tests.support.ray_node import processes_under
 
     yield
@@ -43,6 +44,8 @@ def leak_guard(base_temp: Path) -> Iterator[None]:
             os.kill(pid, signal.SIGKILL)
         except ProcessLookupError:
             continue
+    for directory in _RUN_DIRS:
+        shutil.rmtree(directory, ignore_errors=True)
     if leaked:
         lines = "\n".join(f"  {pid}: {cmd}" for pid, cmd in sorted(leaked.items()))
         raise LeftoverProcesses(f"{len(leaked)} processes outlived the test run:\n{lines}")
