@@ -152,7 +152,7 @@ def processes_under(temp_dir: Path) -> set[int]:
     return descendants(roots) - {os.getpid()} if roots else set()
 
 
-def stop_processes_under(temp_dir: Path, grace_s: float = 5.0) -> None:
+def stop_processes_under(temp_dir: Path, grace_s: float = 2.0) -> None:
     """SIGTERM, then SIGKILL, every process of this Ray; scans again for late-spawned workers."""
     for _ in range(3):
         pids = processes_under(temp_dir)
