@@ -45,6 +45,7 @@ bench: $(STAMP) test-tools
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check flask
 	$(BIN)/python bench/check_fanout.py
 	$(BIN)/python bench/serving.py
+	$(BIN)/python bench/tls.py
 	$(BIN)/python bench/apply_fanout.py
 	$(BIN)/python bench/telemetry.py
 	$(BIN)/python bench/telemetry_fleet.py
