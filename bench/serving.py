@@ -16,6 +16,7 @@ Then the cost of TLS, in a phase of its own: a second Ray head serving ours over
 measured alternately with the first head's HTTP (both heads running throughout the phase):
   tls-http      ours over HTTP
   tls-https     ours over HTTPS (wrk keeps connections alive, as clients should)
+A look only: `bench/tls.py` measures TLS's cost against the noise and judges its goal.
 """
 
 from __future__ import annotations
@@ -396,11 +397,12 @@ def render(results: dict) -> str:  # type: ignore[type-arg]
          ratio(("ours-churn", CHURN, 64, 16), ("ours", 100, 64, 16)), None),
         ("50% canary phase vs steady state (100 trees, 1 row, c16)",
          ratio(("ours-canary", 100, 1, 16), ("ours", 100, 1, 16)), None),
-        ("HTTPS >= 0.8x HTTP, ours with keep-alive (100 trees, 1 row, c16)",
-         ratio(("tls-https", 100, 1, 16), ("tls-http", 100, 1, 16)), 0.8),
-        ("HTTPS >= 0.8x HTTP, worst c16 cell (both forests, 1 and 64 rows)",
+        # A look only: 3 s cells are too noisy for TLS's few percent; bench/tls.py judges the goal.
+        ("HTTPS vs HTTP, ours with keep-alive (100 trees, 1 row, c16; goal: bench/tls.py)",
+         ratio(("tls-https", 100, 1, 16), ("tls-http", 100, 1, 16)), None),
+        ("HTTPS vs HTTP, worst c16 cell (both forests, 1 and 64 rows; goal: bench/tls.py)",
          worst([(("tls-https", t, r, 16), ("tls-http", t, r, 16))
-                for t in FORESTS for r in (1, 64)]), 0.8),
+                for t in FORESTS for r in (1, 64)]), None),
         ("HTTPS vs HTTP, worst c1 cell (one connection: TLS's latency shows)",
          worst([(("tls-https", t, r, 1), ("tls-http", t, r, 1))
                 for t in FORESTS for r in (1, 64)]), None),

@@ -181,7 +181,7 @@ def render(cells: dict[tuple[int, int, int], Cell]) -> str:
         + (
             "Cells where HTTPS came out below HTTP in every round: "
             + ", ".join(f"{t} trees x {r} row(s)" for t, r, _ in below)
-            + ": there TLS costs something the noise does not hide. "
+            + " (three rounds are too few to call that a cost when the noise floor is as wide). "
             if below
             else "No cell had HTTPS below HTTP in every round. "
         )
