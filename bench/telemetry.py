@@ -276,7 +276,9 @@ def inventory_yaml(nodes: list[Node], fleet: SshdFleet | None, remote: Path) -> 
     names = ", ".join(f"n{i}" for i in range(len(nodes)))
     return (
         f"{defaults}hosts:\n{''.join(hosts)}"
-        f"targets:\n  fleet:\n    topology: edge\n    hosts: [{names}]\n"
+        # The replay servers speak plain HTTP. TLS changes only the digest's ask on the node
+        # (to its own Serve port), not what reaches the collector.
+        f"targets:\n  fleet:\n    topology: edge\n    hosts: [{names}]\n    tls: off\n"
         "apps:\n  cancer:\n    target: fleet\n    route: /cancer\n    model: breast-cancer:2\n"
     )
 
