@@ -133,7 +133,9 @@ def fleet_inventory(root: Path, nodes: list[str]) -> str:
         f"defaults:\n  user: {getpass.getuser()}\n  key_file: {root / 'client_ed25519'}\n"
         f"  known_hosts: {root / 'known_hosts'}\n  python: python3\n  remote_dir: /sim\n"
         f"  concurrency: 256\nhosts:\n{hosts}"
-        f"targets:\n  fleet:\n    topology: edge\n    hosts: [{names}]\n"
+        # Simulated nodes have no Serve port to speak TLS on; TLS changes only the digest's ask
+        # on a node, not what reaches the collector.
+        f"targets:\n  fleet:\n    topology: edge\n    hosts: [{names}]\n    tls: off\n"
         "apps:\n  cancer:\n    target: fleet\n    route: /cancer\n    model: breast-cancer:2\n"
     )
 
