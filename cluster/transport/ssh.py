@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import AsyncIterator, Awaitable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -322,5 +323,25 @@ def _known_hosts(host: Host) -> object:
     if not host.verify_host_key:
         return None  # the loader already warned about this host
     if host.known_hosts is not None:
-        return str(host.known_hosts)
+        return _parsed_known_hosts(str(host.known_hosts))
     return ()  # asyncssh's default: ~/.ssh/known_hosts
+
+
+_KNOWN_HOSTS: dict[str, tuple[tuple[int, int, int], asyncssh.SSHKnownHosts]] = {}
+
+
+def _parsed_known_hosts(path: str) -> object:
+    """The file parsed once while it stays as it is: given a path, asyncssh parses the whole
+    file on every connection, which made connecting to 1,000 hosts listed in one file take
+    1,000 x 1,000 key decodes. A file we cannot read is passed on as its path, for asyncssh
+    to report."""
+    try:
+        st = os.stat(path)
+        stamp = (st.st_ino, st.st_mtime_ns, st.st_size)
+        cached = _KNOWN_HOSTS.get(path)
+        if cached is None or cached[0] != stamp:
+            cached = (stamp, asyncssh.read_known_hosts(path))
+            _KNOWN_HOSTS[path] = cached
+        return cached[1]
+    except (OSError, ValueError):
+        return path
