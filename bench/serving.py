@@ -193,6 +193,18 @@ def start_flask(pickle: Path) -> tuple[subprocess.Popen[bytes], str]:
 TLS_ADDRESS = "127.0.0.4"  # the HTTPS head's; the first head is on 127.0.0.2
 
 
+def our_apps(store: ModelStore, state: Path) -> list[dict]:  # type: ignore[type-arg]
+    """Ours (monitor on, REPLICAS replicas) for each forest, as `rf{trees}` v1 in `store`."""
+    apps = []
+    for trees in FORESTS:
+        spec = AppSpec(
+            f"ours{trees}", f"/ours{trees}", str(state), "1",
+            (VersionSpec("1", str(store.root / f"rf{trees}" / "1"), REPLICAS, 0.0),),
+        )  # fmt: skip
+        apps += applications(spec)
+    return apps
+
+
 def start_https_head(tmp: Path, store: ModelStore):  # type: ignore[no-untyped-def]
     """A head serving ours (monitor on) over HTTPS, its certificate from a CA made here."""
     ca = load_or_create(tmp / "tls", "bench")
@@ -206,13 +218,7 @@ def start_https_head(tmp: Path, store: ModelStore):  # type: ignore[no-untyped-d
         head = start_head(address=TLS_ADDRESS, num_cpus=2)
     finally:
         del os.environ["RAY_SERVE_HTTP_PROXY_CALLBACK_IMPORT_PATH"]
-    apps = []
-    for trees in FORESTS:
-        spec = AppSpec(
-            f"ours{trees}", f"/ours{trees}", str(tmp / "state-tls"), "1",
-            (VersionSpec("1", str(store.root / f"rf{trees}" / "1"), REPLICAS, 0.0),),
-        )  # fmt: skip
-        apps += applications(spec)
+    apps = our_apps(store, tmp / "state-tls")
     tls = {"ssl_certfile": str(node_pem), "ssl_keyfile": str(node_pem)}
     try:
         asyncio.run(deploy(head, apps, tls))

@@ -37,11 +37,10 @@ from bench.peer_servers import (
     wait_ready,
 )
 from bench.report import machine, write_section
-from bench.serving import FORESTS, REPLICAS, deploy, train
+from bench.serving import FORESTS, deploy, our_apps, train
 from bench.wrk import WrkResult, require_wrk, run_wrk
 from cluster.models.examples import example_data
 from cluster.models.store import ModelStore
-from cluster.serve.config import AppSpec, VersionSpec, applications
 from tests.support.ray_node import start_head
 
 SECONDS = float(os.environ.get("BENCH_SECONDS", "3"))
@@ -51,17 +50,6 @@ CONNS = (1, 16)
 ORDER = ("ours", "mlserver", "bentoml", "fastapi-w2", "fastapi-w1")
 
 Cell = tuple[str, int, int, int]  # variant, trees, rows, connections
-
-
-def our_apps(store: ModelStore, state: Path) -> list[dict]:  # type: ignore[type-arg]
-    apps = []
-    for trees in FORESTS:
-        spec = AppSpec(
-            f"ours{trees}", f"/ours{trees}", str(state), "1",
-            (VersionSpec("1", str(store.root / f"rf{trees}" / "1"), REPLICAS, 0.0),),
-        )  # fmt: skip
-        apps += applications(spec)
-    return apps
 
 
 def check_same_labels(peers: list[Peer], rows: list[list[float]]) -> list[int]:

@@ -26,10 +26,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.report import machine, write_section
-from bench.serving import FORESTS, REPLICAS, TLS_ADDRESS, bodies, deploy, start_https_head, train
+from bench.serving import FORESTS, TLS_ADDRESS, bodies, deploy, our_apps, start_https_head, train
 from bench.wrk import WrkResult, require_wrk, run_wrk
 from cluster.models.store import ModelStore
-from cluster.serve.config import AppSpec, VersionSpec, applications
 from tests.support.ray_node import RayHead, processes_under, start_head
 
 SECONDS = float(os.environ.get("BENCH_SECONDS", "6"))
@@ -76,17 +75,6 @@ def timed(url: str, body: str, connections: int, pid: int) -> tuple[WrkResult, f
     return result, 1000 * used / max(1, result.requests)
 
 
-def ours_apps(store: ModelStore, state: Path) -> list[dict]:  # type: ignore[type-arg]
-    apps = []
-    for trees in FORESTS:
-        spec = AppSpec(
-            f"ours{trees}", f"/ours{trees}", str(state), "1",
-            (VersionSpec("1", str(store.root / f"rf{trees}" / "1"), REPLICAS, 0.0),),
-        )  # fmt: skip
-        apps += applications(spec)
-    return apps
-
-
 def main() -> None:
     require_wrk()
     cells = {c: Cell() for c in CELLS}
@@ -99,7 +87,7 @@ def main() -> None:
         http = start_head(num_cpus=2)
         https = None
         try:
-            asyncio.run(deploy(http, ours_apps(store, tmp / "state-http")))
+            asyncio.run(deploy(http, our_apps(store, tmp / "state-http")))
             https = start_https_head(tmp, store)  # the same apps, over HTTPS
             pids = (proxy_pid(http), proxy_pid(https))
             for _ in range(ROUNDS):
