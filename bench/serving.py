@@ -154,10 +154,13 @@ def serve_apps(store: ModelStore, pickles: dict[int, Path], state_dir: Path) -> 
     return apps + (applications(canary) if wanted("ours-canary") else [])
 
 
-async def deploy(head, apps: list[dict], tls: dict[str, str] | None = None) -> None:  # type: ignore[no-untyped-def, type-arg]
+async def deploy(
+    head, apps: list[dict], tls: dict[str, str] | None = None, host: str | None = None
+) -> None:  # type: ignore[no-untyped-def, type-arg]
+    """Deploy `apps` on `head`; Serve's HTTP listens on `host` (the head's address if None)."""
     config = {
         "proxy_location": "EveryNode",
-        "http_options": {"host": head.address, "port": head.serve_port, **(tls or {})},
+        "http_options": {"host": host or head.address, "port": head.serve_port, **(tls or {})},
         "applications": apps,
     }
     async with ServeApi(head.dashboard_url, head.token) as api:

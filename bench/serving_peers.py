@@ -6,6 +6,9 @@ Peers (bench/peers/, each from its own venv, set up as its documentation shows):
   fastapi-w2   FastAPI + onnxruntime under uvicorn, one worker per core (2)
   fastapi-w1   the same, one worker
   ours         this project's serving path on Ray Serve, 2 replicas, monitor on
+  ours-haproxy the same applications on a head started with Ray Serve's HAProxy ingress
+               (requests go from haproxy straight to the replicas' own HTTP servers, not
+               through Serve's Python proxy and an RPC); not what `apply` deploys yet
 
 Every peer's labels for 64 holdout rows must equal ours before anything is timed. Cells:
 100- and 500-tree forests x 1 or 64 rows x concurrency 1 or 16, driven by wrk, best of
@@ -41,15 +44,60 @@ from bench.serving import FORESTS, deploy, our_apps, train
 from bench.wrk import WrkResult, require_wrk, run_wrk
 from cluster.models.examples import example_data
 from cluster.models.store import ModelStore
-from tests.support.ray_node import start_head
+from tests.support.ports import free_port
+from tests.support.ray_node import RayHead, start_head
 
 SECONDS = float(os.environ.get("BENCH_SECONDS", "3"))
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "2"))
 ROWS = (1, 64)
 CONNS = (1, 16)
-ORDER = ("ours", "mlserver", "bentoml", "fastapi-w2", "fastapi-w1")
+OURS = ("ours", "ours-haproxy")
+ORDER = (*OURS, "mlserver", "bentoml", "fastapi-w2", "fastapi-w1")
+# Ray Serve 2.60's HAProxy ingress, read at `ray start` by every Ray process. Throughput-
+# optimized mode runs the user's code on the replica's event loop (no thread hop) and
+# buffers request logs. HAProxy gets one thread: this machine has 2 CPUs for everything.
+HAPROXY_ENV = {
+    "RAY_SERVE_ENABLE_HA_PROXY": "1",
+    "RAY_SERVE_THROUGHPUT_OPTIMIZED": "1",
+    "RAY_SERVE_HAPROXY_NBTHREAD": "1",
+}
+# HAProxy sends a replica on the same node to 127.0.0.1 (Ray's get_localhost_ip), so the
+# replicas' servers must listen there; this bench's head has one node.
+HAPROXY_HTTP_HOST = "127.0.0.1"
 
 Cell = tuple[str, int, int, int]  # variant, trees, rows, connections
+
+
+def start_haproxy_head(tmp: Path, store: ModelStore) -> RayHead:
+    """A second head (127.0.0.3) serving ours through Serve's HAProxy ingress; its haproxy
+    files and fallback ports are this run's own, so nothing lands in /tmp/haproxy-serve."""
+    files = tmp / "hap"  # short: the admin socket's path must fit a Unix socket's limit
+    files.mkdir()
+    env = {
+        **HAPROXY_ENV,
+        "RAY_SERVE_HAPROXY_CONFIG_FILE_LOC": str(files / "haproxy.cfg"),
+        "RAY_SERVE_HAPROXY_SOCKET_PATH": str(files / "admin.sock"),
+        "RAY_SERVE_HAPROXY_SERVER_STATE_BASE": str(files),
+        "RAY_SERVE_HAPROXY_SERVER_STATE_FILE": str(files / "server-state"),
+        "RAY_SERVE_FALLBACK_PROXY_HTTP_PORT": str(free_port(HAPROXY_HTTP_HOST)),
+        "RAY_SERVE_FALLBACK_PROXY_GRPC_PORT": str(free_port(HAPROXY_HTTP_HOST)),
+    }
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        head = start_head(address="127.0.0.3", num_cpus=2)
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    try:
+        asyncio.run(deploy(head, our_apps(store, tmp / "state-haproxy"), host=HAPROXY_HTTP_HOST))
+    except BaseException:
+        head.stop()
+        raise
+    return head
 
 
 def check_same_labels(peers: list[Peer], rows: list[list[float]]) -> list[int]:
@@ -81,13 +129,19 @@ def main() -> None:
         store = ModelStore(tmp / "models")
         pickles = train(tmp, store)
         head = start_head(num_cpus=2)
+        heads = [head]
         try:
             asyncio.run(deploy(head, our_apps(store, tmp / "state")))
+            heads.append(start_haproxy_head(tmp, store))
+            hap_url = f"http://{HAPROXY_HTTP_HOST}:{heads[1].serve_port}"
             for trees in FORESTS:
                 onnx = store.root / f"rf{trees}" / "1" / "model.onnx"
                 peers = [
-                    Peer("ours", f"{head.serve_url}/ours{trees}/predict", bad_inputs.instances)
-                ]
+                    Peer("ours", f"{head.serve_url}/ours{trees}/predict", bad_inputs.instances,
+                         extra={"ray_temp": head.temp_dir}),
+                    Peer("ours-haproxy", f"{hap_url}/ours{trees}/predict", bad_inputs.instances,
+                         extra={"ray_temp": heads[1].temp_dir}),
+                ]  # fmt: skip
                 try:
                     peers += [
                         start_mlserver(pickles[trees], tmp, trees),
@@ -126,7 +180,8 @@ def main() -> None:
                     for peer in peers:
                         peer.stop()
         finally:
-            head.stop()
+            for h in heads:
+                h.stop()
     write_section("peers", render(results, mishandled, cpu))
 
 
@@ -171,7 +226,9 @@ def render(
     mishandled: dict[str, list[Mishandled]],
     cpu: dict[Cell, dict[str, float]],
 ) -> str:
-    peers = [p for p in ORDER if p != "ours" and any(k[0] == p for k in results)]
+    ours_all = [o for o in OURS if any(k[0] == o for k in results)]
+    peers = [p for p in ORDER if p not in OURS and any(k[0] == p for k in results)]
+    cells = [(t, r, c) for t in FORESTS for r in ROWS for c in CONNS]
     lines = [
         "## Serving against its peers (`bench/serving_peers.py`, `make bench-peers`)",
         "",
@@ -183,77 +240,77 @@ def render(
         "on 64 holdout rows equal ours before timing. Ours runs with its monitor on and answers "
         "probabilities too; so do the peers (MLServer is asked for predict and predict_proba).",
         "",
-        "| forest | rows | conc | " + " | ".join(["ours", *peers]) + " |",
-        "|---|---|---|" + "---|" * (1 + len(peers)),
+        "- **ours**: as `apply` deploys it, behind Ray Serve's HTTP proxy (a Python actor that "
+        "hands each request to a replica over Ray's RPC).",
+        "- **ours-haproxy**: the same applications on a second head started with Ray Serve's "
+        "HAProxy ingress (`RAY_SERVE_ENABLE_HA_PROXY=1`, `RAY_SERVE_THROUGHPUT_OPTIMIZED=1`): "
+        "haproxy forwards each request to an HTTP server inside a replica. **Not what `apply` "
+        "deploys yet**; measured to see what the proxy costs.",
+        "",
+        "| forest | rows | conc | " + " | ".join([*ours_all, *peers]) + " |",
+        "|---|---|---|" + "---|" * (len(ours_all) + len(peers)),
     ]
-    for trees in FORESTS:
-        for rows in ROWS:
-            for conns in CONNS:
-                cells = []
-                for name in ["ours", *peers]:
-                    r = results.get((name, trees, rows, conns))
-                    cells.append("-" if r is None else f"{r.requests_per_s:,.0f} req/s, p99 {r.p99_ms:.1f} ms"
-                                 + (f", {r.errors} errors" if r.errors else ""))  # fmt: skip
-                lines.append(f"| {trees} | {rows} | {conns} | " + " | ".join(cells) + " |")
-    lines += ["", "Ours / peer, requests per second:", "",
-              "| forest | rows | conc | " + " | ".join(peers) + " | ours / best peer |",
-              "|---|---|---|" + "---|" * (len(peers) + 1)]  # fmt: skip
-    single_ok, batch_ok = True, True
-    for trees in FORESTS:
-        for rows in ROWS:
-            for conns in CONNS:
-                ours = results.get(("ours", trees, rows, conns))
-                others = [results.get((p, trees, rows, conns)) for p in peers]
-                best = max(
-                    (o for o in others if o is not None),
-                    key=lambda o: o.requests_per_s,
-                    default=None,
-                )
-                vs_best = ratio_text(ours, best)
-                if ours is not None and best is not None and best.requests:
-                    ratio = ours.requests_per_s / best.requests_per_s
-                    if rows == 1 and ratio < 1.0:
-                        single_ok = False
-                    if rows > 1 and ratio < 0.9:
-                        batch_ok = False
-                lines.append(f"| {trees} | {rows} | {conns} | "
-                             + " | ".join(ratio_text(ours, o) for o in others) + f" | {vs_best} |")  # fmt: skip
+    for trees, rows, conns in cells:
+        row = []
+        for name in [*ours_all, *peers]:
+            r = results.get((name, trees, rows, conns))
+            row.append("-" if r is None else f"{r.requests_per_s:,.0f} req/s, p99 {r.p99_ms:.1f} ms"
+                       + (f", {r.errors} errors" if r.errors else ""))  # fmt: skip
+        lines.append(f"| {trees} | {rows} | {conns} | " + " | ".join(row) + " |")
+    met: dict[str, tuple[bool, bool]] = {}
+    for ours_name in ours_all:
+        lines += ["", f"{ours_name} / peer, requests per second:", "",
+                  "| forest | rows | conc | " + " | ".join(peers) + f" | {ours_name} / best peer |",
+                  "|---|---|---|" + "---|" * (len(peers) + 1)]  # fmt: skip
+        single_ok, batch_ok = True, True
+        for trees, rows, conns in cells:
+            ours = results.get((ours_name, trees, rows, conns))
+            others = [results.get((p, trees, rows, conns)) for p in peers]
+            best = max(
+                (o for o in others if o is not None), key=lambda o: o.requests_per_s, default=None
+            )
+            if ours is not None and best is not None and best.requests:
+                ratio = ours.requests_per_s / best.requests_per_s
+                single_ok = single_ok and not (rows == 1 and ratio < 1.0)
+                batch_ok = batch_ok and not (rows > 1 and ratio < 0.9)
+            lines.append(f"| {trees} | {rows} | {conns} | "
+                         + " | ".join(ratio_text(ours, o) for o in others)
+                         + f" | {ratio_text(ours, best)} |")  # fmt: skip
+        met[ours_name] = (single_ok, batch_ok)
     lines += ["", "CPU per request, by part (ms; read from /proc over each cell's best run; ours: "
-              "Serve's proxy, the model replicas, the monitor; a peer: all its processes):", "",
-              "| forest | rows | conc | " + " | ".join(["ours", *peers]) + " |",
-              "|---|---|---|" + "---|" * (1 + len(peers))]  # fmt: skip
-    for trees in FORESTS:
-        for rows in ROWS:
-            for conns in CONNS:
-                cells = []
-                for name in ["ours", *peers]:
-                    parts = cpu.get((name, trees, rows, conns), {})
-                    total = sum(parts.values())
-                    cells.append(
-                        "-"
-                        if not parts
-                        else f"{total:.2f}"
-                        + (
-                            " (" + ", ".join(f"{k} {v:.2f}" for k, v in parts.items()) + ")"
-                            if name == "ours"
-                            else ""
-                        )
-                    )
-                lines.append(f"| {trees} | {rows} | {conns} | " + " | ".join(cells) + " |")
+              "Serve's proxy or HAProxy, the model replicas, the monitor; a peer: all its "
+              "processes):", "",
+              "| forest | rows | conc | " + " | ".join([*ours_all, *peers]) + " |",
+              "|---|---|---|" + "---|" * (len(ours_all) + len(peers))]  # fmt: skip
+    for trees, rows, conns in cells:
+        row = []
+        for name in [*ours_all, *peers]:
+            parts = cpu.get((name, trees, rows, conns), {})
+            detail = ", ".join(f"{k} {v:.2f}" for k, v in parts.items())
+            row.append("-" if not parts else f"{sum(parts.values()):.2f}"
+                       + (f" ({detail})" if name in OURS else ""))  # fmt: skip
+        lines.append(f"| {trees} | {rows} | {conns} | " + " | ".join(row) + " |")
     lines += ["", f"Bad requests ({len(bad_inputs.BAD)}, bench/bad_inputs.py) mishandled: a 5xx, "
               "a 200 with predictions, or no answer. Ours refuses each with a 4xx naming the problem.", "",
               "| server | mishandled | which |", "|---|---|---|"]  # fmt: skip
-    for name in ["ours", *peers]:
+    for name in [*ours_all, *peers]:
         if name not in mishandled:
             continue
         bad = mishandled[name]
         which = "; ".join(f"{m.bad}: {m.what}" for m in bad) or "-"
         lines.append(f"| {name} | {len(bad)} of {len(bad_inputs.BAD)} | {which} |")
-    ours_bad = len(mishandled.get("ours", []))
-    lines += ["", "| goal | met |", "|---|---|",
-              f"| ours >= every peer in every single-row cell | {'yes' if single_ok else '**no**'} |",
-              f"| ours >= 0.9x the best peer in every 64-row cell | {'yes' if batch_ok else '**no**'} |",
-              f"| ours mishandles 0 bad requests | {'yes' if ours_bad == 0 else f'**no** ({ours_bad})'} |"]  # fmt: skip
+
+    def yes(ok: bool) -> str:
+        return "yes" if ok else "**no**"
+
+    lines += ["", "| goal | " + " | ".join(ours_all) + " |", "|---|" + "---|" * len(ours_all),
+              "| >= every peer in every single-row cell | "
+              + " | ".join(yes(met[o][0]) for o in ours_all) + " |",
+              "| >= 0.9x the best peer in every 64-row cell | "
+              + " | ".join(yes(met[o][1]) for o in ours_all) + " |",
+              "| 0 bad requests mishandled | "
+              + " | ".join(yes(not mishandled.get(o)) if o in mishandled else "-" for o in ours_all)
+              + " |"]  # fmt: skip
     return "\n".join(lines) + "\n"
 
 
