@@ -70,7 +70,7 @@ Cell = tuple[str, int, int, int]  # variant, trees, rows, connections
 
 def start_haproxy_head(tmp: Path, store: ModelStore) -> RayHead:
     """A second head (127.0.0.3) serving ours through Serve's HAProxy ingress; its haproxy
-    files and fallback ports are this run's own, so nothing lands in /tmp/haproxy-serve."""
+    files and ports are this run's own, so nothing lands in /tmp/haproxy-serve."""
     files = tmp / "hap"  # short: the admin socket's path must fit a Unix socket's limit
     files.mkdir()
     env = {
@@ -81,6 +81,9 @@ def start_haproxy_head(tmp: Path, store: ModelStore) -> RayHead:
         "RAY_SERVE_HAPROXY_SERVER_STATE_FILE": str(files / "server-state"),
         "RAY_SERVE_FALLBACK_PROXY_HTTP_PORT": str(free_port(HAPROXY_HTTP_HOST)),
         "RAY_SERVE_FALLBACK_PROXY_GRPC_PORT": str(free_port(HAPROXY_HTTP_HOST)),
+        # haproxy binds these on every interface; free ports, not the fixed 9101 and 8404
+        "RAY_SERVE_HAPROXY_METRICS_PORT": str(free_port(HAPROXY_HTTP_HOST)),
+        "RAY_SERVE_HAPROXY_STATS_PORT": str(free_port(HAPROXY_HTTP_HOST)),
     }
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
