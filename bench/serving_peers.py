@@ -79,6 +79,7 @@ def start_haproxy_head(tmp: Path, store: ModelStore) -> RayHead:
         "RAY_SERVE_HAPROXY_SOCKET_PATH": str(files / "admin.sock"),
         "RAY_SERVE_HAPROXY_SERVER_STATE_BASE": str(files),
         "RAY_SERVE_HAPROXY_SERVER_STATE_FILE": str(files / "server-state"),
+        "RAY_SERVE_HAPROXY_METRICS_SOCKET_PATH": str(files / "metrics.sock"),
         "RAY_SERVE_FALLBACK_PROXY_HTTP_PORT": str(free_port(HAPROXY_HTTP_HOST)),
         "RAY_SERVE_FALLBACK_PROXY_GRPC_PORT": str(free_port(HAPROXY_HTTP_HOST)),
         # haproxy binds these on every interface; free ports, not the fixed 9101 and 8404
