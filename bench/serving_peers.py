@@ -29,6 +29,7 @@ sys.path.insert(0, str(ROOT))
 import httpx
 
 from bench import bad_inputs
+from bench.haproxy import HTTP_HOST, start_haproxy_head
 from bench.peer_servers import (
     Mishandled,
     Peer,
@@ -44,7 +45,6 @@ from bench.serving import FORESTS, deploy, our_apps, train
 from bench.wrk import WrkResult, require_wrk, run_wrk
 from cluster.models.examples import example_data
 from cluster.models.store import ModelStore
-from tests.support.ports import free_port
 from tests.support.ray_node import RayHead, start_head
 
 SECONDS = float(os.environ.get("BENCH_SECONDS", "3"))
@@ -53,51 +53,14 @@ ROWS = (1, 64)
 CONNS = (1, 16)
 OURS = ("ours", "ours-haproxy")
 ORDER = (*OURS, "mlserver", "bentoml", "fastapi-w2", "fastapi-w1")
-# Ray Serve 2.60's HAProxy ingress, read at `ray start` by every Ray process. Throughput-
-# optimized mode runs the user's code on the replica's event loop (no thread hop) and
-# buffers request logs. HAProxy gets one thread: this machine has 2 CPUs for everything.
-HAPROXY_ENV = {
-    "RAY_SERVE_ENABLE_HA_PROXY": "1",
-    "RAY_SERVE_THROUGHPUT_OPTIMIZED": "1",
-    "RAY_SERVE_HAPROXY_NBTHREAD": "1",
-}
-# HAProxy sends a replica on the same node to 127.0.0.1 (Ray's get_localhost_ip), so the
-# replicas' servers must listen there; this bench's head has one node.
-HAPROXY_HTTP_HOST = "127.0.0.1"
-
 Cell = tuple[str, int, int, int]  # variant, trees, rows, connections
 
 
-def start_haproxy_head(tmp: Path, store: ModelStore) -> RayHead:
-    """A second head (127.0.0.3) serving ours through Serve's HAProxy ingress; its haproxy
-    files and ports are this run's own, so nothing lands in /tmp/haproxy-serve."""
-    files = tmp / "hap"  # short: the admin socket's path must fit a Unix socket's limit
-    files.mkdir()
-    env = {
-        **HAPROXY_ENV,
-        "RAY_SERVE_HAPROXY_CONFIG_FILE_LOC": str(files / "haproxy.cfg"),
-        "RAY_SERVE_HAPROXY_SOCKET_PATH": str(files / "admin.sock"),
-        "RAY_SERVE_HAPROXY_SERVER_STATE_BASE": str(files),
-        "RAY_SERVE_HAPROXY_SERVER_STATE_FILE": str(files / "server-state"),
-        "RAY_SERVE_HAPROXY_METRICS_SOCKET_PATH": str(files / "metrics.sock"),
-        "RAY_SERVE_FALLBACK_PROXY_HTTP_PORT": str(free_port(HAPROXY_HTTP_HOST)),
-        "RAY_SERVE_FALLBACK_PROXY_GRPC_PORT": str(free_port(HAPROXY_HTTP_HOST)),
-        # haproxy binds these on every interface; free ports, not the fixed 9101 and 8404
-        "RAY_SERVE_HAPROXY_METRICS_PORT": str(free_port(HAPROXY_HTTP_HOST)),
-        "RAY_SERVE_HAPROXY_STATS_PORT": str(free_port(HAPROXY_HTTP_HOST)),
-    }
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
+def haproxy_head_with_ours(tmp: Path, store: ModelStore) -> RayHead:
+    """A second head (127.0.0.3) serving ours through Serve's HAProxy ingress."""
+    head = start_haproxy_head()
     try:
-        head = start_head(address="127.0.0.3", num_cpus=2)
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-    try:
-        asyncio.run(deploy(head, our_apps(store, tmp / "state-haproxy"), host=HAPROXY_HTTP_HOST))
+        asyncio.run(deploy(head, our_apps(store, tmp / "state-haproxy"), host=HTTP_HOST))
     except BaseException:
         head.stop()
         raise
@@ -136,8 +99,8 @@ def main() -> None:
         heads = [head]
         try:
             asyncio.run(deploy(head, our_apps(store, tmp / "state")))
-            heads.append(start_haproxy_head(tmp, store))
-            hap_url = f"http://{HAPROXY_HTTP_HOST}:{heads[1].serve_port}"
+            heads.append(haproxy_head_with_ours(tmp, store))
+            hap_url = f"http://{HTTP_HOST}:{heads[1].serve_port}"
             for trees in FORESTS:
                 onnx = store.root / f"rf{trees}" / "1" / "model.onnx"
                 peers = [

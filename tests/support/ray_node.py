@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -56,8 +57,14 @@ class RayHead:
 TEST_HEAD_ADDRESS = "127.0.0.2"
 
 
-def start_head(address: str = TEST_HEAD_ADDRESS, num_cpus: int = 2) -> RayHead:
-    """Start a head with token auth; its processes are found again through `temp_dir`."""
+def start_head(
+    address: str = TEST_HEAD_ADDRESS,
+    num_cpus: int = 2,
+    extra_env: Callable[[Path], dict[str, str]] | None = None,
+) -> RayHead:
+    """Start a head with token auth; its processes are found again through `temp_dir`.
+    `extra_env(temp_dir)`: more of Ray's settings for every process of this head (read at
+    start); files they name under temp_dir go when the head stops."""
     temp_dir = run_temp_dir("mlr-")  # short: Ray has socket path limits
     head = RayHead(
         address=address,
@@ -85,7 +92,8 @@ def start_head(address: str = TEST_HEAD_ADDRESS, num_cpus: int = 2) -> RayHead:
         "--disable-usage-stats",
         "--include-dashboard=true",
     ]  # fmt: skip
-    result = subprocess.run(cmd, env=head.env(), capture_output=True, text=True, timeout=120)
+    env = {**head.env(), **(extra_env(temp_dir) if extra_env else {})}
+    result = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
     if result.returncode != 0:
         head.stop()
         raise RuntimeError(

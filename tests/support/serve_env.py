@@ -30,6 +30,7 @@ class ServeEnv:
     state_dir: Path
     specs: dict[str, AppSpec] = field(default_factory=dict)
     key: str = field(default_factory=lambda: secrets.token_hex(32), repr=False)
+    http_host: str | None = None  # where Serve listens; the head's address if None
 
     @property
     def keys_file(self) -> Path:
@@ -68,7 +69,9 @@ class ServeEnv:
         self.specs[spec.app] = spec
         entry = [{"key": self.key, "until": None}]
         self.keys_file.write_text(json.dumps({"apps": {app: entry for app in self.specs}}))
-        config = serve_config(list(self.specs.values()), self.head.address, self.head.serve_port)
+        config = serve_config(
+            list(self.specs.values()), self.http_host or self.head.address, self.head.serve_port
+        )
         async with self.api() as api:
             await api.deploy(config)
             if wait:
