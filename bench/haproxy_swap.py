@@ -75,6 +75,7 @@ async def switch_under_load(env: ServeEnv, rows: list[list[float]]) -> Outcome:
 
 
 def run(head: RayHead, store: ModelStore, state: Path, http_host: str | None) -> Outcome:
+    state.mkdir()
     env = ServeEnv(head, store, state, http_host=http_host)
     _, X_test, _, _, _ = example_data()
     return asyncio.run(switch_under_load(env, X_test[:1].tolist()))
