@@ -41,6 +41,25 @@ class Outcome:
     failures: Counter[str]
     seconds: float
     switch_s: list[float]
+    bursts_s: list[float]  # each run of failures (gaps under BURST_GAP_S), first to last
+
+
+BURST_GAP_S = 0.25
+
+
+def bursts(times: list[float]) -> list[float]:
+    """How long each burst of failures lasted: times closer than BURST_GAP_S are one."""
+    out: list[float] = []
+    start = prev = None
+    for t in sorted(times):
+        if prev is None or t - prev > BURST_GAP_S:
+            if start is not None and prev is not None:
+                out.append(prev - start)
+            start = t
+        prev = t
+    if start is not None and prev is not None:
+        out.append(prev - start)
+    return out
 
 
 async def switch_under_load(env: ServeEnv, rows: list[list[float]]) -> Outcome:
@@ -81,6 +100,13 @@ def run(head: RayHead, store: ModelStore, state: Path, http_host: str | None) ->
     return asyncio.run(switch_under_load(env, X_test[:1].tolist()))
 
 
+def burst_text(spans: list[float]) -> str:
+    if not spans:
+        return "-"
+    ms = sorted(1000 * x for x in spans)
+    return f"{len(ms)} bursts of {ms[0]:.0f}-{ms[-1]:.0f} ms"
+
+
 def render(outcomes: dict[str, Outcome]) -> str:
     lines = [
         "## Blue/green switches under load: Serve's proxy against the HAProxy ingress "
@@ -93,14 +119,15 @@ def render(outcomes: dict[str, Outcome]) -> str:
         f"to the other in one config PUT (as `swap` does), {PAUSE_S:g} s apart once the new "
         f"version answers, under {CONCURRENCY} clients sending one row at a time.",
         "",
-        "| ingress | requests | failed | what the failed ones got | run | a switch, until it answers |",
-        "|---|---|---|---|---|---|",
+        "| ingress | requests | failed | what the failed ones got | failures came in | run | a switch, until it answers |",
+        "|---|---|---|---|---|---|---|",
     ]
     for name, o in outcomes.items():
         what = ", ".join(f"{n} x {k}" for k, n in o.failures.most_common()) or "-"
         lines.append(
             f"| {name} | {o.sent:,} | {o.failed:,} ({100 * o.failed / max(o.sent, 1):.1f}%) "
-            f"| {what} | {o.seconds:.1f} s | {min(o.switch_s):.1f}-{max(o.switch_s):.1f} s |"
+            f"| {what} | {burst_text(o.bursts_s)} | {o.seconds:.1f} s "
+            f"| {min(o.switch_s):.1f}-{max(o.switch_s):.1f} s |"
         )
     serve, hap = outcomes.get("Serve's proxy"), outcomes.get("HAProxy")
     if serve and hap:
