@@ -90,7 +90,8 @@ async def switch_under_load(env: ServeEnv, rows: list[list[float]]) -> Outcome:
         stop.set()
     result = await load
     kinds = Counter(f.split(":", 1)[0] for f in result.failures)
-    return Outcome(result.sent, result.failed, kinds, time.perf_counter() - t0, switch_s)
+    elapsed = time.perf_counter() - t0
+    return Outcome(result.sent, result.failed, kinds, elapsed, switch_s, bursts(result.failed_at))
 
 
 def run(head: RayHead, store: ModelStore, state: Path, http_host: str | None) -> Outcome:
