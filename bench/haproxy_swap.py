@@ -140,8 +140,10 @@ def render(outcomes: dict[str, Outcome]) -> str:
                 f"{hap.sent:,} did. "
                 + (
                     "The HAProxy ingress regenerates haproxy's routes from each application's "
-                    "state as Serve applies the new config, so for a while after each PUT the "
-                    "route belongs to neither version and haproxy answers it with its own 404. "
+                    "state as Serve applies the new config; for a moment after each PUT no "
+                    "application holds the route, and haproxy answers it from its default "
+                    "backend: a 404. Those answers are immediate, so a short gap fails many "
+                    "requests. "
                     "That is why `apply` keeps Serve's proxy: the swaps' promise is 0 failed "
                     "requests."
                     if hap.failed
