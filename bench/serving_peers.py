@@ -8,7 +8,8 @@ Peers (bench/peers/, each from its own venv, set up as its documentation shows):
   ours         this project's serving path on Ray Serve, 2 replicas, monitor on
   ours-haproxy the same applications on a head started with Ray Serve's HAProxy ingress
                (requests go from haproxy straight to the replicas' own HTTP servers, not
-               through Serve's Python proxy and an RPC); not what `apply` deploys yet
+               through Serve's Python proxy and an RPC); not what `apply` deploys, as
+               its route moves drop requests (bench/haproxy_swap.py)
 
 Every peer's labels for 64 holdout rows must equal ours before anything is timed. Cells:
 100- and 500-tree forests x 1 or 64 rows x concurrency 1 or 16, driven by wrk, best of
@@ -212,7 +213,7 @@ def render(
         "- **ours-haproxy**: the same applications on a second head started with Ray Serve's "
         "HAProxy ingress (`RAY_SERVE_ENABLE_HA_PROXY=1`, `RAY_SERVE_THROUGHPUT_OPTIMIZED=1`): "
         "haproxy forwards each request to an HTTP server inside a replica. **Not what `apply` "
-        "deploys yet**; measured to see what the proxy costs.",
+        "deploys**: its route moves drop requests (bench/haproxy_swap.py).",
         "",
         "| forest | rows | conc | " + " | ".join([*ours_all, *peers]) + " |",
         "|---|---|---|" + "---|" * (len(ours_all) + len(peers)),
