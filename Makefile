@@ -46,6 +46,7 @@ bench: $(STAMP) test-tools
 	$(BIN)/python bench/check_fanout.py
 	$(BIN)/python bench/serving.py
 	$(BIN)/python bench/tls.py
+	$(BIN)/python bench/monitor_ab.py
 	$(BIN)/python bench/apply_fanout.py
 	$(BIN)/python bench/telemetry.py
 	$(BIN)/python bench/telemetry_fleet.py

@@ -9,6 +9,7 @@ Serve's proxy. `apply` deploys Serve's proxy anyway; this run shows why: the sam
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 import tempfile
 import time
@@ -159,6 +160,7 @@ def main() -> None:
         tmp = Path(tmp_name)
         store = ModelStore(tmp / "models")
         make_examples(store)
+        os.environ["PYTHONPATH"] = str(ROOT)  # Ray workers import serving from here
         outcomes: dict[str, Outcome] = {}
         for name, start, host in (
             ("Serve's proxy", start_head, None),

@@ -96,6 +96,7 @@ def main() -> None:
         tmp = Path(tmp_name)
         store = ModelStore(tmp / "models")
         pickles = train(tmp, store)
+        os.environ["PYTHONPATH"] = str(ROOT)  # Ray workers import serving from here
         head = start_head(num_cpus=2)
         heads = [head]
         try:
