@@ -27,6 +27,7 @@ from starlette.responses import Response
 from serving.auth import KeyCheck, Unauthorized, unauthorized
 from serving.body import predict_body_limit, read_body
 from serving.drift import FeatureBins
+from serving.handles import on_loop
 from serving.instances import Batch, InstanceParser
 from serving.labels import LabelChecker, LabelError
 from serving.monitor.records import PredictionBlock, RecordBuffer
@@ -224,9 +225,10 @@ class ModelServer:
     async def _ask_monitor(self, method: str, *args: Any) -> Any:
         """A call to the app's monitor, or MonitorUnavailable (a 503) when it is down or slow."""
         assert self._monitor is not None
+        monitor = on_loop(self._monitor)
         try:
             return await asyncio.wait_for(
-                getattr(self._monitor, method).remote(*args), MONITOR_TIMEOUT_S
+                getattr(monitor, method).remote(*args), MONITOR_TIMEOUT_S
             )
         except UNAVAILABLE as exc:
             raise MonitorUnavailable(
@@ -396,8 +398,10 @@ class ModelServer:
             log.warning("shadow call to %s failed: %s", app, exc)
 
     def _handle(self, app: str) -> DeploymentHandle:
+        """The canary's or shadow's handle; called on the loop that serves requests."""
         if app not in self._handles:
-            self._handles[app] = serve.get_deployment_handle("ModelServer", app_name=app)
+            handle = serve.get_deployment_handle("ModelServer", app_name=app)
+            self._handles[app] = on_loop(handle)
         return self._handles[app]
 
     # -- monitor feed ---------------------------------------------------------------
