@@ -3,28 +3,27 @@ forest, rows and concurrency cell), measured so that noise cannot pass for a cos
 
 One Ray head serves the same forests twice, 2 replicas each: `ours{trees}` with its monitor
 (every prediction recorded, drift binned, labels joined) and `ours{trees}-nomon` without.
-Each round of a cell runs off, on, off back to back and compares on with the mean of the two
-off runs, so a machine that slows down or speeds up within the round does not pass for the
-monitor; the two off runs' own ratio is the noise floor. The head's Serve processes' CPU per
-request (proxy, replicas, monitor, from /proc) is read around every run too.
+Off and on take short turns, many per cell (bench/ab_turns.py), so the machine's own drift
+does not pass for the monitor. The head's Serve processes' CPU per request (proxy, replicas,
+monitor, from /proc) is read around every turn too.
 
-Run: `.venv/bin/python bench/monitor_ab.py` (part of `make bench`); BENCH_SECONDS and
-BENCH_ROUNDS tune it.
+Run: `.venv/bin/python bench/monitor_ab.py` (part of `make bench`); BENCH_SECONDS (one turn)
+and BENCH_PAIRS tune it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
-import statistics
 import sys
 import tempfile
-from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.ab_turns import Cell, spread, take_turns
 from bench.report import machine, write_section
 from bench.serving import FORESTS, REPLICAS, bodies, deploy, train
 from bench.wrk import WrkResult, require_wrk, run_wrk
@@ -32,22 +31,10 @@ from cluster.models.store import ModelStore
 from cluster.serve.config import AppSpec, VersionSpec, applications
 from tests.support.ray_node import RayHead, proc_stats, processes_under, start_head
 
-SECONDS = float(os.environ.get("BENCH_SECONDS", "4"))
-ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
+SECONDS = float(os.environ.get("BENCH_SECONDS", "2"))  # one turn
+PAIRS = int(os.environ.get("BENCH_PAIRS", "8"))  # turns of off and on per cell
 CELLS = [(t, r, c) for t in FORESTS for r in (1, 64) for c in (1, 16)]
 GOAL = 0.9
-
-
-@dataclass
-class Cell:
-    """One cell's rounds: monitor off before, on, off after, and CPU per request of each."""
-
-    off: list[WrkResult] = field(default_factory=list)
-    on: list[WrkResult] = field(default_factory=list)
-    ratios: list[float] = field(default_factory=list)  # on / mean of the round's two off
-    floors: list[float] = field(default_factory=list)  # off after / off before
-    off_ms: list[float] = field(default_factory=list)  # the head's Serve CPU ms per request
-    on_ms: list[float] = field(default_factory=list)
 
 
 def apps(store: ModelStore, state: Path) -> list[dict]:  # type: ignore[type-arg]
@@ -98,32 +85,17 @@ def main() -> None:
         head = start_head(num_cpus=2)
         try:
             asyncio.run(deploy(head, apps(store, tmp / "state")))
-            for _ in range(ROUNDS):
-                for (trees, rows, conns), cell in cells.items():
-                    on_url = f"{head.serve_url}/ours{trees}/predict"
-                    off_url = f"{head.serve_url}/ours{trees}-nomon/predict"
-                    for url in (off_url, on_url):  # warm both, then off, on, off
-                        run_wrk(url, body[rows], connections=conns, seconds=1)
-                    before, ms0 = timed(head, off_url, body[rows], conns)
-                    on, ms1 = timed(head, on_url, body[rows], conns)
-                    after, ms2 = timed(head, off_url, body[rows], conns)
-                    base = (before.requests_per_s + after.requests_per_s) / 2
-                    cell.off += [before, after]
-                    cell.on.append(on)
-                    cell.ratios.append(on.requests_per_s / base if base else 0.0)
-                    cell.floors.append(
-                        after.requests_per_s / before.requests_per_s
-                        if before.requests_per_s
-                        else 0.0
-                    )
-                    cell.off_ms += [ms0, ms2]
-                    cell.on_ms.append(ms1)
-                    print(
-                        f"rf{trees:<4} rows={rows:<3} c={conns:<3} off {before.requests_per_s:7.1f} "
-                        f"on {on.requests_per_s:7.1f} off {after.requests_per_s:7.1f} "
-                        f"ratio {cell.ratios[-1]:.2f}  Serve CPU ms/req {ms0:.2f} {ms1:.2f} {ms2:.2f}",
-                        flush=True,
-                    )
+            for (trees, rows, conns), cell in cells.items():
+                on_url = f"{head.serve_url}/ours{trees}/predict"
+                off_url = f"{head.serve_url}/ours{trees}-nomon/predict"
+                for url in (off_url, on_url):  # warm both
+                    run_wrk(url, body[rows], connections=conns, seconds=1)
+                off = partial(timed, head, off_url, body[rows], conns)
+                take_turns(cell, off, partial(timed, head, on_url, body[rows], conns), PAIRS)
+                print(
+                    f"rf{trees:<4} rows={rows:<3} c={conns:<3} off against on: {cell.progress()}",
+                    flush=True,
+                )
         finally:
             head.stop()
     report = render(cells)
@@ -132,46 +104,38 @@ def main() -> None:
 
 
 def render(cells: dict[tuple[int, int, int], Cell]) -> str:
-    med = statistics.median
     lines = [
         "## The monitor's cost, on against off (`bench/monitor_ab.py`)",
         "",
         f"Measured {machine()}. One head serving each forest twice (2 replicas each): with "
-        f"its monitor and without. wrk on the same CPUs; {SECONDS:g} s per run after a 1 s "
-        f"warm-up, {ROUNDS} rounds per cell, each round off, on, off back to back. Ratio: on "
-        "over the mean of its round's two off runs; noise floor: the second off run over the "
-        "first. Serve CPU: the head's proxy, replicas and monitors, CPU time per request "
-        "answered, from /proc.",
+        f"its monitor and without. wrk on the same CPUs; per cell a 1 s warm-up of each, then "
+        f"{PAIRS} turns of off and on, {SECONDS:g} s each, in off-on, on-off order "
+        "(bench/ab_turns.py). Ratio: on's requests over off's, all turns together; single "
+        "turns: the lowest and highest on/off of one pair of turns. Serve CPU: the head's "
+        "proxy, replicas and monitors, CPU time per request answered, from /proc (medians).",
         "",
-        "| forest | rows/req | conc | off req/s | on req/s | on / off (median, range) "
-        "| noise floor (range) | off p99 ms | on p99 ms | Serve CPU ms/req off | on |",
+        "| forest | rows/req | conc | off req/s | on req/s | on / off | single turns "
+        "| off p99 ms | on p99 ms | Serve CPU ms/req off | on |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for (trees, rows, conns), c in cells.items():
-        lines.append(
-            f"| {trees} | {rows} | {conns} | {med(r.requests_per_s for r in c.off):.1f} "
-            f"| {med(r.requests_per_s for r in c.on):.1f} "
-            f"| {med(c.ratios):.2f}x ({min(c.ratios):.2f}-{max(c.ratios):.2f}) "
-            f"| {min(c.floors):.2f}-{max(c.floors):.2f} "
-            f"| {med(r.p99_ms for r in c.off):.1f} | {med(r.p99_ms for r in c.on):.1f} "
-            f"| {med(c.off_ms):.2f} | {med(c.on_ms):.2f} |"
-        )
-    worst_key = min(cells, key=lambda k: med(cells[k].ratios))
-    worst = med(cells[worst_key].ratios)
-    floors = [f for c in cells.values() for f in c.floors]
-    errors = sum(r.errors for c in cells.values() for r in (*c.off, *c.on))
-    extra_ms = [med(c.on_ms) - med(c.off_ms) for c in cells.values()]
+        lines.append(f"| {trees} | {rows} | {conns} " + c.columns())
+    worst_key = min(cells, key=lambda k: cells[k].ratio)
+    worst = cells[worst_key].ratio
+    low, high = spread(cells)
+    errors = sum(c.errors for c in cells.values())
+    extra = [c.extra_ms() for c in cells.values()]
     lines += [
         "",
-        f"**Goal (monitor on >= {GOAL}x off, every cell, median of rounds): "
+        f"**Goal (monitor on >= {GOAL}x off, every cell): "
         f"{'met' if worst >= GOAL else 'not met'} in this run.** The lowest cell is "
         f"{worst_key[0]} trees, {worst_key[1]} row(s), concurrency {worst_key[2]} at "
         f"{worst:.2f}x. Errors over all runs: {errors}. The goal asks for three consecutive "
         "runs; each run rewrites this section, so the runs are listed below it.",
         "",
-        f"How far to trust it: the same off run repeated within a round moved by a factor of "
-        f"{min(floors):.2f} to {max(floors):.2f}; the medians are what to read. By CPU, the "
-        f"monitor added {min(extra_ms):.2f} to {max(extra_ms):.2f} ms per request across the "
+        f"How far to trust it: one pair of {SECONDS:g} s turns alone gave on/off between "
+        f"{low:.2f} and {high:.2f}, so only the ratio over all turns is worth reading. By CPU, "
+        f"the monitor added {min(extra):.2f} to {max(extra):.2f} ms per request across the "
         "cells (medians of on minus off; background threads included, so no finer than the "
         "ratios).",
     ]
