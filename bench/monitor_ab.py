@@ -32,7 +32,7 @@ from cluster.serve.config import AppSpec, VersionSpec, applications
 from tests.support.ray_node import RayHead, proc_stats, processes_under, start_head
 
 SECONDS = float(os.environ.get("BENCH_SECONDS", "2"))  # one turn
-PAIRS = int(os.environ.get("BENCH_PAIRS", "8"))  # turns of off and on per cell
+PAIRS = int(os.environ.get("BENCH_PAIRS", "10"))  # turns of off and on per cell
 CELLS = [(t, r, c) for t in FORESTS for r in (1, 64) for c in (1, 16)]
 GOAL = 0.9
 

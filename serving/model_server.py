@@ -37,7 +37,7 @@ from serving.traffic import Traffic, TrafficConfigError
 from serving.validation import BadRequest, parse_json
 
 log = logging.getLogger("ray.serve")
-FLUSH_EVERY_S = 0.5  # each flush is a call to the monitor; /feedback flushes first anyway
+FLUSH_EVERY_S = 1.0  # each flush is a call to the monitor; /feedback flushes first anyway
 MAX_BUFFERED = 50_000  # prediction records kept for the monitor if it is slow or away
 MAX_FEEDBACK_RECORDS = 10_000  # per /feedback request; more is a 413
 FEEDBACK_BYTES_PER_RECORD = 256  # a record is ~50 bytes; the body cap leaves ample room
@@ -227,9 +227,7 @@ class ModelServer:
         assert self._monitor is not None
         monitor = on_loop(self._monitor)
         try:
-            return await asyncio.wait_for(
-                getattr(monitor, method).remote(*args), MONITOR_TIMEOUT_S
-            )
+            return await asyncio.wait_for(getattr(monitor, method).remote(*args), MONITOR_TIMEOUT_S)
         except UNAVAILABLE as exc:
             raise MonitorUnavailable(
                 f"the monitor of {self.app} is unavailable ({type(exc).__name__}); retry shortly"
