@@ -79,11 +79,12 @@ class Cell:
 
 def take_turns(cell: Cell, a: Run, b: Run, pairs: int) -> None:
     """`pairs` turns of A and B, ordered A B, B A, A B, ... into `cell`."""
+    sides = ((a, cell.a, cell.a_ms), (b, cell.b, cell.b_ms))
     for i in range(pairs):
-        for side in ("a", "b") if i % 2 == 0 else ("b", "a"):
-            result, ms = (a if side == "a" else b)()
-            (cell.a if side == "a" else cell.b).append(result)
-            (cell.a_ms if side == "a" else cell.b_ms).append(ms)
+        for run, results, costs in sides if i % 2 == 0 else sides[::-1]:
+            result, ms = run()
+            results.append(result)
+            costs.append(ms)
 
 
 def spread(cells: dict[tuple[int, int, int], Cell]) -> tuple[float, float]:

@@ -2,8 +2,8 @@
 
 A replica's DeploymentHandle runs its router on a thread of its own by default: every call
 crosses threads twice and that thread's loop competes for the GIL with the replica's own.
-For the monitor feed (two flushes a second per replica) that thread cost about 3.5% of the
-replica's samples in a py-spy profile, more than the flush itself; canary and shadow calls
+For the monitor feed (then two flushes a second per replica, now one) that thread cost about
+3.5% of the replica's samples in a py-spy profile, more than the flush itself; canary and shadow calls
 (one per request) pay the crossing every time. Serve's throughput-optimized mode runs
 routers on the caller's loop instead: the same router, the same replica choice.
 """
